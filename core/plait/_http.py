@@ -1,0 +1,169 @@
+"""HTTP plumbing every provider plugin shares: vendor failures to plait's typed errors.
+
+``error_for_response`` turns an error status into the matching ``ProviderError``;
+``http_errors`` translates what httpx raises (timeouts, dropped connections) and a reply
+body that is not JSON. Messages carry the vendor's own words, never request headers, and
+credential-looking tokens are masked in case a vendor echoes a key back.
+
+httpx is imported on first use, not at import time, so ``import plait`` stays light for
+plugin registration; by the time these run the caller already holds an httpx client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
+
+from ._errors import (
+    AuthenticationError,
+    BadRequest,
+    ModelNotFound,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimited,
+)
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["error_for_response", "http_errors", "parse_retry_after"]
+
+_EXCERPT = 200
+
+# Vendors sometimes echo a key, whole or partly masked ("sk-abc***wxyz"), in an error.
+_CREDENTIAL = re.compile(
+    r"\b(?:sk|gsk|xai)[-_][\w*-]{8,}"  # OpenAI, Anthropic, OpenRouter, Groq, xAI style keys
+    r"|\bAIza[\w-]{16,}"  # Google API keys
+    r"|\b[A-Za-z0-9]{40,}\b"  # long opaque tokens (Together and other bearer keys)
+    r"|[\w.-]*\*{3,}[\w*.-]*"  # a key the vendor masked but still partly showed
+)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value: delta seconds or an HTTP date.
+
+    ``None`` when absent or unreadable; never negative.
+    """
+    if value is None or not value.strip():
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:  # RFC 9110 dates are GMT
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return max(seconds, 0.0)
+
+
+def error_for_response(
+    response: httpx.Response, *, provider: str, model: str, message: str | None = None
+) -> ProviderError:
+    """The typed error for an HTTP error reply (raise it: ``raise error_for_response(...)``).
+
+    401/403 ``AuthenticationError``, 404 ``ModelNotFound``, 429 ``RateLimited`` (with
+    ``retry_after`` from ``retry-after-ms`` or ``Retry-After``), 408/409/5xx
+    ``ProviderUnavailable`` (retryable), other 4xx ``BadRequest``. ``message`` is what the
+    caller extracted from the vendor's body; without it the usual ``{"error": {"message":
+    ...}}`` shapes are read, then a short excerpt of the body.
+    """
+    status = response.status_code
+    text = _redact(message if message is not None else _vendor_message(response))
+    where: dict[str, Any] = {"provider": provider, "model": model, "status": status}
+    if status in (401, 403):
+        return AuthenticationError(text or "authentication failed", **where)
+    if status == 404:
+        return ModelNotFound(text or "model not found", **where)
+    if status == 429:
+        return RateLimited(text or "rate limited", retry_after=_retry_after(response), **where)
+    if status in (408, 409) or status >= 500:
+        return ProviderUnavailable(text or "service unavailable", **where)
+    if 400 <= status < 500:
+        return BadRequest(text or "bad request", **where)
+    return ProviderError(text or f"unexpected HTTP status {status}", **where)
+
+
+@contextlib.contextmanager
+def http_errors(provider: str, model: str) -> Iterator[None]:
+    """Translate the failures of one HTTP exchange into ``ProviderUnavailable`` (retryable).
+
+    Covers httpx timeouts and transport errors (refused or dropped connections) and a reply
+    body that is not JSON, so wrap the request and ``response.json()``::
+
+        with plait.http_errors("openai", request.model):
+            response = await client.post(url, json=body, headers=headers)
+            if response.is_error:
+                raise plait.error_for_response(response, provider="openai", model=...)
+            data = response.json()
+    """
+    import httpx
+
+    def unavailable(message: str) -> ProviderUnavailable:
+        return ProviderUnavailable(message, provider=provider, model=model)
+
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise unavailable(f"request timed out ({type(exc).__name__})") from exc
+    except httpx.TransportError as exc:
+        raise unavailable(f"connection failed: {_redact(str(exc)) or type(exc).__name__}") from exc
+    except json.JSONDecodeError as exc:
+        raise unavailable(f"the reply is not valid JSON: {_redact(_excerpt(exc.doc))!r}") from exc
+    except UnicodeDecodeError as exc:
+        raise unavailable("the reply is not valid UTF-8 JSON") from exc
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    millis = response.headers.get("retry-after-ms")
+    if millis is not None:
+        try:
+            seconds = float(millis) / 1000
+        except ValueError:
+            pass
+        else:
+            if math.isfinite(seconds):
+                return max(seconds, 0.0)
+    return parse_retry_after(response.headers.get("retry-after"))
+
+
+def _vendor_message(response: httpx.Response) -> str:
+    import httpx
+
+    try:
+        content = response.content
+    except httpx.ResponseNotRead:  # a streamed reply nobody read: say nothing rather than block
+        return ""
+    try:
+        body = json.loads(content)
+    except ValueError:  # not JSON (a proxy's HTML page, plain text): show the start of it
+        return _excerpt(content.decode("utf-8", "replace"))
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return str(error["message"])  # OpenAI, Anthropic, Gemini and most compatibles
+        if isinstance(error, str):
+            return error  # Ollama's native shape
+        for key in ("message", "detail"):  # plain servers, FastAPI
+            if isinstance(body.get(key), str):
+                return str(body[key])
+    return _excerpt(content.decode("utf-8", "replace"))
+
+
+def _excerpt(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= _EXCERPT else flat[: _EXCERPT - 1] + "…"
+
+
+def _redact(text: str) -> str:
+    return _CREDENTIAL.sub("[redacted]", text).strip()

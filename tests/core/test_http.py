@@ -1,0 +1,301 @@
+"""plait._http: HTTP replies and httpx failures become plait's typed errors."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import httpx
+import plait
+import pytest
+from plait._http import parse_retry_after
+
+KEY = "sk-proj-Zx81TESTKEYdoNotLeak0000aaaa"
+
+
+def reply(
+    status: int, body: object = None, headers: dict[str, str] | None = None
+) -> httpx.Response:
+    request = httpx.Request(
+        "POST",
+        "https://api.example.test/v1/chat",
+        headers={"Authorization": f"Bearer {KEY}", "x-api-key": KEY},
+    )
+    if body is None or isinstance(body, bytes):
+        return httpx.Response(status, content=body or b"", headers=headers, request=request)
+    return httpx.Response(status, json=body, headers=headers, request=request)
+
+
+def error_for(
+    status: int,
+    body: object = None,
+    headers: dict[str, str] | None = None,
+    message: str | None = None,
+) -> plait.ProviderError:
+    return plait.error_for_response(
+        reply(status, body, headers), provider="acme", model="m-1", message=message
+    )
+
+
+def assert_no_key(error: BaseException) -> None:
+    assert KEY not in str(error)
+    assert KEY not in repr(error.args)
+    assert "Zx81TESTKEY" not in str(error)
+
+
+# -- parse_retry_after ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("7", 7.0),
+        ("1.5", 1.5),
+        (" 30 ", 30.0),
+        ("0", 0.0),
+        ("-3", 0.0),
+        (None, None),
+        ("", None),
+        ("soon", None),
+        ("nan", None),
+        ("inf", None),
+    ],
+)
+def test_parse_retry_after_seconds(value: str | None, expected: float | None) -> None:
+    assert parse_retry_after(value) == expected
+
+
+def test_parse_retry_after_http_date_in_the_future() -> None:
+    when = datetime.now(UTC) + timedelta(seconds=120)
+    seconds = parse_retry_after(format_datetime(when, usegmt=True))
+    assert seconds is not None
+    assert 100 < seconds <= 120
+
+
+def test_parse_retry_after_http_date_in_the_past_is_zero() -> None:
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+
+
+# -- error_for_response -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "cls"),
+    [
+        (401, plait.AuthenticationError),
+        (403, plait.AuthenticationError),
+        (404, plait.ModelNotFound),
+        (429, plait.RateLimited),
+        (408, plait.ProviderUnavailable),
+        (409, plait.ProviderUnavailable),
+        (500, plait.ProviderUnavailable),
+        (502, plait.ProviderUnavailable),
+        (503, plait.ProviderUnavailable),
+        (529, plait.ProviderUnavailable),
+        (400, plait.BadRequest),
+        (413, plait.BadRequest),
+        (422, plait.BadRequest),
+    ],
+)
+def test_status_maps_to_typed_error(status: int, cls: type[plait.ProviderError]) -> None:
+    error = error_for(status, {"error": {"message": "vendor says no"}})
+    assert type(error) is cls
+    assert (error.provider, error.model, error.status) == ("acme", "m-1", status)
+    assert error.message == "vendor says no"
+    assert str(error) == f"acme:m-1: vendor says no (HTTP {status})"
+
+
+def test_only_transient_failures_are_retryable() -> None:
+    assert error_for(500).retryable
+    assert error_for(408).retryable
+    assert error_for(429).retryable
+    assert not error_for(400).retryable
+    assert not error_for(401).retryable
+    assert not error_for(404).retryable
+
+
+def test_unexpected_status_is_a_plain_provider_error() -> None:
+    error = error_for(302, b"moved")
+    assert type(error) is plait.ProviderError
+    assert not error.retryable
+
+
+def test_callers_message_wins() -> None:
+    error = error_for(400, {"error": {"message": "generic"}}, message="the real reason")
+    assert error.message == "the real reason"
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            {"type": "error", "error": {"type": "invalid_request_error", "message": "anthropic"}},
+            "anthropic",
+        ),
+        ({"error": {"code": 400, "message": "gemini", "status": "INVALID_ARGUMENT"}}, "gemini"),
+        ({"error": "ollama"}, "ollama"),
+        ({"detail": "fastapi"}, "fastapi"),
+        ({"message": "plain"}, "plain"),
+    ],
+)
+def test_vendor_message_shapes(body: object, expected: str) -> None:
+    assert error_for(400, body).message == expected
+
+
+def test_non_json_body_falls_back_to_a_short_excerpt() -> None:
+    page = b"<html>\n  <body>Bad   gateway</body>" + b"x" * 1000
+    error = error_for(502, page)
+    assert error.message.startswith("<html> <body>Bad gateway</body>")
+    assert len(error.message) <= 200
+
+
+def test_empty_body_gets_a_default_message() -> None:
+    assert error_for(404).message == "model not found"
+    assert error_for(503).message == "service unavailable"
+
+
+def test_unread_streamed_body_is_not_read() -> None:
+    response = httpx.Response(500, stream=httpx.ByteStream(b"boom"))
+    error = plait.error_for_response(response, provider="acme", model="m-1")
+    assert isinstance(error, plait.ProviderUnavailable)
+    assert error.message == "service unavailable"
+    assert not response.is_stream_consumed
+
+
+def test_rate_limited_reads_retry_after_seconds() -> None:
+    error = error_for(429, {"error": {"message": "slow down"}}, {"Retry-After": "12"})
+    assert isinstance(error, plait.RateLimited)
+    assert error.retry_after == 12.0
+
+
+def test_rate_limited_prefers_retry_after_ms() -> None:
+    error = error_for(429, None, {"retry-after-ms": "1500", "retry-after": "2"})
+    assert isinstance(error, plait.RateLimited)
+    assert error.retry_after == 1.5
+
+
+def test_rate_limited_reads_an_http_date() -> None:
+    when = datetime.now(UTC) + timedelta(seconds=60)
+    error = error_for(429, None, {"Retry-After": format_datetime(when, usegmt=True)})
+    assert isinstance(error, plait.RateLimited)
+    assert error.retry_after is not None
+    assert 40 < error.retry_after <= 60
+
+
+def test_rate_limited_without_header_has_no_retry_after() -> None:
+    error = error_for(429, None, {"retry-after-ms": "garbage"})
+    assert isinstance(error, plait.RateLimited)
+    assert error.retry_after is None
+
+
+@pytest.mark.parametrize(
+    "echoed",
+    [
+        KEY,
+        "sk-ant-api03-abcdefghijklmnop",
+        "AIzaSyA1234567890abcdefghijklmnop",
+        "gsk_abcdefghijklmnopqrstuvwxyz012345",
+        "a" * 32 + "0123456789ab",
+        "sk-proj-abc1********************wxyz",
+        "sk-abc***wxyz",
+    ],
+)
+def test_echoed_keys_are_masked(echoed: str) -> None:
+    body = {"error": {"message": f"Incorrect API key provided: {echoed}. See docs."}}
+    error = error_for(401, body)
+    assert echoed not in str(error)
+    assert "[redacted]" in error.message
+    assert error.message.startswith("Incorrect API key provided:")
+    assert_no_key(error)
+
+
+def test_model_names_survive_masking() -> None:
+    message = "The model `gpt-4o-mini-2024-07-18` does not exist or you do not have access to it."
+    assert error_for(404, {"error": {"message": message}}).message == message
+
+
+def test_request_headers_never_reach_the_error() -> None:
+    for status in (400, 401, 404, 429, 500):
+        error = error_for(status, b"oops")
+        assert_no_key(error)
+        assert "Bearer" not in str(error)
+
+
+# -- http_errors ------------------------------------------------------------------------
+
+
+def client_raising(exc: Exception) -> httpx.AsyncClient:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise exc
+
+    return httpx.AsyncClient(transport=httpx.MockTransport(handler))
+
+
+async def post(client: httpx.AsyncClient) -> None:
+    with plait.http_errors("acme", "m-1"):
+        await client.post(
+            "https://api.example.test/v1/chat", headers={"Authorization": f"Bearer {KEY}"}, json={}
+        )
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        httpx.ConnectTimeout("connect timed out"),
+        httpx.ReadTimeout("read timed out"),
+        httpx.PoolTimeout("pool"),
+    ],
+)
+async def test_timeouts_become_retryable_unavailable(exc: Exception) -> None:
+    async with client_raising(exc) as client:
+        with pytest.raises(plait.ProviderUnavailable) as caught:
+            await post(client)
+    error = caught.value
+    assert error.retryable
+    assert error.__cause__ is exc
+    assert str(error) == f"acme:m-1: request timed out ({type(exc).__name__})"
+    assert_no_key(error)
+
+
+async def test_connection_errors_become_retryable_unavailable() -> None:
+    exc = httpx.ConnectError("[Errno 111] Connection refused")
+    async with client_raising(exc) as client:
+        with pytest.raises(plait.ProviderUnavailable) as caught:
+            await post(client)
+    assert caught.value.retryable
+    assert caught.value.__cause__ is exc
+    assert caught.value.message == "connection failed: [Errno 111] Connection refused"
+    assert_no_key(caught.value)
+
+
+async def test_dropped_connection_is_retryable() -> None:
+    async with client_raising(httpx.RemoteProtocolError("Server disconnected")) as client:
+        with pytest.raises(plait.ProviderUnavailable, match="Server disconnected"):
+            await post(client)
+
+
+def test_malformed_json_reply_is_retryable_unavailable() -> None:
+    response = reply(200, b'{"choices": [ <html>')
+    with pytest.raises(plait.ProviderUnavailable) as caught, plait.http_errors("acme", "m-1"):
+        response.json()
+    assert caught.value.retryable
+    assert isinstance(caught.value.__cause__, json.JSONDecodeError)
+    assert "not valid JSON" in caught.value.message
+    assert '{"choices": [ <html>' in caught.value.message
+
+
+def test_non_utf8_reply_is_retryable_unavailable() -> None:
+    response = reply(200, b'{"a": "\xff\xfe\xfa"}')
+    with (
+        pytest.raises(plait.ProviderUnavailable, match="not valid"),
+        plait.http_errors("acme", "m-1"),
+    ):
+        response.json()
+
+
+def test_other_errors_pass_through_untouched() -> None:
+    with pytest.raises(KeyError), plait.http_errors("acme", "m-1"):
+        raise KeyError("not ours")
+    with pytest.raises(plait.BadRequest), plait.http_errors("acme", "m-1"):
+        raise error_for(400)
