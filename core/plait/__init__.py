@@ -1,0 +1,112 @@
+"""plait: deterministic multi-step LLM workflows with a tiny, pluggable core.
+
+The public API is this flat namespace; every module behind it is private.
+"""
+
+from ._config import NOTSET, Config
+from ._context import RunInfo, StepContext
+from ._errors import (
+    AggregationError,
+    AuthenticationError,
+    BadRequest,
+    BudgetExceeded,
+    ContentRefused,
+    FanOutError,
+    MissingInput,
+    ModelNotFound,
+    OutputParseError,
+    PipelineDefinitionError,
+    PlaitError,
+    PluginError,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimited,
+    SerializationError,
+    StepFailed,
+    StepTimeout,
+    UndeclaredDependency,
+    UnknownPlugin,
+    UnknownRoute,
+    ValidationFailed,
+)
+from ._fanout import FanOut, FanOutJob
+from ._http import error_for_response, http_errors
+from ._model import Limits, Message, ModelRequest, ModelResponse, Provider, ProviderEnv
+from ._money import Price, TokenCount, Usage, usd
+from ._pipeline import Pipeline
+from ._results import (
+    ErrorInfo,
+    FanOutResult,
+    ItemError,
+    ItemOutcome,
+    PipelineResult,
+    StepRecord,
+    Stop,
+)
+from ._router import Router
+from ._runtime import PluginInfo, PluginWarning, Runtime
+from ._step import FunctionStep, Step, step
+from ._sync import run_sync
+from .hookspecs import hookimpl
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "NOTSET",
+    "AggregationError",
+    "AuthenticationError",
+    "BadRequest",
+    "BudgetExceeded",
+    "Config",
+    "ContentRefused",
+    "ErrorInfo",
+    "FanOut",
+    "FanOutError",
+    "FanOutJob",
+    "FanOutResult",
+    "FunctionStep",
+    "ItemError",
+    "ItemOutcome",
+    "Limits",
+    "Message",
+    "MissingInput",
+    "ModelNotFound",
+    "ModelRequest",
+    "ModelResponse",
+    "OutputParseError",
+    "Pipeline",
+    "PipelineDefinitionError",
+    "PipelineResult",
+    "PlaitError",
+    "PluginError",
+    "PluginInfo",
+    "PluginWarning",
+    "Price",
+    "Provider",
+    "ProviderEnv",
+    "ProviderError",
+    "ProviderUnavailable",
+    "RateLimited",
+    "Router",
+    "RunInfo",
+    "Runtime",
+    "SerializationError",
+    "Step",
+    "StepContext",
+    "StepFailed",
+    "StepRecord",
+    "StepTimeout",
+    "Stop",
+    "TokenCount",
+    "UndeclaredDependency",
+    "UnknownPlugin",
+    "UnknownRoute",
+    "Usage",
+    "ValidationFailed",
+    "error_for_response",
+    "hookimpl",
+    "http_errors",
+    "run_sync",
+    "step",
+    "usd",
+]

@@ -1,0 +1,113 @@
+"""Usage meters and hard budgets that hold under concurrency.
+
+A ``Budget`` is never exceeded: before a call is sent it *reserves* its worst case, and
+the reservation fails at once if spent + reserved + worst case would pass the limit.
+When the call returns the reservation settles to the real cost. Check and update happen
+with no ``await`` in between (and under a lock, for calls made from worker threads), so
+parallel branches cannot all pass the check and then overspend together.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from decimal import Decimal
+from typing import Any
+
+from ._errors import BudgetExceeded
+from ._money import Usage
+
+__all__ = ["ITEM_METER", "Budget", "Reservation", "UsageMeter", "meter_for"]
+
+
+class UsageMeter:
+    """Accumulates usage and passes it up: fan-out item -> step -> run -> outer step."""
+
+    __slots__ = ("parent", "usage")
+
+    def __init__(self, parent: UsageMeter | None = None) -> None:
+        self.parent = parent
+        self.usage = Usage()
+
+    def add(self, usage: Usage) -> None:
+        meter: UsageMeter | None = self
+        while meter is not None:
+            meter.usage = meter.usage + usage
+            meter = meter.parent
+
+
+class Budget:
+    """A USD limit over a run (or a step), optionally inside a parent budget."""
+
+    __slots__ = ("_lock", "limit", "parent", "reserved", "scope", "spent")
+
+    def __init__(self, limit: Decimal, scope: str = "run", parent: Budget | None = None) -> None:
+        self.limit = limit
+        self.scope = scope
+        self.parent = parent
+        self.spent = Decimal(0)
+        self.reserved = Decimal(0)
+        self._lock = threading.Lock()
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.limit - self.spent - self.reserved
+
+    def chain(self) -> list[Budget]:
+        out: list[Budget] = []
+        budget: Budget | None = self
+        while budget is not None:
+            out.append(budget)
+            budget = budget.parent
+        return out
+
+    def reserve(self, amount: Decimal) -> Reservation:
+        """Hold ``amount`` in this budget and every parent, or raise ``BudgetExceeded``."""
+        chain = self.chain()
+        lock = chain[-1]._lock  # the root's lock guards the whole tree of budgets
+        with lock:
+            for budget in chain:
+                if budget.spent + budget.reserved + amount > budget.limit:
+                    raise BudgetExceeded(budget.spent, budget.reserved + amount, budget.limit,
+                                         scope=budget.scope)
+            for budget in chain:
+                budget.reserved += amount
+        return Reservation(chain, amount, lock)
+
+
+class Reservation:
+    """A held worst case; ``settle`` swaps it for the real cost (once)."""
+
+    __slots__ = ("_amount", "_chain", "_lock", "_open")
+
+    def __init__(self, chain: list[Budget], amount: Decimal, lock: threading.Lock) -> None:
+        self._chain = chain
+        self._amount = amount
+        self._lock = lock
+        self._open = True
+
+    def settle(self, actual: Decimal) -> None:
+        """Replace the reservation with what the call really cost (0 if it failed)."""
+        with self._lock:
+            if not self._open:
+                return
+            self._open = False
+            for budget in self._chain:
+                budget.reserved -= self._amount
+                budget.spent += actual
+
+    def release(self) -> None:
+        """The call was never answered: free the reservation, spend nothing."""
+        self.settle(Decimal(0))
+
+
+# (context, meter) of the fan-out item running in this task, so a model call made inside a
+# mapped function charges that item (and through it the step and the run).
+ITEM_METER: contextvars.ContextVar[tuple[Any, UsageMeter] | None] = contextvars.ContextVar(
+    "plait_fanout_item", default=None)
+
+
+def meter_for(ctx: Any, own: UsageMeter) -> UsageMeter:
+    """The meter work done with ``ctx`` should charge: its fan-out item's, else its own."""
+    current = ITEM_METER.get()
+    return current[1] if current is not None and current[0] is ctx else own

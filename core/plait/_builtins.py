@@ -1,0 +1,47 @@
+"""plait's own behaviour, registered as a plugin that runs last so any plugin can take over."""
+
+from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING, Any
+
+from .hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from ._context import StepContext
+    from ._ensemble import Aggregation, AggregationJob
+    from ._fanout import FanOutJob
+    from ._router import Router
+    from ._step import Step
+
+
+@hookimpl(trylast=True)
+def plait_run_step(step: Step, ctx: StepContext) -> Any:
+    return step.run(ctx)
+
+
+@hookimpl(trylast=True)
+def plait_choose_route(router: Router, ctx: StepContext) -> Any:
+    return _awaitable(router.route(ctx))
+
+
+@hookimpl(trylast=True)
+def plait_execute_fanout(job: FanOutJob, ctx: StepContext) -> Any:
+    from ._fanout import local_executor
+
+    return local_executor(job, ctx)
+
+
+@hookimpl(trylast=True)
+def plait_aggregate(name: str, job: AggregationJob) -> Any:
+    return _call_aggregator(name, job)
+
+
+async def _call_aggregator(name: str, job: AggregationJob) -> Aggregation:
+    aggregator = job.runtime.aggregator(name)
+    result: Aggregation = await _awaitable(aggregator(job))
+    return result
+
+
+async def _awaitable(value: Any) -> Any:
+    return (await value) if inspect.isawaitable(value) else value

@@ -1,0 +1,296 @@
+"""Every error plait raises, as one hierarchy.
+
+    PlaitError
+    ├── PipelineDefinitionError    a pipeline, router or fan-out is malformed (at construction)
+    ├── MissingInput               ctx.input(name) for an input the run was not given
+    ├── UndeclaredDependency       ctx.dep(id) for a step that is not a declared dependency
+    ├── StepFailed                 a step failed after its retries (.step_id .attempts .cause .partial)
+    ├── StepTimeout                one attempt of a step ran past its timeout
+    ├── UnknownRoute               a router's key names no branch and there is no fallback
+    ├── FanOutError                a fan-out failed (.values and .errors: nothing is lost)
+    ├── BudgetExceeded             a model call could not reserve its worst case within a budget
+    ├── ProviderError              a model provider failed (.provider .model .status)
+    │   ├── RateLimited            429, with .retry_after when the provider said
+    │   ├── AuthenticationError    401 / 403
+    │   ├── ModelNotFound          404
+    │   ├── BadRequest             400 and other client errors, with the provider's message
+    │   ├── ProviderUnavailable    5xx, connection failures and request timeouts (retryable)
+    │   └── ContentRefused         the model refused or a safety filter blocked the reply
+    ├── OutputParseError           a reply could not be parsed into the agent's output type
+    ├── ValidationFailed           a validation gate rejected a step's output
+    ├── SerializationError         an output cannot be turned into JSON (names step and path)
+    ├── AggregationError           an aggregator could not decide
+    └── PluginError                a plugin is missing, broken or misbehaving
+        └── UnknownPlugin          no installed plugin provides a name (provider, aggregator...)
+
+Foreign exceptions (httpx, llama.cpp, a user's step) are translated at the boundary or
+carried as ``.cause``; they never escape a run untyped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._results import PipelineResult
+
+__all__ = [
+    "AggregationError",
+    "AuthenticationError",
+    "BadRequest",
+    "BudgetExceeded",
+    "ContentRefused",
+    "FanOutError",
+    "MissingInput",
+    "ModelNotFound",
+    "OutputParseError",
+    "PipelineDefinitionError",
+    "PlaitError",
+    "PluginError",
+    "ProviderError",
+    "ProviderUnavailable",
+    "RateLimited",
+    "SerializationError",
+    "StepFailed",
+    "StepTimeout",
+    "UndeclaredDependency",
+    "UnknownPlugin",
+    "UnknownRoute",
+    "ValidationFailed",
+]
+
+
+class PlaitError(Exception):
+    """Base of every plait error.
+
+    ``retryable`` tells the step runner whether running the step again could help;
+    ``partial`` is the run's partial result when the error ended a run.
+    """
+
+    retryable: bool = False
+    partial: PipelineResult | None = None
+
+
+class PipelineDefinitionError(PlaitError):
+    """A pipeline, router or fan-out definition is invalid."""
+
+
+class MissingInput(PlaitError, KeyError):
+    """A step asked for a run input that was not given."""
+
+    def __init__(self, name: str, available: Sequence[str]) -> None:
+        self.name = name
+        self.available = tuple(available)
+        shown = ", ".join(sorted(self.available)) or "none"
+        super().__init__(f"missing input {name!r} (inputs given: {shown})")
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0])
+
+
+class UndeclaredDependency(PlaitError):
+    """A step read the output of a step it did not declare as a dependency."""
+
+    def __init__(self, step_id: str, requested: str, declared: Sequence[str]) -> None:
+        self.step_id = step_id
+        self.requested = requested
+        self.declared = tuple(declared)
+        shown = ", ".join(self.declared) or "none"
+        super().__init__(
+            f"step {step_id!r} read {requested!r}, which is not one of its declared "
+            f"dependencies ({shown}); add it to the pipeline's deps"
+        )
+
+
+class StepTimeout(PlaitError):
+    """One attempt of a step took longer than its timeout."""
+
+    retryable = True
+
+    def __init__(self, step_id: str, timeout: float) -> None:
+        self.step_id = step_id
+        self.timeout = timeout
+        super().__init__(f"step {step_id!r} timed out after {timeout:g}s")
+
+
+class StepFailed(PlaitError):
+    """A step failed (after its retries); dependents were skipped, the rest ran.
+
+    ``partial`` holds every completed output and step record of the run.
+    """
+
+    def __init__(
+        self,
+        step_id: str,
+        attempts: int,
+        cause: BaseException,
+        partial: PipelineResult | None = None,
+    ) -> None:
+        self.step_id = step_id
+        self.attempts = attempts
+        self.cause = cause
+        self.partial = partial
+        tries = "attempt" if attempts == 1 else "attempts"
+        super().__init__(
+            f"step {step_id!r} failed after {attempts} {tries}: {type(cause).__name__}: {cause}"
+        )
+
+
+class UnknownRoute(PlaitError):
+    """A router's ``route`` returned a key that names no branch."""
+
+    def __init__(self, router: str, key: object, valid: Sequence[str]) -> None:
+        self.router = router
+        self.key = key
+        self.valid = tuple(valid)
+        super().__init__(
+            f"router {router!r} chose {key!r}, which is not a branch; "
+            f"valid keys: {', '.join(map(repr, self.valid))}"
+        )
+
+
+class FanOutError(PlaitError):
+    """A fan-out failed; ``values`` and ``errors`` keep everything that finished."""
+
+    def __init__(self, message: str, values: Sequence[Any], errors: Sequence[Any]) -> None:
+        self.values = list(values)
+        self.errors = list(errors)
+        super().__init__(message)
+
+
+class BudgetExceeded(PlaitError):
+    """A model call could not reserve its worst-case cost within a budget.
+
+    Amounts are exact USD decimals: ``spent`` (settled), ``reserved`` (held by calls in
+    flight plus the one refused), ``limit``.
+    """
+
+    def __init__(
+        self,
+        spent: Decimal,
+        reserved: Decimal,
+        limit: Decimal,
+        scope: str = "run",
+        partial: PipelineResult | None = None,
+    ) -> None:
+        self.spent = spent
+        self.reserved = reserved
+        self.limit = limit
+        self.scope = scope
+        self.partial = partial
+        super().__init__(
+            f"{scope} budget of ${limit} exceeded: ${spent} spent, ${reserved} reserved "
+            "by calls in flight and this call's worst case"
+        )
+
+
+class ProviderError(PlaitError):
+    """A model provider failed. Never carries credentials."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        model: str = "",
+        status: int | None = None,
+        retryable: bool | None = None,
+    ) -> None:
+        self.provider = provider
+        self.model = model
+        self.status = status
+        if retryable is not None:
+            self.retryable = retryable
+        where = ":".join(p for p in (provider, model) if p)
+        prefix = f"{where}: " if where else ""
+        code = f" (HTTP {status})" if status is not None else ""
+        self.message = message
+        super().__init__(f"{prefix}{message}{code}")
+
+
+class RateLimited(ProviderError):
+    """The provider rate-limited the call (HTTP 429)."""
+
+    retryable = True
+
+    def __init__(self, message: str = "rate limited", *, retry_after: float | None = None,
+                 **kwargs: Any) -> None:
+        self.retry_after = retry_after
+        kwargs.setdefault("status", 429)
+        super().__init__(message, **kwargs)
+
+
+class AuthenticationError(ProviderError):
+    """The provider rejected the credentials (HTTP 401 / 403)."""
+
+
+class ModelNotFound(ProviderError):
+    """The provider does not know the model (HTTP 404)."""
+
+
+class BadRequest(ProviderError):
+    """The provider rejected the request; the message is the provider's own."""
+
+
+class ProviderUnavailable(ProviderError):
+    """A transient failure: 5xx, a dropped connection or a request timeout."""
+
+    retryable = True
+
+
+class ContentRefused(ProviderError):
+    """The model refused, or a safety filter blocked the reply."""
+
+
+class OutputParseError(PlaitError):
+    """A model reply could not be parsed into the expected output type."""
+
+    def __init__(self, message: str, raw: str, expected: str = "") -> None:
+        self.raw = raw
+        self.expected = expected
+        super().__init__(f"{message}; raw reply: {raw[:200]!r}")
+
+
+class ValidationFailed(PlaitError):
+    """A validation gate rejected a step's output before any dependent saw it."""
+
+    retryable = True
+
+    def __init__(self, step_id: str, validator: str, reason: str) -> None:
+        self.step_id = step_id
+        self.validator = validator
+        self.reason = reason
+        super().__init__(f"step {step_id!r}: validator {validator!r} rejected the output: {reason}")
+
+
+class SerializationError(PlaitError):
+    """An output cannot be serialized; names the step and the path inside the value."""
+
+    def __init__(self, step_id: str, path: str, detail: str) -> None:
+        self.step_id = step_id
+        self.path = path
+        super().__init__(f"output of step {step_id!r} is not serializable at {path}: {detail}")
+
+
+class AggregationError(PlaitError):
+    """An aggregator could not decide on a winner."""
+
+
+class PluginError(PlaitError):
+    """A plugin is missing, failed to load, or broke the hook contract."""
+
+
+class UnknownPlugin(PluginError, LookupError):
+    """No installed plugin registered the name asked for."""
+
+    def __init__(self, kind: str, name: str, installed: Sequence[str],
+                 distribution: str | None = None) -> None:
+        self.kind = kind
+        self.name = name
+        self.installed = tuple(installed)
+        self.distribution = distribution
+        hint = f"; install {distribution} to add it" if distribution else ""
+        shown = ", ".join(sorted(self.installed)) or "none"
+        super().__init__(f"unknown {kind} {name!r} (installed: {shown}){hint}")

@@ -1,0 +1,110 @@
+"""Running one step: wrappers, attempts, timeout, retries with backoff, validation gate."""
+
+from __future__ import annotations
+
+import inspect
+import random
+import time
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ._config import ResolvedConfig
+from ._errors import PlaitError, RateLimited, StepTimeout, ValidationFailed
+from ._results import ErrorInfo, StepRecord, Stop
+from ._serialize import check_serializable
+
+if TYPE_CHECKING:
+    from ._context import StepContext
+    from ._step import Step
+
+__all__ = ["backoff", "execute_step", "should_retry"]
+
+
+async def execute_step(step: Step, ctx: StepContext) -> tuple[StepRecord, Any, Exception | None]:
+    """Run a step to completion; never raises except on cancellation.
+
+    Returns its record, its output (when it succeeded) and its error (when it failed).
+    """
+    started = time.time()
+    t0 = time.perf_counter()
+    value: Any = None
+    error: Exception | None = None
+    try:
+        value = await ctx.runtime.around(
+            "plait_wrap_step", {"step_id": ctx.step_id, "step": step, "ctx": ctx},
+            lambda: _attempts(step, ctx),
+        )
+    except Exception as exc:
+        error = exc
+    latency = time.perf_counter() - t0
+    record = StepRecord(
+        ctx.step_id, "ok" if error is None else "failed", ctx.attempt, started,
+        started + latency, latency, ctx.usage,
+        None if error is None else ErrorInfo.of(error), ctx._route, dict(ctx._children),
+    )
+    return record, value, error
+
+
+async def _attempts(step: Step, ctx: StepContext) -> Any:
+    cfg = ctx.config
+    runtime = ctx.runtime
+    while True:
+        try:
+            if cfg.timeout is None:
+                value = await runtime.run_step(step, ctx)
+            else:
+                with anyio.move_on_after(cfg.timeout) as scope:
+                    value = await runtime.run_step(step, ctx)
+                if scope.cancelled_caught:
+                    raise StepTimeout(ctx.path, cfg.timeout)
+            if isinstance(value, Stop):
+                check_serializable(runtime.converter, value.data, ctx.path)
+                return value
+            if cfg.validate:
+                await gate(value, cfg.validate, ctx)
+            check_serializable(runtime.converter, value, ctx.path)
+            return value
+        except Exception as exc:
+            if ctx.attempt > cfg.retries or not should_retry(exc, cfg.retry_on):
+                raise
+            await anyio.sleep(backoff(ctx.attempt, cfg, exc))
+            ctx.attempt += 1
+
+
+def should_retry(exc: BaseException, retry_on: tuple[type[BaseException], ...]) -> bool:
+    """Whether ``exc`` is worth another attempt: wanted by ``retry_on`` and not permanent."""
+    if not isinstance(exc, retry_on):
+        return False
+    return exc.retryable if isinstance(exc, PlaitError) else True
+
+
+def backoff(attempt: int, cfg: ResolvedConfig, exc: BaseException | None = None) -> float:
+    """Exponential backoff with jitter, capped; a provider's Retry-After is honoured."""
+    cap = min(cfg.retry_max_delay, cfg.retry_delay * 2 ** (attempt - 1))
+    delay = cap / 2 + random.uniform(0, cap / 2)  # equal jitter: spread out, never ~0
+    if isinstance(exc, RateLimited) and exc.retry_after is not None:
+        delay = max(delay, exc.retry_after)
+    return delay
+
+
+async def gate(value: Any, validators: Any, ctx: StepContext) -> None:
+    """Run the validation gate; the first rejection raises ``ValidationFailed``."""
+    for validator in validators:
+        if isinstance(validator, str):
+            name, check = validator, ctx.runtime.validator(validator)
+        else:
+            name, check = getattr(validator, "__name__", repr(validator)), validator
+        try:
+            verdict = check(value)
+            if inspect.isawaitable(verdict):
+                verdict = await verdict
+        except ValidationFailed as exc:
+            raise ValidationFailed(ctx.path, exc.validator or name, exc.reason) from exc
+        if verdict is None or verdict is True:
+            continue
+        if verdict is False or isinstance(verdict, str):
+            reason = verdict if isinstance(verdict, str) and verdict else "rejected the output"
+            raise ValidationFailed(ctx.path, name, reason)
+        raise TypeError(f"validator {name!r} returned {verdict!r}; return None/True to pass, "
+                        "False or a reason string to reject")

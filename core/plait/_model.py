@@ -1,0 +1,121 @@
+"""The provider seam: plain request / response values and a one-method protocol.
+
+A provider plugin translates a ``ModelRequest`` into one vendor's API and the answer
+back into a ``ModelResponse``. It needs no base class: any object with
+``async def complete(self, request) -> ModelResponse`` is a provider.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+import attrs
+
+from ._money import Price, TokenCount
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = [
+    "Limits",
+    "Message",
+    "ModelRequest",
+    "ModelResponse",
+    "Provider",
+    "ProviderEnv",
+    "ProviderFactory",
+]
+
+Role = Literal["system", "user", "assistant"]
+
+
+@attrs.frozen
+class Message:
+    role: Role
+    content: str
+
+
+@attrs.frozen
+class ModelRequest:
+    """One call to a model, independent of any vendor.
+
+    ``json_schema`` (an object schema) asks for structured output; providers with native
+    support pass it on, the others may ignore it (plait parses and re-asks either way).
+    """
+
+    model: str  # without the provider prefix: "gpt-4o-mini", not "openai:gpt-4o-mini"
+    messages: tuple[Message, ...]
+    temperature: float | None = None
+    max_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    json_schema: Mapping[str, Any] | None = None
+    schema_name: str = "output"
+    timeout: float | None = None  # seconds for this one request
+    extra: Mapping[str, Any] = attrs.field(factory=dict)  # vendor-specific request fields
+
+    @property
+    def system(self) -> str | None:
+        """The system prompt, joined, for APIs that take it as a separate field."""
+        parts = [m.content for m in self.messages if m.role == "system"]
+        return "\n\n".join(parts) if parts else None
+
+
+@attrs.frozen
+class ModelResponse:
+    """What a provider returns. ``parsed`` is the JSON value when the API returned one."""
+
+    text: str
+    usage: TokenCount = TokenCount()
+    finish_reason: str | None = None  # "stop", "length", "refusal", "content_filter", ...
+    parsed: Any = None
+    model: str | None = None  # the model the provider says answered
+    raw: Any = attrs.field(default=None, repr=False, eq=False)
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """A model provider: one async method."""
+
+    async def complete(self, request: ModelRequest) -> ModelResponse: ...
+
+
+@attrs.frozen
+class Limits:
+    """Client-side limits for a provider or one model; ``None`` means unlimited.
+
+    Shared by every run on a Runtime: calls wait until they fit.
+    """
+
+    concurrency: int | None = None
+    requests_per_minute: float | None = None
+    tokens_per_minute: float | None = None
+
+
+@attrs.frozen
+class ProviderEnv:
+    """What a provider factory receives from the Runtime that builds it."""
+
+    name: str  # the prefix the provider was registered under
+    settings: Mapping[str, Any]  # Runtime(settings={name: {...}}), e.g. api keys, base urls
+    _http: Callable[[], httpx.AsyncClient] = attrs.field(alias="http")
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The Runtime's shared client (connection pooling; tests inject a transport)."""
+        return self._http()
+
+
+ProviderFactory = Callable[[ProviderEnv], Provider]
+
+
+@attrs.frozen
+class ProviderSpec:
+    """A registered provider: how to build it and what it costs."""
+
+    name: str
+    factory: ProviderFactory
+    prices: Mapping[str, Price] = attrs.field(factory=dict)
+    limits: Limits = Limits()
+    distribution: str | None = None

@@ -1,0 +1,295 @@
+"""Pipelines: a DAG of steps, validated at construction, scheduled eagerly.
+
+A step starts the moment its own dependencies are done: there is no level or superstep
+barrier, so a slow branch never holds back an unrelated one. A failed step skips only its
+dependents; everything else runs to the end and every completed output is kept.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import anyio
+import attrs
+
+from ._budget import Budget, UsageMeter
+from ._config import NOTSET, Config, ResolvedConfig
+from ._context import RunInfo, RunState, StepContext
+from ._errors import BudgetExceeded, PipelineDefinitionError, PlaitError, StepFailed
+from ._execution import execute_step
+from ._results import PipelineResult, StepRecord, Stop
+from ._step import Step, as_step
+
+__all__ = ["Pipeline"]
+
+
+class Pipeline(Step):
+    """A named DAG of steps.
+
+    ``deps`` maps a step id to the ids it depends on; ``config`` holds the run's defaults
+    (including the run ``budget`` and ``max_concurrency``); ``step_config`` overrides per
+    step; ``output`` names the step whose value is ``result.output`` (default: the only
+    step nothing depends on). A Pipeline is itself a step, so pipelines nest: inside
+    another pipeline it sees the outer inputs plus its declared dependencies' outputs
+    (by step id) as its inputs.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        steps: Mapping[str, Any],
+        deps: Mapping[str, Sequence[str] | str] | None = None,
+        *,
+        config: Config | None = None,
+        step_config: Mapping[str, Config] | None = None,
+        output: str | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise PipelineDefinitionError(f"a pipeline needs a non-empty name, got {name!r}")
+        self.name = name
+        self.config = Config()  # as a nested step, its own settings come from the outer pipeline
+        self._steps = _check_steps(name, steps)
+        self._deps = _check_deps(name, self._steps, deps or {})
+        _check_acyclic(name, self._deps)
+        self.run_config = _check_config(f"pipeline {name!r}: config", config)
+        step_config = dict(step_config or {})
+        for sid, cfg in step_config.items():
+            if sid not in self._steps:
+                raise PipelineDefinitionError(
+                    f"pipeline {name!r}: step_config names unknown step {sid!r}; "
+                    f"steps: {', '.join(self._steps)}")
+            _check_config(f"pipeline {name!r}: step_config[{sid!r}]", cfg)
+        self._dependents: dict[str, list[str]] = {sid: [] for sid in self._steps}
+        for sid, ds in self._deps.items():
+            for d in ds:
+                self._dependents[d].append(sid)
+        self.output = _check_output(name, self._dependents, output)
+        self._roots = [sid for sid in self._steps if not self._deps[sid]]
+        self._configs: dict[str, ResolvedConfig] = {}
+        self._step_budgets: dict[str, Any] = {}
+        for sid, st in self._steps.items():
+            own = Config.layered(st.config, step_config.get(sid))
+            self._configs[sid] = self.run_config.merge(own).resolve()
+            # the run budget belongs to the run; a step budget only when the step sets one
+            self._step_budgets[sid] = None if own.budget is NOTSET else own.budget
+        self._resolved_run = self.run_config.resolve()
+
+    @property
+    def steps(self) -> Mapping[str, Step]:
+        return dict(self._steps)
+
+    @property
+    def dependencies(self) -> Mapping[str, tuple[str, ...]]:
+        return dict(self._deps)
+
+    async def run(  # type: ignore[override]  # a Pipeline is also run with a StepContext
+        self,
+        inputs: Mapping[str, Any] | StepContext | None = None,
+        *,
+        deps: Any = None,
+        runtime: Any = None,
+        run_id: str | None = None,
+    ) -> Any:
+        """Run the pipeline: ``await pipe.run({"text": ...}, deps=app_deps)``.
+
+        Returns a ``PipelineResult``. Raises ``StepFailed`` (or ``BudgetExceeded``) with
+        ``.partial`` holding every completed output when a step failed. Given a
+        ``StepContext`` (when nested in another pipeline) it returns the output value.
+        """
+        if isinstance(inputs, StepContext):
+            return await self._run_nested(inputs)
+        if inputs is None:
+            inputs = {}
+        if not isinstance(inputs, Mapping):
+            raise TypeError(f"pipeline {self.name!r}: inputs must be a mapping of name -> value, "
+                            f"got {type(inputs).__name__}")
+        if runtime is None:
+            from ._runtime import default_runtime
+
+            runtime = default_runtime()
+        info = RunInfo(run_id or uuid.uuid4().hex, self.name, dict(inputs))
+        limit = self._resolved_run.budget
+        budget = None if limit is None else Budget(limit, "run")
+        state = RunState(runtime, info, deps, budget, UsageMeter(), prefix="")
+        result: PipelineResult = await runtime.around(
+            "plait_wrap_run", {"pipeline": self, "run": info}, lambda: self._execute(state))
+        return result
+
+    async def _run_nested(self, ctx: StepContext) -> Any:
+        inputs = {**ctx.inputs, **ctx.dependencies}
+        info = RunInfo(ctx.run_id, self.name, inputs, parent=ctx.path)
+        limit = self._resolved_run.budget
+        budget = ctx._budget if limit is None else Budget(limit, f"pipeline {self.name}",
+                                                          ctx._budget)
+        state = RunState(ctx.runtime, info, ctx.deps, budget, ctx._meter, prefix=ctx.path + "/")
+        try:
+            result = await self._execute(state)
+        except PlaitError as exc:
+            if exc.partial is not None:
+                ctx.record_children(exc.partial.steps)
+            raise
+        ctx.record_children(result.steps)
+        return result.stop if result.stopped_early else result.output
+
+    async def _execute(self, state: RunState) -> PipelineResult:
+        outputs: dict[str, Any] = {}
+        records: dict[str, StepRecord] = {}
+        waiting = {sid: len(ds) for sid, ds in self._deps.items()}
+        blocked: set[str] = set()
+        started: set[str] = set()
+        failures: list[tuple[str, Exception, int]] = []
+        stops: list[Stop] = []
+        n = self._resolved_run.max_concurrency
+        limiter = anyio.CapacityLimiter(n) if n is not None else None
+
+        async with anyio.create_task_group() as tg:
+
+            async def run_one(sid: str) -> None:
+                started.add(sid)
+                ctx = self._context(state, sid, outputs)
+                if limiter is None:
+                    record, value, error = await execute_step(self._steps[sid], ctx)
+                else:
+                    async with limiter:
+                        record, value, error = await execute_step(self._steps[sid], ctx)
+                if error is not None:
+                    records[sid] = record
+                    failures.append((sid, error, record.attempts))
+                    self._block(sid, blocked)
+                    return
+                outputs[sid] = value
+                if isinstance(value, Stop):
+                    records[sid] = attrs.evolve(record, status="stopped")
+                    stops.append(value)
+                    tg.cancel_scope.cancel()
+                    return
+                records[sid] = record
+                for d in self._dependents[sid]:
+                    waiting[d] -= 1
+                    if waiting[d] == 0 and d not in blocked:
+                        tg.start_soon(run_one, d)
+
+            for sid in self._roots:
+                tg.start_soon(run_one, sid)
+
+        steps = {
+            sid: records.get(sid) or StepRecord(sid, "cancelled" if sid in started else "skipped")
+            for sid in self._steps
+        }
+        stop = stops[0] if stops else None
+        result = PipelineResult(
+            self.name, state.info.run_id,
+            None if stop is not None else outputs.get(self.output),
+            {sid: v for sid, v in outputs.items() if not isinstance(v, Stop)},
+            steps, state.meter.usage if state.prefix == "" else _sum_usage(steps),
+            stopped_early=stop is not None, stop=stop,
+        )
+        if failures:
+            sid, error, attempts = failures[0]
+            if isinstance(error, BudgetExceeded):
+                error.partial = result
+                raise error
+            raise StepFailed(state.prefix + sid, attempts, error, result) from error
+        return result
+
+    def _context(self, state: RunState, sid: str, outputs: Mapping[str, Any]) -> StepContext:
+        deps = {d: outputs[d] for d in self._deps[sid]}
+        limit = self._step_budgets[sid]
+        budget = state.budget if limit is None else Budget(limit, f"step {sid}", state.budget)
+        return StepContext(state, sid, deps, self._configs[sid], budget=budget)
+
+    def _block(self, sid: str, blocked: set[str]) -> None:
+        for d in self._dependents[sid]:
+            if d not in blocked:
+                blocked.add(d)
+                self._block(d, blocked)
+
+    def __repr__(self) -> str:
+        return f"<Pipeline {self.name!r} steps={list(self._steps)}>"
+
+
+def _sum_usage(steps: Mapping[str, StepRecord]) -> Any:
+    from ._money import Usage
+
+    return sum((r.usage for r in steps.values()), Usage())
+
+
+def _check_steps(name: str, steps: Any) -> dict[str, Step]:
+    if not isinstance(steps, Mapping) or not steps:
+        raise PipelineDefinitionError(
+            f"pipeline {name!r}: steps must be a non-empty mapping of id -> step")
+    out: dict[str, Step] = {}
+    for sid, st in steps.items():
+        if not isinstance(sid, str) or not sid or "/" in sid:
+            raise PipelineDefinitionError(
+                f"pipeline {name!r}: step ids must be non-empty strings without '/', got {sid!r}")
+        out[sid] = as_step(st, f"pipeline {name!r}, step {sid!r}")
+    return out
+
+
+def _check_deps(name: str, steps: Mapping[str, Step],
+                deps: Mapping[str, Sequence[str] | str]) -> dict[str, tuple[str, ...]]:
+    if not isinstance(deps, Mapping):
+        raise PipelineDefinitionError(f"pipeline {name!r}: deps must be a mapping of "
+                                      "step id -> the ids it depends on")
+    known = ", ".join(steps)
+    out: dict[str, tuple[str, ...]] = {sid: () for sid in steps}
+    for sid, ds in deps.items():
+        if sid not in steps:
+            raise PipelineDefinitionError(
+                f"pipeline {name!r}: deps names unknown step {sid!r}; steps: {known}")
+        listed = [ds] if isinstance(ds, str) else list(ds)
+        for d in listed:
+            if d not in steps:
+                raise PipelineDefinitionError(
+                    f"pipeline {name!r}: step {sid!r} depends on unknown step {d!r}; "
+                    f"steps: {known}")
+        out[sid] = tuple(dict.fromkeys(listed))
+    return out
+
+
+def _check_acyclic(name: str, deps: Mapping[str, tuple[str, ...]]) -> None:
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(sid: str) -> None:
+        state[sid] = 1
+        path.append(sid)
+        for d in deps[sid]:
+            if state.get(d) == 1:
+                cycle = [*path[path.index(d):], d]
+                raise PipelineDefinitionError(
+                    f"pipeline {name!r} has a cycle: {' -> '.join(reversed(cycle))}")
+            if d not in state:
+                visit(d)
+        path.pop()
+        state[sid] = 2
+
+    for sid in deps:
+        if sid not in state:
+            visit(sid)
+
+
+def _check_output(name: str, dependents: Mapping[str, list[str]], output: str | None) -> str:
+    if output is not None:
+        if output not in dependents:
+            raise PipelineDefinitionError(
+                f"pipeline {name!r}: output names unknown step {output!r}; "
+                f"steps: {', '.join(dependents)}")
+        return output
+    sinks = [sid for sid, ds in dependents.items() if not ds]
+    if len(sinks) != 1:
+        raise PipelineDefinitionError(
+            f"pipeline {name!r} has {len(sinks)} final steps ({', '.join(sinks)}); "
+            "name the one whose value is the result with output=")
+    return sinks[0]
+
+
+def _check_config(where: str, config: Any) -> Config:
+    if config is None:
+        return Config()
+    if not isinstance(config, Config):
+        raise PipelineDefinitionError(f"{where} must be a plait.Config, got {config!r}")
+    return config

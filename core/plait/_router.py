@@ -1,0 +1,71 @@
+"""Routers: code picks one branch (perhaps after asking a classifier), the branch runs."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ._config import Config
+from ._errors import PipelineDefinitionError, UnknownRoute
+from ._execution import execute_step
+from ._step import Step, as_step
+
+if TYPE_CHECKING:
+    from ._context import StepContext
+
+__all__ = ["Router", "route_key"]
+
+
+def route_key(key: Any) -> Any:
+    """Enum members route by value, so ``Intent.BILLING`` and ``"billing"`` agree."""
+    return key.value if isinstance(key, enum.Enum) else key
+
+
+class Router(Step):
+    """Choose a branch with ``route(ctx)`` (sync or async) and run it.
+
+    ``branches`` maps keys (strings or Enum members) to steps. A key naming no branch
+    raises ``UnknownRoute`` listing the valid keys, unless ``fallback`` names a branch to
+    take instead. The branch taken is recorded as the step record's ``route``, and the
+    branch's own record under ``children``.
+    """
+
+    def __init__(self, name: str, route: Callable[[StepContext], Any],
+                 branches: Mapping[Any, Any], fallback: Any = None, *,
+                 config: Config | None = None) -> None:
+        if not isinstance(name, str) or not name:
+            raise PipelineDefinitionError(f"a router needs a non-empty name, got {name!r}")
+        if not callable(route):
+            raise PipelineDefinitionError(f"router {name!r}: route must be a function of the "
+                                          f"context returning a branch key, got {route!r}")
+        if not isinstance(branches, Mapping) or not branches:
+            raise PipelineDefinitionError(
+                f"router {name!r}: branches must be a non-empty mapping of key -> step")
+        self.name = name
+        self.route = route
+        self.branches: dict[Any, Step] = {
+            route_key(k): as_step(v, f"router {name!r}, branch {k!r}") for k, v in branches.items()
+        }
+        self.fallback = None if fallback is None else route_key(fallback)
+        if self.fallback is not None and self.fallback not in self.branches:
+            raise PipelineDefinitionError(
+                f"router {name!r}: fallback {fallback!r} is not a branch; "
+                f"branches: {', '.join(map(repr, self.branches))}")
+        self.config = config or Config()
+
+    async def run(self, ctx: StepContext) -> Any:
+        chosen = route_key(await ctx.runtime.choose_route(self, ctx))
+        if chosen not in self.branches:
+            if self.fallback is None:
+                raise UnknownRoute(self.name or "router", chosen, [str(k) for k in self.branches])
+            chosen = self.fallback
+        key = str(chosen)
+        ctx.record_route(key)
+        branch = self.branches[chosen]
+        branch_ctx = ctx.child(key, config=Config.layered(branch.config).resolve())
+        record, value, error = await execute_step(branch, branch_ctx)
+        ctx.record_children({key: record})
+        if error is not None:
+            raise error
+        return value

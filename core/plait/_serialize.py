@@ -1,0 +1,82 @@
+"""The private cattrs converter: values to JSON and back at every step boundary.
+
+Each Runtime owns one converter (plugins extend it through
+``plait_register_converter_hooks``); ``cattrs.global_converter`` is never touched.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+import cattrs
+from cattrs.gen import make_dict_unstructure_fn, override
+
+from ._errors import SerializationError
+from ._results import ItemError, PipelineResult
+
+__all__ = ["check_serializable", "make_converter", "result_from_json", "result_to_json"]
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def make_converter() -> cattrs.Converter:
+    """A fresh converter that knows plait's own types."""
+    conv = cattrs.Converter()
+    conv.register_unstructure_hook(Decimal, str)
+    conv.register_structure_hook(Decimal, lambda v, _: Decimal(str(v)))
+    conv.register_unstructure_hook(
+        ItemError, make_dict_unstructure_fn(ItemError, conv, exception=override(omit=True))
+    )
+    conv.register_unstructure_hook(set, sorted)
+    conv.register_unstructure_hook(frozenset, sorted)
+    return conv
+
+
+@functools.cache
+def _default_converter() -> cattrs.Converter:
+    return make_converter()
+
+
+def check_serializable(conv: cattrs.Converter, value: Any, step_id: str) -> None:
+    """Raise ``SerializationError`` naming the path of the first value JSON cannot hold."""
+    if type(value) in _SCALARS:  # the common case costs one type check
+        return
+    _walk(conv.unstructure(value), "$", step_id)
+
+
+def _walk(data: Any, path: str, step_id: str) -> None:
+    if isinstance(data, _SCALARS):
+        return
+    if isinstance(data, Mapping):
+        for key, item in data.items():
+            if not isinstance(key, str):
+                raise SerializationError(step_id, path, f"key {key!r} is not a string")
+            _walk(item, f"{path}.{key}", step_id)
+    elif isinstance(data, list | tuple):
+        for i, item in enumerate(data):
+            _walk(item, f"{path}[{i}]", step_id)
+    else:
+        raise SerializationError(
+            step_id, path, f"{type(data).__name__} cannot be turned into JSON "
+            "(return attrs classes, dataclasses or plain data, or register a converter hook)"
+        )
+
+
+def result_to_json(result: PipelineResult, *, indent: int | None = None,
+                   converter: cattrs.Converter | None = None) -> str:
+    conv = converter or _default_converter()
+    return json.dumps(conv.unstructure(result), indent=indent)
+
+
+def result_from_json(text: str, converter: cattrs.Converter | None = None) -> PipelineResult:
+    conv = converter or _default_converter()
+    try:
+        return conv.structure(json.loads(text), PipelineResult)
+    except (ValueError, cattrs.BaseValidationError) as exc:
+        detail = "; ".join(cattrs.transform_error(exc)) if isinstance(
+            exc, cattrs.BaseValidationError) else str(exc)
+        raise ValueError(f"not a serialized PipelineResult: {detail}") from exc

@@ -1,0 +1,115 @@
+"""Steps: the unit of work. A function with ``@plait.step`` or a ``plait.Step`` subclass."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+import anyio.to_thread
+
+from ._config import NOTSET, Config, Validator
+from ._errors import PipelineDefinitionError
+
+if TYPE_CHECKING:
+    from ._context import StepContext
+
+__all__ = ["FunctionStep", "Step", "as_step", "step"]
+
+T = TypeVar("T")
+
+
+class Step:
+    """Base class for steps: implement ``async def run(self, ctx)``.
+
+    ``config`` is the step's own configuration (between the pipeline's and
+    ``step_config[id]``); ``name`` is used in records when the step is not in a pipeline.
+    """
+
+    config: Config = Config()
+    name: str | None = None
+
+    async def run(self, ctx: StepContext) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must implement `async def run(self, ctx)`")
+
+    @property
+    def label(self) -> str:
+        return self.name or type(self).__name__
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.label!r}>"
+
+
+class FunctionStep(Step):
+    """A step made from a function of the context, async or sync.
+
+    Sync functions run in a worker thread, so they never block the event loop.
+    """
+
+    def __init__(self, fn: Callable[[StepContext], Any], config: Config = Config(),
+                 name: str | None = None) -> None:
+        if not callable(fn):
+            raise TypeError(f"@plait.step needs a function, got {fn!r}")
+        self.fn = fn
+        self.config = config
+        self.name = name or getattr(fn, "__name__", None)
+        self._is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+            getattr(fn, "__call__", None))
+        functools.update_wrapper(self, fn)  # type: ignore[arg-type]  # keeps __doc__/__name__
+
+    async def run(self, ctx: StepContext) -> Any:
+        if self._is_async:
+            return await self.fn(ctx)
+        return await anyio.to_thread.run_sync(self.fn, ctx)
+
+    def __call__(self, ctx: StepContext) -> Awaitable[Any]:
+        """Call the step directly (e.g. in a unit test) with a context."""
+        return self.run(ctx)
+
+
+@overload
+def step(fn: Callable[[StepContext], Any], /) -> FunctionStep: ...
+
+
+@overload
+def step(
+    fn: None = None, /, *, timeout: float | None = ..., retries: int = ...,
+    retry_delay: float = ..., retry_max_delay: float = ...,
+    retry_on: type[BaseException] | tuple[type[BaseException], ...] = ...,
+    budget: Decimal | None = ..., validate: Validator | list[Validator] = ...,
+    name: str | None = None,
+) -> Callable[[Callable[[StepContext], Any]], FunctionStep]: ...
+
+
+def step(
+    fn: Callable[[StepContext], Any] | None = None, /, *, timeout: Any = NOTSET,
+    retries: Any = NOTSET, retry_delay: Any = NOTSET, retry_max_delay: Any = NOTSET,
+    retry_on: Any = NOTSET, budget: Any = NOTSET, validate: Any = NOTSET,
+    name: str | None = None,
+) -> FunctionStep | Callable[[Callable[[StepContext], Any]], FunctionStep]:
+    """Make a step from ``async def f(ctx)`` (or a sync function, run in a thread).
+
+    ``@plait.step`` or ``@plait.step(timeout=30, retries=2, ...)``; the keywords are
+    the step's own ``plait.Config``.
+    """
+    config = Config(timeout=timeout, retries=retries, retry_delay=retry_delay,
+                    retry_max_delay=retry_max_delay, retry_on=retry_on, budget=budget,
+                    validate=validate)
+
+    def wrap(f: Callable[[StepContext], Any]) -> FunctionStep:
+        return FunctionStep(f, config, name)
+
+    return wrap if fn is None else wrap(fn)
+
+
+def as_step(value: Any, where: str) -> Step:
+    """Accept a Step or a plain function where a step is expected; refuse anything else."""
+    if isinstance(value, Step):
+        return value
+    if callable(value) and not isinstance(value, type):
+        return FunctionStep(value)
+    raise PipelineDefinitionError(
+        f"{where}: expected a plait.Step or a function of the context, got {value!r}"
+    )

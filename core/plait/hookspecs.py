@@ -1,0 +1,226 @@
+"""The plait plugin contract: every hook a plugin can implement.
+
+A plugin is a module (or object) of functions marked ``@plait.hookimpl`` and named after
+the hooks below, installed with one entry point in group ``plait``. Implementations may
+accept any subset of a hook's arguments (pluggy prunes the rest), so new arguments can be
+added without breaking plugins.
+
+Three kinds of hook, by phase:
+
+- **Registration** hooks run once per Runtime, when plugins load. They receive a
+  ``register`` callback and must be pure: no I/O, no network, no heavy imports (import
+  heavy libraries inside the factories and functions you register instead).
+- **Decision** hooks answer "who handles this?". They are ``firstresult``: the first
+  implementation to return something other than ``None`` wins. plait's built-in
+  behaviour is itself a plugin registered to run last, so any plugin can take over.
+  They return an *awaitable*, which the engine awaits.
+- **Wrapper** hooks surround the real ``await`` of a run, a step, a fan-out, an
+  aggregation and a model call. Return a generator that yields exactly once (or
+  ``None`` to stay out): the engine runs it up to the ``yield``, awaits the work, then
+  ``send``s the result into it (the value of the ``yield`` expression) or ``throw``s
+  the error at the ``yield``. The wrapper is entered and left in the same task, so
+  context variables (and OpenTelemetry's current span) set before the ``yield`` are
+  current during the work. A wrapper must not swallow the error it is thrown.
+  Wrappers are never called per token or per item of a fan-out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Generator
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from ._context import RunInfo, StepContext
+    from ._ensemble import Aggregation, AggregationJob
+    from ._fanout import FanOutJob
+    from ._model import ModelRequest
+    from ._results import ItemOutcome
+    from ._router import Router
+    from ._step import Step
+
+__all__ = ["hookimpl", "hookspec"]
+
+hookspec = pluggy.HookspecMarker("plait")
+hookimpl = pluggy.HookimplMarker("plait")
+
+Wrapper = Generator[None, Any, None]
+
+# --------------------------------------------------------------------------------------
+# Registration: pure, once per Runtime
+# --------------------------------------------------------------------------------------
+
+
+@hookspec
+def plait_register_providers(register: Callable[..., None]) -> None:
+    """Register model providers.
+
+    ``register(name, factory, *, prices=None, limits=None)``:
+
+    - ``name``: the prefix in ``Agent(model="<name>:<model>")``.
+    - ``factory(env: plait.ProviderEnv) -> provider``: called once per Runtime on first
+      use; the provider is any object with ``async def complete(request) -> ModelResponse``.
+      ``env.http`` is the Runtime's shared ``httpx.AsyncClient``; ``env.settings`` holds
+      ``Runtime(settings={name: {...}})``.
+    - ``prices``: ``{model: plait.Price}`` in USD per million tokens (users can override).
+    - ``limits``: default ``plait.Limits`` for the provider.
+
+    Called for every plugin.
+    """
+
+
+@hookspec
+def plait_register_aggregators(register: Callable[..., None]) -> None:
+    """Register ensemble aggregation strategies.
+
+    ``register(name, aggregator)``: ``aggregator`` is an async callable
+    ``(job: plait.AggregationJob) -> plait.Aggregation``, used by
+    ``ctx.ensemble(..., aggregate=name)``.
+
+    Called for every plugin.
+    """
+
+
+@hookspec
+def plait_register_validators(register: Callable[..., None]) -> None:
+    """Register named validators for validation gates.
+
+    ``register(name, validator)``: ``validator(value)`` (sync or async) passes by returning
+    ``None`` or ``True`` and rejects by returning ``False`` or a reason string, or by
+    raising ``plait.ValidationFailed``. Used as ``Config(validate=[name])``.
+
+    Called for every plugin.
+    """
+
+
+@hookspec
+def plait_register_tracers(register: Callable[..., None]) -> None:
+    """Register tracers: plugin objects that implement wrapper hooks.
+
+    ``register(name, tracer, *, default=True)``: a Runtime enables the tracers named in
+    ``Runtime(tracers=[...])``, or every ``default`` one when that is not given.
+
+    Called for every plugin.
+    """
+
+
+@hookspec
+def plait_register_commands(register: Callable[..., None]) -> None:
+    """Add commands to the ``plait`` CLI.
+
+    ``register(command)``: a ``click.Command`` (or group), added under its own name.
+
+    Called for every plugin.
+    """
+
+
+@hookspec
+def plait_register_converter_hooks(register: Callable[..., None]) -> None:
+    """Teach the Runtime's private cattrs converter about more types.
+
+    ``register(cls, unstructure, structure)``: ``unstructure(value) -> JSON-able`` and
+    ``structure(data, cls) -> value``; used whenever outputs cross a step boundary
+    (results to JSON, traces, remote executors).
+
+    Called for every plugin.
+    """
+
+
+# --------------------------------------------------------------------------------------
+# Decisions: firstresult, built-in default runs last
+# --------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def plait_run_step(step: Step, ctx: StepContext) -> Awaitable[Any] | None:
+    """Run one attempt of a step and return an awaitable of its output.
+
+    The default awaits ``step.run(ctx)``. Retries, timeouts and validation gates stay
+    with the engine, around whatever this returns.
+
+    Stops at first non-None result.
+    """
+
+
+@hookspec(firstresult=True)
+def plait_choose_route(router: Router, ctx: StepContext) -> Awaitable[Any] | None:
+    """Decide which branch a router takes; return an awaitable of the branch key.
+
+    The default calls ``router.route(ctx)`` (sync or async).
+
+    Stops at first non-None result.
+    """
+
+
+@hookspec(firstresult=True)
+def plait_execute_fanout(job: FanOutJob, ctx: StepContext) -> Awaitable[list[ItemOutcome]] | None:
+    """Execute a fan-out: run ``job.fn`` over ``job.items``, at most ``job.limit`` at a time.
+
+    Return an awaitable of one ``plait.ItemOutcome`` per item, in input order; when
+    ``job.fail_fast`` is true, items not yet started may be left out after the first
+    error. The default runs a bounded pool of anyio tasks in this process; an executor
+    plugin can send the work elsewhere (threads, processes, a Ray cluster).
+
+    Stops at first non-None result.
+    """
+
+
+@hookspec(firstresult=True)
+def plait_aggregate(name: str, job: AggregationJob) -> Awaitable[Aggregation] | None:
+    """Combine ensemble candidates into one answer; return an awaitable ``Aggregation``.
+
+    The default looks ``name`` up among the aggregators registered through
+    ``plait_register_aggregators`` and calls it.
+
+    Stops at first non-None result.
+    """
+
+
+# --------------------------------------------------------------------------------------
+# Wrappers: around the real await, driven by the engine
+# --------------------------------------------------------------------------------------
+
+
+@hookspec
+def plait_wrap_run(pipeline: Any, run: RunInfo) -> Wrapper | None:
+    """Wrap a whole pipeline run; the result sent in is the ``PipelineResult``.
+
+    Called for every plugin; wrappers are entered in hook order and left in reverse.
+    """
+
+
+@hookspec
+def plait_wrap_step(step_id: str, step: Step, ctx: StepContext) -> Wrapper | None:
+    """Wrap a step, all its attempts included; the result sent in is its output.
+
+    ``ctx.attempt`` tells how many attempts ran. Called for every plugin.
+    """
+
+
+@hookspec
+def plait_wrap_fanout(job: FanOutJob, ctx: StepContext) -> Wrapper | None:
+    """Wrap a fan-out; the result sent in is the ``FanOutResult``.
+
+    Called once per fan-out, never per item. Called for every plugin.
+    """
+
+
+@hookspec
+def plait_wrap_aggregate(name: str, job: AggregationJob) -> Wrapper | None:
+    """Wrap an ensemble's aggregation; the result sent in is the ``Aggregation``.
+
+    Called for every plugin.
+    """
+
+
+@hookspec
+def plait_wrap_model_call(
+    request: ModelRequest, provider: str, ctx: StepContext | None
+) -> Wrapper | None:
+    """Wrap one request to a model provider; the result sent in is the ``ModelResponse``.
+
+    ``provider`` is the prefix (``"openai"``); ``ctx`` is ``None`` outside a step.
+    Called once per request (re-asks and retries are separate requests), never per
+    token. Called for every plugin.
+    """

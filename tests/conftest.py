@@ -1,0 +1,8 @@
+"""Suite-wide: every async test runs on asyncio and on trio."""
+
+import pytest
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
