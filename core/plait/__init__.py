@@ -3,6 +3,7 @@
 The public API is this flat namespace; every module behind it is private.
 """
 
+from ._agent import Agent, AgentStep, Reply
 from ._config import NOTSET, Config
 from ._context import RunInfo, StepContext
 from ._errors import (
@@ -26,6 +27,7 @@ from ._errors import (
     StepTimeout,
     UndeclaredDependency,
     UnknownPlugin,
+    UnknownPrice,
     UnknownRoute,
     ValidationFailed,
 )
@@ -53,6 +55,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "NOTSET",
+    "Agent",
+    "AgentStep",
     "AggregationError",
     "AuthenticationError",
     "BadRequest",
@@ -87,6 +91,7 @@ __all__ = [
     "ProviderError",
     "ProviderUnavailable",
     "RateLimited",
+    "Reply",
     "Router",
     "RunInfo",
     "Runtime",
@@ -100,6 +105,7 @@ __all__ = [
     "TokenCount",
     "UndeclaredDependency",
     "UnknownPlugin",
+    "UnknownPrice",
     "UnknownRoute",
     "Usage",
     "ValidationFailed",

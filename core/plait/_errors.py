@@ -9,6 +9,7 @@
     ├── UnknownRoute               a router's key names no branch and there is no fallback
     ├── FanOutError                a fan-out failed (.values and .errors: nothing is lost)
     ├── BudgetExceeded             a model call could not reserve its worst case within a budget
+    ├── UnknownPrice               a budget is set but the model's price is unknown
     ├── ProviderError              a model provider failed (.provider .model .status)
     │   ├── RateLimited            429, with .retry_after when the provider said
     │   ├── AuthenticationError    401 / 403
@@ -57,6 +58,7 @@ __all__ = [
     "StepTimeout",
     "UndeclaredDependency",
     "UnknownPlugin",
+    "UnknownPrice",
     "UnknownRoute",
     "ValidationFailed",
 ]
@@ -184,6 +186,16 @@ class BudgetExceeded(PlaitError):
             f"{scope} budget of ${limit} exceeded: ${spent} spent, ${reserved} reserved "
             "by calls in flight and this call's worst case"
         )
+
+
+class UnknownPrice(PlaitError):
+    """A budget is set but nothing says what the model costs, so it cannot be held."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        super().__init__(
+            f"no price is known for {model!r} and a budget is set; give one with "
+            f"Agent(price=plait.Price.per_million(...)) or Runtime(prices={{{model!r}: ...}})")
 
 
 class ProviderError(PlaitError):

@@ -61,7 +61,7 @@ async def _attempts(step: Step, ctx: StepContext) -> Any:
             if isinstance(value, Stop):
                 check_serializable(runtime.converter, value.data, ctx.path)
                 return value
-            if cfg.validate:
+            if cfg.validate and not getattr(step, "validates_itself", False):
                 await gate(value, cfg.validate, ctx)
             check_serializable(runtime.converter, value, ctx.path)
             return value

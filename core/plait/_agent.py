@@ -1,0 +1,138 @@
+"""Agents: a model plus how to ask it (system prompt, typed output, sampling settings)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from ._config import Config
+from ._errors import MissingInput
+from ._money import Price, Usage
+from ._step import Step
+
+if TYPE_CHECKING:
+    from ._context import StepContext
+    from ._runtime import Runtime
+
+__all__ = ["Agent", "AgentStep", "Reply", "split_model"]
+
+
+def split_model(model: str) -> tuple[str, str]:
+    """``"openai:gpt-4o"`` -> ``("openai", "gpt-4o")``; a path may follow ``local:``."""
+    if not isinstance(model, str) or ":" not in model:
+        raise ValueError(f"model must be '<provider>:<model>' such as 'openai:gpt-4o-mini', "
+                         f"got {model!r}")
+    provider, name = model.split(":", 1)
+    if not provider or not name:
+        raise ValueError(f"model must be '<provider>:<model>', got {model!r}")
+    return provider, name
+
+
+def _check_model(_inst: Any, _attr: Any, value: Any) -> None:
+    split_model(value)
+
+
+def _check_temperature(_inst: Any, _attr: Any, value: Any) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                              or not 0 <= value <= 2):
+        raise ValueError(f"temperature must be a number in [0, 2] or None, got {value!r}")
+
+
+def _check_max_tokens(_inst: Any, _attr: Any, value: Any) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"max_tokens must be an int >= 1 or None, got {value!r}")
+
+
+def _output_spec(agent: Agent) -> Any:
+    from ._structured import OutputSpec
+
+    return OutputSpec.of(agent.output)
+
+
+@attrs.frozen
+class Agent:
+    """A model and how to ask it.
+
+    ``output`` is the type of ``reply.output``: ``str`` (default), an attrs class, a
+    dataclass, an Enum, ``Literal[...]``, ``list[...]`` or nested combinations. plait
+    derives a JSON schema, asks for native structured output where the provider has it,
+    parses, and re-asks with the error when a reply does not fit.
+    """
+
+    model: str = attrs.field(validator=_check_model)
+    system: str | None = None
+    output: Any = str
+    temperature: float | None = attrs.field(default=None, validator=_check_temperature)
+    max_tokens: int | None = attrs.field(default=None, validator=_check_max_tokens)
+    stop: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    seed: int | None = None
+    price: Price | None = None  # overrides the provider's price table for this agent
+    name: str | None = None
+    extra: Mapping[str, Any] = attrs.field(factory=dict)  # vendor-specific request fields
+    spec: Any = attrs.field(init=False, repr=False, eq=False,
+                            default=attrs.Factory(_output_spec, takes_self=True))
+
+    @property
+    def provider(self) -> str:
+        return split_model(self.model)[0]
+
+    async def ask(self, prompt: str, *, runtime: Runtime | None = None,
+                  **overrides: Any) -> Reply:
+        """Ask outside a pipeline (no run budget); inside a step use ``ctx.ask``."""
+        from ._calls import call_model
+        from ._runtime import default_runtime
+
+        return await call_model(runtime or default_runtime(), self, prompt, overrides)
+
+    def as_step(self, prompt: str | Callable[[StepContext], str | Awaitable[str]], *,
+                name: str | None = None, **config: Any) -> AgentStep:
+        """A one-call step. ``prompt`` is a function of the context, or a template
+        formatted with the run inputs and dependency outputs (``"Summarize: {text}"``).
+        Keywords are the step's ``plait.Config`` (``timeout``, ``retries``, ``validate``...).
+        """
+        return AgentStep(self, prompt, Config(**config), name)
+
+
+@attrs.frozen
+class Reply:
+    """A model's answer: the typed ``output``, the raw ``text`` and what it cost."""
+
+    output: Any
+    text: str
+    usage: Usage
+    model: str
+    attempts: int = 1
+    finish_reason: str | None = None
+
+
+class AgentStep(Step):
+    """A step that is one model call (made by ``Agent.as_step``)."""
+
+    validates_itself = True  # validators re-ask inside the call instead of failing after
+
+    def __init__(self, agent: Agent, prompt: str | Callable[[StepContext], Any],
+                 config: Config, name: str | None) -> None:
+        if not (isinstance(prompt, str) or callable(prompt)):
+            raise TypeError(f"as_step takes a prompt string or a function of the context, "
+                            f"got {prompt!r}")
+        self.agent = agent
+        self.prompt = prompt
+        self.config = config
+        self.name = name or agent.name or f"ask {agent.model}"
+
+    async def run(self, ctx: StepContext) -> Any:
+        if isinstance(self.prompt, str):
+            values = {**ctx.inputs, **ctx.dependencies}
+            try:
+                text = self.prompt.format_map(values)
+            except KeyError as exc:
+                raise MissingInput(str(exc.args[0]), list(values)) from None
+        else:
+            text = self.prompt(ctx)
+            if inspect.isawaitable(text):
+                text = await text
+        reply = await ctx.ask(self.agent, text, validate=ctx.config.validate)
+        return reply.output
