@@ -1,0 +1,220 @@
+"""A deterministic model provider for tests: scripted replies and failures, latency, usage."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Final, TypeAlias, cast
+
+import anyio
+import anyio.lowlevel
+import plait
+
+__all__ = ["HANG", "PRICES", "FakeProvider", "Reply", "Responder", "ScriptExhausted"]
+
+PRICES: Final[Mapping[str, plait.Price]] = {
+    "priced": plait.Price.per_million("1", "2"),
+    "free": plait.Price.per_million("0", "0"),
+}
+"""The price table the ``fake`` provider registers, in USD per million tokens.
+
+``fake:priced`` costs $1 per million input and $2 per million output tokens, ``fake:free``
+costs nothing, and every other ``fake:`` model has no price at all.
+"""
+
+
+class _Hang:
+    def __repr__(self) -> str:
+        return "HANG"
+
+
+HANG: Final = _Hang()
+"""A reply that never comes: the call sleeps until it is cancelled (to test timeouts)."""
+
+Reply: TypeAlias = (
+    str | dict[str, Any] | list[Any] | plait.ModelResponse | BaseException
+    | type[BaseException] | _Hang
+)
+Responder: TypeAlias = Callable[[plait.ModelRequest], Reply | Awaitable[Reply]]
+_Source: TypeAlias = deque[Reply] | Responder
+
+_WORD = re.compile(r"\S+")
+
+
+class ScriptExhausted(AssertionError):
+    """The fake was called more often than its script has replies: a bug in the test."""
+
+
+class FakeProvider:
+    """A provider for ``fake:<anything>`` models that answers only what a test scripted.
+
+    ``replies`` is one of:
+
+    - a list, consumed one reply per call, in order;
+    - a dict ``{model: list or callable}`` scripting each model separately (models without
+      an entry use the replies given to ``script()`` without a model, else echo);
+    - a callable ``(request) -> reply`` (or an async one), asked on every call.
+
+    A reply is a ``str``; a JSON-able ``dict`` or ``list`` (sent as JSON text, and as
+    ``parsed``); a ``plait.ModelResponse``, returned as it is (script exact ``usage`` or
+    ``finish_reason`` this way); an exception instance or class to raise, such as
+    ``plait.RateLimited(retry_after=2)`` or ``plait.ProviderUnavailable`` (a class is
+    instantiated per call, naming the model); or ``HANG``, which never answers.
+
+    With nothing scripted it echoes the last user message. A scripted list that runs out
+    raises ``ScriptExhausted``. Every request is recorded in ``requests``, failures included.
+
+    Usage is counted deterministically in whitespace-separated words: every message of the
+    request in, the reply out. ``request.stop`` cuts the reply at the first stop sequence;
+    ``request.max_tokens`` truncates it to that many words with ``finish_reason="length"``.
+
+    ``latency`` (seconds, or ``(request) -> seconds``) is slept with ``sleep`` before each
+    reply: ``anyio.sleep`` by default, so a slow call can be cancelled; pass a fake clock's
+    sleep to test latency without waiting.
+    """
+
+    def __init__(
+        self,
+        replies: Sequence[Reply] | Mapping[str, Sequence[Reply] | Responder] | Responder
+        | None = None,
+        *,
+        latency: float | Callable[[plait.ModelRequest], float] = 0.0,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    ) -> None:
+        self.requests: list[plait.ModelRequest] = []
+        self._latency = latency
+        self._sleep = sleep
+        self._default: _Source | None = None
+        self._by_model: dict[str, _Source] = {}
+        if isinstance(replies, Mapping):
+            for model, source in replies.items():
+                self._by_model[model] = _as_source(source, f"the script for model {model!r}")
+        elif replies is not None:
+            self._default = _as_source(replies, "replies")
+
+    @property
+    def calls(self) -> int:
+        """How many requests the fake received."""
+        return len(self.requests)
+
+    def script(self, *replies: Reply, model: str | None = None) -> None:
+        """Queue more replies, for every model or for one (name without ``fake:``)."""
+        current = self._default if model is None else self._by_model.get(model)
+        if current is None:
+            current = deque()
+            if model is None:
+                self._default = current
+            else:
+                self._by_model[model] = current
+        if not isinstance(current, deque):
+            where = "the fake" if model is None else f"model {model!r}"
+            raise TypeError(f"{where} is scripted with a callable; replies cannot be queued")
+        current.extend(_check_reply(r) for r in replies)
+
+    async def complete(self, request: plait.ModelRequest) -> plait.ModelResponse:
+        self.requests.append(request)
+        # Decide the reply on arrival, so concurrent calls consume the script in call order.
+        reply = await self._next_reply(request)
+        latency = self._latency(request) if callable(self._latency) else self._latency
+        if latency > 0:
+            await self._sleep(latency)
+        else:
+            await anyio.lowlevel.checkpoint()  # a real provider always yields to the loop
+        if isinstance(reply, _Hang):
+            await anyio.sleep_forever()
+        return _respond(request, reply)
+
+    async def _next_reply(self, request: plait.ModelRequest) -> Reply:
+        source = self._by_model.get(request.model, self._default)
+        if source is None:
+            return _last_user_message(request)
+        if isinstance(source, deque):
+            if not source:
+                raise ScriptExhausted(
+                    f"fake:{request.model} was called {self.calls} times, more than its "
+                    "script has replies; script more replies or expect fewer calls"
+                )
+            return source.popleft()
+        reply = source(request)
+        return _check_reply(await reply if inspect.isawaitable(reply) else reply)
+
+    def __repr__(self) -> str:
+        return f"FakeProvider(calls={self.calls})"
+
+
+def _as_source(value: object, what: str) -> _Source:
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return deque(_check_reply(r) for r in value)
+    if callable(value) and not isinstance(value, type):
+        return value
+    raise TypeError(
+        f"{what} must be a list of replies or a callable (request) -> reply, got {value!r}"
+    )
+
+
+def _check_reply(value: object) -> Reply:
+    if isinstance(value, str | dict | list | plait.ModelResponse | BaseException | _Hang) or (
+        isinstance(value, type) and issubclass(value, BaseException)
+    ):
+        return cast(Reply, value)
+    raise TypeError(
+        f"the fake cannot reply with {value!r}: a reply is a str, a JSON dict or list, "
+        "a plait.ModelResponse, an exception (instance or class) or HANG"
+    )
+
+
+def _last_user_message(request: plait.ModelRequest) -> str:
+    users = [m.content for m in request.messages if m.role == "user"]
+    return users[-1] if users else ""
+
+
+def _respond(request: plait.ModelRequest, reply: Reply) -> plait.ModelResponse:
+    if isinstance(reply, BaseException):
+        raise reply
+    if isinstance(reply, type) and issubclass(reply, BaseException):
+        raise _instantiate(reply, request)
+    if isinstance(reply, plait.ModelResponse):
+        return reply
+    parsed: Any
+    if isinstance(reply, str):
+        text, parsed = reply, None
+    else:
+        text, parsed = json.dumps(reply), reply
+    kept = _cut_at_stop(text, request.stop)
+    kept, truncated = _truncate_words(kept, request.max_tokens)
+    if kept != text:
+        parsed = None  # a cut JSON text no longer means the scripted value
+    tokens_in = sum(_count_words(m.content) for m in request.messages)
+    return plait.ModelResponse(
+        text=kept,
+        usage=plait.TokenCount(input_tokens=tokens_in, output_tokens=_count_words(kept)),
+        finish_reason="length" if truncated else "stop",
+        parsed=parsed,
+        model=request.model,
+    )
+
+
+def _instantiate(cls: type[BaseException], request: plait.ModelRequest) -> BaseException:
+    if issubclass(cls, plait.ProviderError):
+        return cls(f"scripted {cls.__name__}", provider="fake", model=request.model)
+    return cls()
+
+
+def _count_words(text: str) -> int:
+    return len(_WORD.findall(text))
+
+
+def _cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    found = [i for i in (text.find(s) for s in stop if s) if i >= 0]
+    return text[: min(found)] if found else text
+
+
+def _truncate_words(text: str, max_tokens: int | None) -> tuple[str, bool]:
+    """The text cut to ``max_tokens`` words, and whether it had to be cut."""
+    words = list(_WORD.finditer(text))
+    if max_tokens is None or len(words) <= max_tokens:
+        return text, False
+    return (text[: words[max_tokens - 1].end()] if max_tokens > 0 else ""), True
