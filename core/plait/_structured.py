@@ -1,0 +1,644 @@
+"""Typed model output: ``Agent(output=...)`` as a JSON schema, and a reply parsed back into it.
+
+``OutputSpec.of(tp)`` compiles the output type once into a small tree of nodes. The tree
+gives three things: the schema sent to the provider (strict-mode friendly: an object at the
+root, every property required, no extra properties, nested classes inlined, never ``$ref``),
+a one-line description for re-ask prompts, and a lenient check that normalizes what small
+models get slightly wrong (code fences, prose around the JSON, ``"HIGH"`` for ``"high"``,
+``"true"`` for ``true``) while refusing anything that would need a guess. The checked value
+is then structured into the type with the Runtime's private cattrs converter.
+
+The check runs before cattrs on purpose: cattrs' primitive hooks call the type, so on its
+own ``null`` becomes ``"None"``, ``"false"`` becomes ``True`` and ``3.7`` becomes ``3``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import enum
+import json
+import re
+import types
+import typing
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Generic, Literal, TypeVar, overload
+
+import attrs
+import cattrs
+from cattrs.v import format_exception
+
+from ._errors import OutputParseError
+
+__all__ = ["OutputSpec"]
+
+T = TypeVar("T")
+U = TypeVar("U")
+
+_SUPPORTED = ("str, int, float, bool, Enum, Literal[...], list[...], tuple[X, ...], X | None, "
+              "attrs classes and dataclasses")
+_MAX_PROBLEMS = 10  # a re-ask prompt listing more would drown the question
+
+
+# --------------------------------------------------------------------------- the type tree
+
+
+class _Node:
+    """One position in the output type."""
+
+    @property
+    def accepts_object(self) -> bool:
+        """Whether a JSON object can be a valid value here."""
+        return False
+
+    def schema(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def render(self) -> str:
+        """The compact, JSON-like rendering used by ``OutputSpec.describe``."""
+        raise NotImplementedError
+
+    def check(self, data: Any, path: str, problems: list[str]) -> Any:
+        """``data`` normalized for the converter; what is wrong goes to ``problems``."""
+        raise NotImplementedError
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+@attrs.frozen
+class _String(_Node):
+    def schema(self) -> dict[str, Any]:
+        return {"type": "string"}
+
+    def render(self) -> str:
+        return "string"
+
+    def check(self, data: Any, path: str, problems: list[str]) -> Any:
+        if isinstance(data, str):
+            return data
+        if isinstance(data, int | float) and not isinstance(data, bool):
+            return json.dumps(data)  # a number where text was asked is lossless as text
+        problems.append(f"{path}: expected a string, got {_show(data)}")
+        return data
+
+
+@attrs.frozen
+class _Integer(_Node):
+    def schema(self) -> dict[str, Any]:
+        return {"type": "integer"}
+
+    def render(self) -> str:
+        return "integer"
+
+    def check(self, data: Any, path: str, problems: list[str]) -> Any:
+        if isinstance(data, int) and not isinstance(data, bool):
+            return data
+        if isinstance(data, float) and data.is_integer():
+            return int(data)
+        if isinstance(data, str) and re.fullmatch(r"[+-]?\d+", data.strip()):
+            return int(data)
+        problems.append(f"{path}: expected an integer, got {_show(data)}")
+        return data
+
+
+@attrs.frozen
+class _Number(_Node):
+    def schema(self) -> dict[str, Any]:
+        return {"type": "number"}
+
+    def render(self) -> str:
+        return "number"
+
+    def check(self, data: Any, path: str, problems: list[str]) -> Any:
+        if isinstance(data, int | float) and not isinstance(data, bool):
+            return float(data)
+        if isinstance(data, str):
+            try:
+                value = float(data.strip())
+            except ValueError:
+                pass
+            else:
+                if value == value and abs(value) != float("inf"):  # finite: JSON has no NaN
+                    return value
+        problems.append(f"{path}: expected a number, got {_show(data)}")
+        return data
+
+
+@attrs.frozen
+class _Boolean(_Node):
+    def schema(self) -> dict[str, Any]:
+        return {"type": "boolean"}
+
+    def render(self) -> str:
+        return "true | false"
+
+    def check(self, data: Any, path: str, problems: list[str]) -> Any:
+        if isinstance(data, bool):
+            return data
+        if isinstance(data, str) and _clean(data).casefold() in ("true", "false"):
+            return _clean(data).casefold() == "true"
+        problems.append(f"{path}: expected true or false, got {_show(data)}")
+        return data
+
+
+_JSON_TYPES: dict[type, str] = {str: "string", int: "integer", bool: "boolean",
+                                type(None): "null"}
+
+
+@attrs.frozen
+class _Option:
+    value: str | int | bool | None  # the JSON value, also what the converter is given
+    name: str | None  # an Enum member's name, also accepted from the model
+
+
+def _clean(text: str) -> str:
+    """A bare label without the wrapping small models add: spaces, quotes, a final period."""
+    text = text.strip()
+    while len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'`":
+        text = text[1:-1].strip()
+    return text.rstrip(".").rstrip()
+
+
+@attrs.frozen
+class _Choice(_Node):
+    """An Enum or a Literal: the model must return one of a fixed set of values."""
+
+    label: str  # the type's name, for messages
+    options: tuple[_Option, ...]
+
+    def schema(self) -> dict[str, Any]:
+        groups: dict[str, list[Any]] = {}
+        for o in self.options:
+            groups.setdefault(_JSON_TYPES[type(o.value)], []).append(o.value)
+        parts = [{"type": "null"} if t == "null" else {"type": t, "enum": vals}
+                 for t, vals in groups.items()]
+        return parts[0] if len(parts) == 1 else {"anyOf": parts}
+
+    def render(self) -> str:
+        return " | ".join(json.dumps(o.value) for o in self.options)
+
+    def check(self, data: Any, path: str, problems: list[str]) -> Any:
+        for o in self.options:  # the exact value first, with its JSON type (True is not 1)
+            if type(data) is type(o.value) and data == o.value:
+                return data
+        if isinstance(data, dict | list):
+            problems.append(f"{path}: expected one of {self.render()}, got {_show(data)}")
+            return data
+        text = _clean(data if isinstance(data, str) else json.dumps(data))
+        folded = text.casefold()
+        keys: tuple[Callable[[_Option], str | None], ...] = (
+            lambda o: _key(o.value), lambda o: o.name,
+            lambda o: _key(o.value).casefold(),
+            lambda o: None if o.name is None else o.name.casefold(),
+        )
+        for stage, key in enumerate(keys):
+            wanted = text if stage < 2 else folded
+            found = [o for o in self.options if key(o) == wanted]
+            if len(found) == 1:
+                return found[0].value
+            if len(found) > 1:  # two candidates: refuse to pick one
+                shown = " and ".join(json.dumps(o.value) for o in found)
+                problems.append(f"{path}: {_show(data)} is ambiguous between {shown}; "
+                                f"answer with one of {self.render()} exactly")
+                return data
+        problems.append(f"{path}: expected one of {self.render()}, got {_show(data)}")
+        return data
+
+
+def _key(value: str | int | bool | None) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+@attrs.frozen
+class _Array(_Node):
+    item: _Node
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "array", "items": self.item.schema()}
+
+    def render(self) -> str:
+        return f"[{self.item.render()}, ...]"
+
+    def check(self, data: Any, path: str, problems: list[str]) -> Any:
+        if not isinstance(data, list):
+            problems.append(f"{path}: expected an array, got {_show(data)}")
+            return data
+        return [self.item.check(v, f"{path}[{i}]", problems) for i, v in enumerate(data)]
+
+
+@attrs.frozen
+class _Nullable(_Node):
+    inner: _Node
+
+    @property
+    def accepts_object(self) -> bool:
+        return self.inner.accepts_object
+
+    def schema(self) -> dict[str, Any]:
+        return {"anyOf": [self.inner.schema(), {"type": "null"}]}
+
+    def render(self) -> str:
+        return f"{self.inner.render()} | null"
+
+    def check(self, data: Any, path: str, problems: list[str]) -> Any:
+        if data is None:
+            return None
+        mine: list[str] = []
+        value = self.inner.check(data, path, mine)
+        if mine and isinstance(data, str) and _clean(data).casefold() in ("null", "none"):
+            return None  # "None" where no string value fits can only mean null
+        problems.extend(mine)
+        return value
+
+
+@attrs.frozen
+class _Field:
+    name: str
+    node: _Node
+    required: bool  # no default: the model must give it (the schema lists every field)
+    description: str | None
+
+
+@attrs.frozen
+class _Object(_Node):
+    """An attrs class or a dataclass."""
+
+    label: str
+    fields: tuple[_Field, ...]
+    description: str | None
+
+    @property
+    def accepts_object(self) -> bool:
+        return True
+
+    def schema(self) -> dict[str, Any]:
+        properties: dict[str, Any] = {}
+        for f in self.fields:
+            prop = f.node.schema()
+            if f.description:
+                prop = {**prop, "description": f.description}
+            properties[f.name] = prop
+        out: dict[str, Any] = {"type": "object"}
+        if self.description:
+            out["description"] = self.description
+        out.update(properties=properties, required=[f.name for f in self.fields],
+                   additionalProperties=False)
+        return out
+
+    def render(self) -> str:
+        inner = ", ".join(f"{json.dumps(f.name)}: {f.node.render()}" for f in self.fields)
+        return "{" + inner + "}"
+
+    def check(self, data: Any, path: str, problems: list[str]) -> Any:
+        if not isinstance(data, dict):
+            problems.append(f"{path}: expected an object ({self.label}), got {_show(data)}")
+            return data
+        out: dict[str, Any] = {}  # unknown keys are dropped: harmless, and strict converters
+        for f in self.fields:     # would otherwise refuse them
+            if f.name in data:
+                out[f.name] = f.node.check(data[f.name], f"{path}.{f.name}", problems)
+            elif f.required:
+                problems.append(f"{path}.{f.name}: required field missing")
+        return out
+
+
+# --------------------------------------------------------------------------- compiling types
+
+
+def _type_name(tp: Any) -> str:
+    """A short, readable name for a type: ``list[Ticket]``, ``Literal['a', 'b']``."""
+    if tp is type(None):
+        return "None"
+    if tp is Ellipsis:
+        return "..."
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is Literal:
+        return "Literal[" + ", ".join(
+            f"{type(a).__name__}.{a.name}" if isinstance(a, enum.Enum) else repr(a)
+            for a in args) + "]"
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in args)
+    if origin is not None:
+        return f"{_type_name(origin)}[{', '.join(_type_name(a) for a in args)}]"
+    if isinstance(tp, type):
+        return tp.__name__
+    return repr(tp)
+
+
+def _unsupported(tp: Any, where: str, why: str = "") -> TypeError:
+    place = f" for {where}" if where else ""
+    reason = why or f"supported output types are {_SUPPORTED}"
+    return TypeError(f"unsupported output type {_type_name(tp)}{place}: {reason}")
+
+
+def _compile(tp: Any, where: str, seen: tuple[type, ...]) -> _Node:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is str:
+        return _String()
+    if tp is bool:
+        return _Boolean()
+    if tp is int:
+        return _Integer()
+    if tp is float:
+        return _Number()
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return _compile_enum(tp, where)
+    if origin is Literal:
+        return _compile_literal(tp, args, where)
+    if origin in (typing.Union, types.UnionType):
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) == 1 and len(args) == 2:
+            return _Nullable(_compile(rest[0], where, seen))
+        raise _unsupported(tp, where, "the only union supported is X | None; use an Enum, "
+                                      "a Literal or an attrs class with optional fields")
+    if origin is list:
+        if len(args) != 1:
+            raise _unsupported(tp, where, "give the item type: list[...]")
+        return _Array(_compile(args[0], f"{where}[]" if where else "list item", seen))
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return _Array(_compile(args[0], f"{where}[]" if where else "tuple item", seen))
+        raise _unsupported(tp, where, "fixed-length tuples are not supported; use "
+                                      "tuple[X, ...], list[X] or an attrs class")
+    if tp in (list, tuple):
+        raise _unsupported(tp, where, "give the item type: list[...] or tuple[X, ...]")
+    if isinstance(tp, type) and (attrs.has(tp) or dataclasses.is_dataclass(tp)):
+        return _compile_class(tp, where, seen)
+    if tp is dict or origin is dict:
+        raise _unsupported(tp, where, "a strict schema cannot describe free-form mappings; "
+                                      "use an attrs class or a list of them")
+    raise _unsupported(tp, where)
+
+
+def _compile_enum(tp: type[enum.Enum], where: str) -> _Choice:
+    members = list(tp)
+    values = [m.value for m in members]
+    if not members:
+        raise _unsupported(tp, where, "the Enum has no members")
+    if not (all(isinstance(v, str) for v in values)
+            or all(isinstance(v, int) and not isinstance(v, bool) for v in values)):
+        raise _unsupported(tp, where, "Enum values must be all str or all int")
+    return _Choice(tp.__name__, tuple(_Option(m.value, m.name) for m in members))
+
+
+def _compile_literal(tp: Any, args: tuple[Any, ...], where: str) -> _Choice:
+    options = []
+    for a in args:
+        if isinstance(a, enum.Enum):
+            if type(a.value) not in _JSON_TYPES:
+                raise _unsupported(tp, where, f"{a!r} has a {type(a.value).__name__} value")
+            options.append(_Option(a.value, a.name))
+        elif type(a) in _JSON_TYPES:
+            options.append(_Option(a, None))
+        else:
+            raise _unsupported(tp, where, f"Literal values must be str, int, bool or None, "
+                                          f"not {type(a).__name__}")
+    return _Choice(_type_name(tp), tuple(options))
+
+
+def _doc(tp: type) -> str | None:
+    """The class's own docstring (not a dataclass's generated signature, not a base's)."""
+    doc = tp.__dict__.get("__doc__")
+    if not doc or (dataclasses.is_dataclass(tp) and doc.startswith(f"{tp.__name__}(")):
+        return None
+    return " ".join(doc.split())
+
+
+def _compile_class(tp: type, where: str, seen: tuple[type, ...]) -> _Object:
+    if tp in seen:
+        raise _unsupported(tp, where, "recursive types cannot be inlined into a schema")
+    try:
+        hints = typing.get_type_hints(tp)
+    except Exception as exc:  # a forward reference that does not resolve, at construction
+        raise TypeError(f"cannot resolve the type hints of {tp.__name__}: {exc}") from exc
+    fields: list[_Field] = []
+    for name, init, has_default, meta, declared in _class_fields(tp):
+        if not init:  # the converter never sets these, so the model must not be asked
+            continue
+        field_tp = hints.get(name, declared)
+        if field_tp is None:
+            raise TypeError(f"field {tp.__name__}.{name} has no type annotation")
+        node = _compile(field_tp, f"{tp.__name__}.{name}", (*seen, tp))
+        description = meta.get("description")
+        fields.append(_Field(name, node, not has_default,
+                             description if isinstance(description, str) else None))
+    return _Object(tp.__name__, tuple(fields), _doc(tp))
+
+
+def _class_fields(tp: type) -> Iterator[tuple[str, bool, bool, Mapping[str, Any], Any]]:
+    """(name, init, has a default, metadata, declared type) for each field."""
+    if attrs.has(tp):
+        for a in attrs.fields(tp):
+            yield a.name, a.init, a.default is not attrs.NOTHING, a.metadata, a.type
+    else:
+        for f in dataclasses.fields(tp):
+            has_default = (f.default is not dataclasses.MISSING
+                           or f.default_factory is not dataclasses.MISSING)
+            yield f.name, f.init, has_default, f.metadata, f.type
+
+
+def _schema_name(tp: Any) -> str:
+    """A provider-safe schema name (``[A-Za-z0-9_-]{1,64}``) for the output type."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        name = _schema_name(next(a for a in args if a is not type(None)))
+    elif origin in (list, tuple):
+        name = f"{_schema_name(args[0])}_list"
+    elif origin is Literal:
+        name = "choice"
+    else:
+        name = {int: "integer", float: "number", bool: "boolean", str: "text"}.get(
+            tp, getattr(tp, "__name__", "output"))
+    return re.sub(r"[^A-Za-z0-9_-]", "_", name)[:64]
+
+
+# --------------------------------------------------------------------------- reading replies
+
+_FENCE = re.compile(r"\A\s*```[\w+-]*[^\S\n]*\n?(.*?)\n?\s*```\s*\Z", re.DOTALL)
+
+
+class _NoJson(Exception):
+    """The reply holds no usable JSON value; the message says why."""
+
+
+def _load(text: str) -> Any:
+    """The one JSON value in a reply, allowing a code fence or prose around an object/array."""
+    fenced = _FENCE.match(text)
+    body = fenced.group(1) if fenced else text
+    try:
+        return json.loads(body)
+    except json.JSONDecodeError as exc:
+        first_error = f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+    found = list(_embedded(body))
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise _NoJson(f"the reply contains {len(found)} separate JSON values; "
+                      "expected exactly one")
+    raise _NoJson(f"the reply is not valid JSON ({first_error})")
+
+
+def _embedded(text: str) -> Iterator[Any]:
+    """Every top-level JSON object or array inside surrounding prose."""
+    decoder = json.JSONDecoder()
+    i = 0
+    while i < len(text):
+        if text[i] in "{[":
+            try:
+                value, end = decoder.raw_decode(text, i)
+            except json.JSONDecodeError:
+                pass
+            else:
+                yield value
+                i = end
+                continue
+        i += 1
+
+
+@attrs.frozen
+class OutputSpec(Generic[T]):
+    """What an agent's reply must be, compiled once from ``Agent(output=...)``.
+
+    Build with ``OutputSpec.of(tp)``. ``schema`` is ``None`` for plain text; otherwise an
+    object schema, with a non-class type wrapped as ``{"value": ...}`` (``wrapped``).
+    Equal specs have equal types.
+    """
+
+    type: Any
+    name: str  # the schema's name, for providers that want one
+    wrapped: bool  # the schema wraps the type as {"value": ...}
+    _root: _Node | None = attrs.field(eq=False, repr=False, alias="root")
+
+    @overload
+    @classmethod
+    def of(cls, tp: builtins.type[U]) -> OutputSpec[U]: ...  # `type` is a field here
+
+    @overload
+    @classmethod
+    def of(cls, tp: Any) -> OutputSpec[Any]: ...  # Literal[...] and other special forms
+
+    @classmethod
+    def of(cls, tp: Any) -> OutputSpec[Any]:
+        """Compile ``tp``; an unsupported type raises ``TypeError`` naming it (and where)."""
+        if tp is str:
+            return cls(str, "text", False, root=None)
+        root = _compile(tp, "", ())
+        return cls(tp, _schema_name(tp), not isinstance(root, _Object), root=root)
+
+    @property
+    def schema(self) -> dict[str, Any] | None:
+        """A fresh JSON Schema (an object at the root), or ``None`` for plain text."""
+        if self._root is None:
+            return None
+        inner = self._root.schema()
+        if not self.wrapped:
+            return inner
+        return {"type": "object", "properties": {"value": inner}, "required": ["value"],
+                "additionalProperties": False}
+
+    def describe(self) -> str:
+        """One line saying what the reply must be, for prompts that re-ask."""
+        if self._root is None:
+            return "plain text"
+        shape = self._root.render()
+        if self.wrapped:
+            shape = '{"value": ' + shape + "}"
+        return f"a JSON object {shape}"
+
+    def parse(self, text: str, parsed: Any, converter: cattrs.BaseConverter) -> T:
+        """The reply as the output type.
+
+        ``parsed`` is the provider's already-decoded JSON (``None``: decode ``text``);
+        ``converter`` is the Runtime's private converter. Raises ``OutputParseError`` with
+        a message that lists every problem by JSON path.
+        """
+        if self._root is None:
+            return typing.cast(T, text)
+        expected = _type_name(self.type)
+        if parsed is None:
+            try:
+                parsed = _load(text)
+            except _NoJson as exc:
+                if not self._accepts_label():
+                    raise OutputParseError(str(exc), raw=text, expected=expected) from None
+                parsed = self._label(text)
+        first: list[str] | None = None
+        for data, path in self._candidates(parsed):
+            problems: list[str] = []
+            value = self._root.check(data, path, problems)
+            if not problems:
+                return self._structure(value, path, text, expected, converter)
+            first = problems if first is None else first
+        assert first is not None  # there is always at least one candidate
+        shown = first[:_MAX_PROBLEMS]
+        if len(first) > _MAX_PROBLEMS:
+            shown.append(f"and {len(first) - _MAX_PROBLEMS} more")
+        raise OutputParseError(f"the reply does not match {expected}: " + "; ".join(shown),
+                               raw=text, expected=expected)
+
+    # ---- helpers
+
+    def _scalar_root(self) -> _Node | None:
+        root = self._root
+        return root.inner if isinstance(root, _Nullable) else root
+
+    def _accepts_label(self) -> bool:
+        """A wrapped scalar may come back as a bare, unquoted label."""
+        return isinstance(self._scalar_root(),
+                          _Choice | _String | _Integer | _Number | _Boolean)
+
+    def _label(self, text: str) -> str:
+        # quotes and a final period are noise around a label, but may be part of free text
+        return text.strip() if isinstance(self._scalar_root(), _String) else _clean(text)
+
+    def _candidates(self, data: Any) -> Iterator[tuple[Any, str]]:
+        """Readings of the decoded reply, most plausible first; the first clean one wins."""
+        assert self._root is not None
+        if not isinstance(data, dict):
+            yield data, "$"
+            return
+        if not self.wrapped:
+            yield data, "$"
+            # {"Ticket": {...}}: one key that is not a field, holding an object
+            if len(data) == 1:
+                (key, inner), = data.items()
+                names = {f.name for f in typing.cast(_Object, self._root).fields}
+                if key not in names and isinstance(inner, dict):
+                    yield inner, f"$.{key}"
+            return
+        if "value" in data:
+            yield data["value"], "$.value"
+            if len(data) > 1 and self._root.accepts_object:  # an object with a value field
+                yield data, "$"
+            return
+        if len(data) == 1 and not self._root.accepts_object:  # {"intent": "billing"}
+            (key, inner), = data.items()
+            yield inner, f"$.{key}"
+            return
+        yield data, "$"
+
+    def _structure(self, value: Any, path: str, text: str, expected: str,
+                   converter: cattrs.BaseConverter) -> T:
+        try:
+            return typing.cast(T, converter.structure(value, self.type))
+        except Exception as exc:  # a class's own validators or converters refused the value
+            lines = []
+            for line in cattrs.transform_error(exc, path=path, format_exception=_format):
+                desc, _, where = line.rpartition(" @ ")
+                lines.append(f"{where}: {desc}")
+            raise OutputParseError(f"the reply does not match {expected}: " + "; ".join(lines),
+                                   raw=text, expected=expected) from exc
+
+
+def _format(exc: BaseException, tp: type | None) -> str:
+    """cattrs' wording, but keeping a validator's own message: it says what is wrong."""
+    if isinstance(exc, ValueError | TypeError) and str(exc):
+        return f"invalid value ({exc})"
+    return format_exception(exc, tp)
