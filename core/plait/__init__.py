@@ -6,6 +6,7 @@ The public API is this flat namespace; every module behind it is private.
 from ._agent import Agent, AgentStep, Reply
 from ._config import NOTSET, Config
 from ._context import RunInfo, StepContext
+from ._ensemble import Aggregation, AggregationJob, Candidate, Ensemble, EnsembleResult
 from ._errors import (
     AggregationError,
     AuthenticationError,
@@ -35,6 +36,7 @@ from ._fanout import FanOut, FanOutJob
 from ._http import error_for_response, http_errors
 from ._model import Limits, Message, ModelRequest, ModelResponse, Provider, ProviderEnv
 from ._money import Price, TokenCount, Usage, usd
+from ._orchestrator import Orchestrator, OrchestratorResult, TaskReport
 from ._pipeline import Pipeline
 from ._results import (
     ErrorInfo,
@@ -57,12 +59,17 @@ __all__ = [
     "NOTSET",
     "Agent",
     "AgentStep",
+    "Aggregation",
     "AggregationError",
+    "AggregationJob",
     "AuthenticationError",
     "BadRequest",
     "BudgetExceeded",
+    "Candidate",
     "Config",
     "ContentRefused",
+    "Ensemble",
+    "EnsembleResult",
     "ErrorInfo",
     "FanOut",
     "FanOutError",
@@ -77,6 +84,8 @@ __all__ = [
     "ModelNotFound",
     "ModelRequest",
     "ModelResponse",
+    "Orchestrator",
+    "OrchestratorResult",
     "OutputParseError",
     "Pipeline",
     "PipelineDefinitionError",
@@ -102,6 +111,7 @@ __all__ = [
     "StepRecord",
     "StepTimeout",
     "Stop",
+    "TaskReport",
     "TokenCount",
     "UndeclaredDependency",
     "UnknownPlugin",

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ._context import StepContext
     from ._runtime import Runtime
 
-__all__ = ["Agent", "AgentStep", "Reply", "split_model"]
+__all__ = ["Agent", "AgentStep", "Reply", "render_prompt", "split_model"]
 
 
 def split_model(model: str) -> tuple[str, str]:
@@ -124,15 +124,23 @@ class AgentStep(Step):
         self.name = name or agent.name or f"ask {agent.model}"
 
     async def run(self, ctx: StepContext) -> Any:
-        if isinstance(self.prompt, str):
-            values = {**ctx.inputs, **ctx.dependencies}
-            try:
-                text = self.prompt.format_map(values)
-            except KeyError as exc:
-                raise MissingInput(str(exc.args[0]), list(values)) from None
-        else:
-            text = self.prompt(ctx)
-            if inspect.isawaitable(text):
-                text = await text
+        text = await render_prompt(self.prompt, ctx)
         reply = await ctx.ask(self.agent, text, validate=ctx.config.validate)
         return reply.output
+
+
+async def render_prompt(prompt: str | Callable[[StepContext], Any], ctx: StepContext) -> str:
+    """A step's prompt: a template over run inputs and dependency outputs, or a function
+    of the context (sync or async)."""
+    if isinstance(prompt, str):
+        values = {**ctx.inputs, **ctx.dependencies}
+        try:
+            return prompt.format_map(values)
+        except KeyError as exc:
+            raise MissingInput(str(exc.args[0]), list(values)) from None
+    text = prompt(ctx)
+    if inspect.isawaitable(text):
+        text = await text
+    if not isinstance(text, str):
+        raise TypeError(f"a prompt function must return a str, got {type(text).__name__}")
+    return text

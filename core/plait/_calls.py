@@ -115,7 +115,7 @@ async def call_model(runtime: Runtime, agent: Agent, prompt: str,
                 response = await runtime.around(
                     "plait_wrap_model_call",
                     {"request": request, "provider": provider_name, "ctx": ctx},
-                    lambda: _complete(provider, request, provider_name),
+                    lambda request=request: _complete(provider, request, provider_name),
                 )
         except BaseException as exc:
             if reservation is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 
 __all__ = ["RunInfo", "StepContext"]
 
-DepsT = TypeVar("DepsT")
 _MISSING: Any = object()
 
 
@@ -51,7 +50,7 @@ class RunState:
         self.prefix = prefix  # "" at top level, "outer/" inside a nested pipeline
 
 
-class StepContext(Generic[DepsT]):
+class StepContext:
     """What a running step gets.
 
     - ``input(name[, default])``: a run input.
@@ -107,9 +106,9 @@ class StepContext(Generic[DepsT]):
         return self._deps
 
     @property
-    def deps(self) -> DepsT:
+    def deps(self) -> Any:
         """Application objects passed to ``run(..., deps=...)``."""
-        return self._run.deps  # type: ignore[no-any-return]
+        return self._run.deps
 
     @property
     def inputs(self) -> Mapping[str, Any]:
@@ -181,12 +180,12 @@ class StepContext(Generic[DepsT]):
     # -- engine plumbing ----------------------------------------------------------------
 
     def child(self, step_id: str, *, item: Any = None, deps: Mapping[str, Any] | None = None,
-              config: ResolvedConfig | None = None) -> StepContext[DepsT]:
+              config: ResolvedConfig | None = None) -> StepContext:
         """A context for work nested in this step (a router branch, a fan-out item)."""
+        meter = UsageMeter(meter_for(self, self._meter))
         return StepContext(self._run, step_id, self._deps if deps is None else deps,
-                           config or self.config, budget=self._budget,
-                           meter=UsageMeter(meter_for(self, self._meter)), path=f"{self.path}/{step_id}",
-                           item=item)
+                           config or self.config, budget=self._budget, meter=meter,
+                           path=f"{self.path}/{step_id}", item=item)
 
     def record_route(self, key: str) -> None:
         self._route = key

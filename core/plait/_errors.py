@@ -4,7 +4,7 @@
     ├── PipelineDefinitionError    a pipeline, router or fan-out is malformed (at construction)
     ├── MissingInput               ctx.input(name) for an input the run was not given
     ├── UndeclaredDependency       ctx.dep(id) for a step that is not a declared dependency
-    ├── StepFailed                 a step failed after its retries (.step_id .attempts .cause .partial)
+    ├── StepFailed                 a step failed after its retries (.cause, .partial: all done)
     ├── StepTimeout                one attempt of a step ran past its timeout
     ├── UnknownRoute               a router's key names no branch and there is no fallback
     ├── FanOutError                a fan-out failed (.values and .errors: nothing is lost)

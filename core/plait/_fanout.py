@@ -14,12 +14,12 @@ from ._budget import ITEM_METER, UsageMeter
 from ._config import Config
 from ._errors import FanOutError, PipelineDefinitionError
 from ._results import ErrorInfo, FanOutResult, ItemError, ItemOutcome
-from ._step import Step
+from ._step import Step, is_async_callable
 
 if TYPE_CHECKING:
     from ._context import StepContext
 
-__all__ = ["FanOut", "FanOutJob", "local_executor", "map_items"]
+__all__ = ["FanOut", "FanOutJob", "local_executor", "map_items", "worker_call"]
 
 OnError = Literal["raise", "collect"]
 
@@ -58,8 +58,7 @@ async def map_items(ctx: StepContext, fn: Callable[..., Any], items: Iterable[An
 def _per_item(fn: Callable[[Any], Any]) -> Callable[[int, Any], Awaitable[Any]]:
     if not callable(fn):
         raise TypeError(f"ctx.map needs a function of the item, got {fn!r}")
-    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-            getattr(fn, "__call__", None)):
+    if is_async_callable(fn):
         return lambda _i, item: fn(item)  # type: ignore[no-any-return]
 
     async def in_thread(_i: int, item: Any) -> Any:  # sync work never blocks the loop
@@ -175,18 +174,22 @@ class FanOut(Step):
         return ctx.input(self.over)  # type: ignore[no-any-return]
 
     async def run(self, ctx: StepContext) -> FanOutResult:
-        worker = self.worker
-        runtime = ctx.runtime
-        if isinstance(worker, Step):
-            async def call(i: int, item: Any) -> Any:
-                return await runtime.run_step(worker, ctx.child(f"{i}", item=item))
-        elif inspect.iscoroutinefunction(worker):
-            async def call(i: int, item: Any) -> Any:
-                return await worker(ctx.child(f"{i}", item=item), item)
-        else:
-            async def call(i: int, item: Any) -> Any:
-                return await anyio.to_thread.run_sync(worker, ctx.child(f"{i}", item=item), item)
+        return await map_items(ctx, worker_call(self.worker, ctx), self.items(ctx),
+                               limit=self.limit, on_error=self.on_error,
+                               min_success=self.min_success, indexed=True)
 
-        return await map_items(ctx, call, self.items(ctx), limit=self.limit,
-                               on_error=self.on_error, min_success=self.min_success,
-                               indexed=True)
+
+def worker_call(worker: Any, ctx: StepContext) -> Callable[[int, Any], Awaitable[Any]]:
+    """``(index, item) -> output`` for a worker step or ``(ctx, item)`` function; each item
+    runs with its own child context (so its own idempotency key)."""
+    runtime = ctx.runtime
+    if isinstance(worker, Step):
+        async def call(i: int, item: Any) -> Any:
+            return await runtime.run_step(worker, ctx.child(f"{i}", item=item))
+    elif inspect.iscoroutinefunction(worker):
+        async def call(i: int, item: Any) -> Any:
+            return await worker(ctx.child(f"{i}", item=item), item)
+    else:
+        async def call(i: int, item: Any) -> Any:
+            return await anyio.to_thread.run_sync(worker, ctx.child(f"{i}", item=item), item)
+    return call

@@ -13,7 +13,7 @@ _MILLION = Decimal(1_000_000)
 
 def usd(amount: str | int | Decimal) -> Decimal:
     """An exact USD amount: ``plait.usd("0.10")``. Floats are refused (they are inexact)."""
-    if isinstance(amount, float) or isinstance(amount, bool):
+    if isinstance(amount, float | bool):
         raise TypeError(f"usd() takes a str, int or Decimal, not {type(amount).__name__}: "
                         f"write usd({str(amount)!r}) to keep the amount exact")
     try:

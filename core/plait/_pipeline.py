@@ -84,7 +84,7 @@ class Pipeline(Step):
     def dependencies(self) -> Mapping[str, tuple[str, ...]]:
         return dict(self._deps)
 
-    async def run(  # type: ignore[override]  # a Pipeline is also run with a StepContext
+    async def run(
         self,
         inputs: Mapping[str, Any] | StepContext | None = None,
         *,

@@ -217,9 +217,9 @@ class Runtime:
         registry = self.registry
         names = self._tracer_names
         for name, (tracer, default) in registry.tracers.items():
-            if (names is None and default) or (names is not None and name in names):
-                if not self.pm.is_registered(tracer):
-                    self.pm.register(tracer, name=f"tracer:{name}")
+            wanted = default if names is None else name in names
+            if wanted and not self.pm.is_registered(tracer):
+                self.pm.register(tracer, name=f"tracer:{name}")
         if names is not None:
             missing = [n for n in names if n not in registry.tracers]
             if missing:
@@ -291,8 +291,8 @@ class Runtime:
         for name, plugin in self.pm.list_name_plugin():
             if plugin is None or (name == "plait.builtins" and not include_builtins):
                 continue
-            hooks = tuple(sorted(
-                h.name for h in self.pm.get_hookcallers(plugin) or () if h.name.startswith("plait_")))
+            callers = self.pm.get_hookcallers(plugin) or ()
+            hooks = tuple(sorted(h.name for h in callers if h.name.startswith("plait_")))
             registered: dict[str, list[str]] = {}
             for (kind, item), owner in registry.owners.items():
                 if owner == name:

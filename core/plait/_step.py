@@ -32,7 +32,8 @@ class Step:
     name: str | None = None
 
     async def run(self, ctx: StepContext) -> Any:
-        raise NotImplementedError(f"{type(self).__name__} must implement `async def run(self, ctx)`")
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement `async def run(self, ctx)`")
 
     @property
     def label(self) -> str:
@@ -55,8 +56,7 @@ class FunctionStep(Step):
         self.fn = fn
         self.config = config
         self.name = name or getattr(fn, "__name__", None)
-        self._is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-            getattr(fn, "__call__", None))
+        self._is_async = is_async_callable(fn)
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]  # keeps __doc__/__name__
 
     async def run(self, ctx: StepContext) -> Any:
@@ -102,6 +102,12 @@ def step(
         return FunctionStep(f, config, name)
 
     return wrap if fn is None else wrap(fn)
+
+
+def is_async_callable(fn: Any) -> bool:
+    """True for ``async def`` functions and objects whose ``__call__`` is one."""
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(type(fn), "__call__", None))  # noqa: B004  # the method, not callability
 
 
 def as_step(value: Any, where: str) -> Step:
