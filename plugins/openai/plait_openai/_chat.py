@@ -1,0 +1,254 @@
+"""The Chat Completions provider: plait's request in, ``POST {base_url}/chat/completions``.
+
+One class serves OpenAI and every OpenAI-compatible server; a ``Profile`` says where the
+server is and where its key comes from. Settings and keys are read at call time, so
+building the provider does no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import plait
+
+if TYPE_CHECKING:
+    import httpx
+
+    from ._profiles import Profile
+
+__all__ = ["ChatCompletionsProvider"]
+
+OPENAI_HOST = "api.openai.com"
+
+
+class ChatCompletionsProvider:
+    """``async complete(request)`` over the Runtime's shared httpx client."""
+
+    def __init__(self, profile: Profile, env: plait.ProviderEnv) -> None:
+        self._profile = profile
+        self._env = env
+        # Base URLs whose server rejected ``json_schema``: ask them for JSON mode instead.
+        self._json_mode_only: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"ChatCompletionsProvider(name={self._env.name!r}, base_url={self.base_url!r})"
+
+    @property
+    def base_url(self) -> str:
+        """Settings ``base_url``, else the profile's environment variable, else its default."""
+        env_var = self._profile.base_url_env
+        url = (
+            self._env.settings.get("base_url")
+            or (os.environ.get(env_var) if env_var else None)
+            or self._profile.base_url
+        )
+        return str(url).rstrip("/")
+
+    async def complete(self, request: plait.ModelRequest) -> plait.ModelResponse:
+        base_url = self.base_url
+        headers = self._headers(request.model)
+        json_mode = request.json_schema is not None and base_url in self._json_mode_only
+        try:
+            data = await self._post(base_url, headers, request, json_mode=json_mode)
+        except plait.BadRequest as exc:
+            if json_mode or request.json_schema is None or not _rejects_json_schema(exc.message):
+                raise
+            self._json_mode_only.add(base_url)
+            data = await self._post(base_url, headers, request, json_mode=True)
+        return self._response(data, request)
+
+    def _headers(self, model: str) -> dict[str, str]:
+        settings = self._env.settings
+        env_var = self._profile.api_key_env
+        key = settings.get("api_key") or (os.environ.get(env_var) if env_var else None)
+        if not key and env_var:
+            raise plait.AuthenticationError(
+                f"no API key: set {env_var} or Runtime(settings={{{self._env.name!r}: "
+                "{'api_key': ...}})",
+                provider=self._env.name,
+                model=model,
+            )
+        headers = dict(self._profile.headers)
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        if organization := settings.get("organization"):
+            headers["OpenAI-Organization"] = str(organization)
+        return headers
+
+    async def _post(
+        self,
+        base_url: str,
+        headers: Mapping[str, str],
+        request: plait.ModelRequest,
+        *,
+        json_mode: bool,
+    ) -> Any:
+        body = _body(
+            request, openai_host=urlsplit(base_url).hostname == OPENAI_HOST, json_mode=json_mode
+        )
+        name, client = self._env.name, self._env.http
+        timeout = request.timeout or self._env.settings.get("timeout")
+        with plait.http_errors(name, request.model):
+            response = await client.post(
+                f"{base_url}/chat/completions",
+                json=body,
+                headers=headers,
+                timeout=float(timeout) if timeout else client.timeout,
+            )
+            if response.is_error:
+                error = plait.error_for_response(response, provider=name, model=request.model)
+                if isinstance(error, plait.RateLimited) and _error_code(response) == (
+                    "insufficient_quota"
+                ):
+                    error.retryable = False  # out of credit: waiting will not help
+                raise error
+            return response.json()
+
+    def _response(self, data: Any, request: plait.ModelRequest) -> plait.ModelResponse:
+        where: dict[str, Any] = {"provider": self._env.name, "model": request.model}
+        choices = data.get("choices") if isinstance(data, dict) else None
+        if not choices or not isinstance(choices[0], dict):
+            raise plait.ProviderError(f"the reply has no choices: {_excerpt(data)}", **where)
+        choice = choices[0]
+        message = choice.get("message") or {}
+        if refusal := message.get("refusal"):
+            raise plait.ContentRefused(f"the model refused: {refusal}", **where)
+        finish_reason = choice.get("finish_reason")
+        if finish_reason == "content_filter":
+            raise plait.ContentRefused("the server's content filter blocked the reply", **where)
+        text = _text(message.get("content"))
+        return plait.ModelResponse(
+            text=text,
+            usage=_usage(data.get("usage")),
+            finish_reason=finish_reason,
+            parsed=_json_or_none(text) if request.json_schema is not None else None,
+            model=data.get("model") if isinstance(data.get("model"), str) else None,
+            raw=data,
+        )
+
+
+def _body(request: plait.ModelRequest, *, openai_host: bool, json_mode: bool) -> dict[str, Any]:
+    messages = [{"role": m.role, "content": m.content} for m in request.messages]
+    body: dict[str, Any] = {"model": request.model, "messages": messages}
+    if request.temperature is not None:
+        body["temperature"] = request.temperature
+    if request.max_tokens is not None:
+        # OpenAI renamed the field (reasoning models refuse the old one); servers that copy
+        # the API mostly know only the old name.
+        body["max_completion_tokens" if openai_host else "max_tokens"] = request.max_tokens
+    if request.stop:
+        body["stop"] = list(request.stop)
+    if request.seed is not None:
+        body["seed"] = request.seed
+    if request.json_schema is not None:
+        schema = dict(request.json_schema)
+        if json_mode:
+            body["response_format"] = {"type": "json_object"}
+            body["messages"] = _with_schema_hint(messages, schema)
+        else:
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": _schema_name(request.schema_name),
+                    "schema": schema,
+                    "strict": _strict_compatible(schema),
+                },
+            }
+    body.update(request.extra)
+    return body
+
+
+def _with_schema_hint(
+    messages: list[dict[str, Any]], schema: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """JSON mode does not carry the schema, so tell the model (and say "JSON", which
+    OpenAI's JSON mode insists on)."""
+    hint = f"Reply with one JSON object that matches this JSON schema:\n{json.dumps(schema)}"
+    if messages and messages[0]["role"] == "system":
+        first = {"role": "system", "content": f"{messages[0]['content']}\n\n{hint}"}
+        return [first, *messages[1:]]
+    return [{"role": "system", "content": hint}, *messages]
+
+
+def _schema_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", name)[:64] or "output"
+
+
+def _strict_compatible(schema: Any) -> bool:
+    """Strict mode needs every object closed and every property required; OpenAI refuses
+    anything else with a 400, so such schemas are sent non-strict."""
+    if not isinstance(schema, dict):
+        return True
+    properties = schema.get("properties")
+    properties = properties if isinstance(properties, dict) else {}
+    if (schema.get("type") == "object" or properties) and (
+        schema.get("additionalProperties") is not False
+        or set(schema.get("required", ())) != set(properties)
+    ):
+        return False
+    children: list[Any] = [*properties.values(), schema.get("items")]
+    for key in ("$defs", "definitions"):
+        children.extend((schema.get(key) or {}).values())
+    for key in ("anyOf", "oneOf", "allOf", "prefixItems"):
+        children.extend(schema.get(key) or ())
+    return all(_strict_compatible(child) for child in children)
+
+
+def _rejects_json_schema(message: str) -> bool:
+    """Does a 400 say the server cannot do ``response_format`` json_schema at all?"""
+    text = message.lower()
+    if "invalid schema" in text:  # it can; this schema broke a rule
+        return False
+    if not any(word in text for word in ("json_schema", "response_format", "response format")):
+        return False
+    return "support" in text or ("json_object" in text and "json_schema" not in text)
+
+
+def _error_code(response: httpx.Response) -> str | None:
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        return None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else None
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # some compatible servers answer with content parts
+        return "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return ""
+
+
+def _usage(usage: Any) -> plait.TokenCount:
+    if not isinstance(usage, dict):
+        return plait.TokenCount()
+    details = usage.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    return plait.TokenCount(
+        input_tokens=_count(usage.get("prompt_tokens")),
+        output_tokens=_count(usage.get("completion_tokens")),
+        cached_tokens=_count(cached),
+    )
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and value > 0 else 0
+
+
+def _json_or_none(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _excerpt(data: Any) -> str:
+    shown = json.dumps(data)
+    return shown if len(shown) <= 200 else shown[:199] + "…"

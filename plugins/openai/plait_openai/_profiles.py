@@ -1,0 +1,81 @@
+"""Profiles: one per OpenAI-compatible server, each registered as its own model prefix."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import attrs
+import plait
+
+from ._chat import ChatCompletionsProvider
+
+__all__ = ["HOSTED", "LOCAL", "OPENAI", "Profile", "profile"]
+
+
+@attrs.frozen
+class Profile:
+    """Where an OpenAI-compatible server listens and where its API key comes from.
+
+    A profile is a provider factory: ``register(profile.name, profile)``. With
+    ``api_key_env`` set a key is required (from settings ``api_key`` or that variable);
+    without it the key is optional and read from settings only.
+    """
+
+    name: str
+    base_url: str
+    api_key_env: str | None = None
+    base_url_env: str | None = None  # overrides base_url when set (OPENAI_BASE_URL)
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+
+    def __call__(self, env: plait.ProviderEnv) -> ChatCompletionsProvider:
+        return ChatCompletionsProvider(self, env)
+
+
+def profile(
+    name: str,
+    *,
+    base_url: str,
+    api_key_env: str | None = None,
+    base_url_env: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Profile:
+    """A provider factory for another OpenAI-compatible server.
+
+    Register it from your own plugin::
+
+        @plait.hookimpl
+        def plait_register_providers(register):
+            lab = plait_openai.profile("lab", base_url="http://gpu-box:8000/v1",
+                                       api_key_env="LAB_API_KEY")
+            register(lab.name, lab)
+
+    ``headers`` are sent with every request (OpenRouter's ``HTTP-Referer``, say).
+    """
+    return Profile(name, base_url, api_key_env, base_url_env, dict(headers or {}))
+
+
+OPENAI = profile(
+    "openai",
+    base_url="https://api.openai.com/v1",
+    api_key_env="OPENAI_API_KEY",
+    base_url_env="OPENAI_BASE_URL",
+)
+
+# Servers on your own machine: no key needed (settings ``api_key`` is sent if given, for a
+# server started with one), and no per-token price.
+LOCAL = (
+    profile("ollama", base_url="http://localhost:11434/v1"),
+    profile("lmstudio", base_url="http://localhost:1234/v1"),
+    profile("vllm", base_url="http://localhost:8000/v1"),
+    profile("llamacpp", base_url="http://127.0.0.1:8080/v1"),
+)
+
+# Hosted services that speak the same API. Their catalogues are large and move fast, so no
+# price table ships for them: pass your own prices to the Runtime.
+HOSTED = (
+    profile(
+        "openrouter", base_url="https://openrouter.ai/api/v1", api_key_env="OPENROUTER_API_KEY"
+    ),
+    profile("groq", base_url="https://api.groq.com/openai/v1", api_key_env="GROQ_API_KEY"),
+    profile("together", base_url="https://api.together.xyz/v1", api_key_env="TOGETHER_API_KEY"),
+)
