@@ -10,6 +10,7 @@ Retry-After). Both are bounded by the resolved ``retries`` (2 when nothing says 
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Mapping
 from decimal import Decimal
@@ -115,7 +116,7 @@ async def call_model(runtime: Runtime, agent: Agent, prompt: str,
                 response = await runtime.around(
                     "plait_wrap_model_call",
                     {"request": request, "provider": provider_name, "ctx": ctx},
-                    lambda request=request: _complete(provider, request, provider_name),
+                    functools.partial(_complete, provider, request, provider_name),
                 )
         except BaseException as exc:
             if reservation is not None:

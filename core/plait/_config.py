@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Sequence
 from decimal import Decimal
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeAlias, TypeVar
 
 import attrs
 
@@ -28,7 +28,7 @@ NOTSET: Final = _NotSet.NOTSET
 """Sentinel for "not given at this level"; distinct from ``None`` (which means "no limit")."""
 
 T = TypeVar("T")
-Maybe = T | _NotSet
+Maybe: TypeAlias = T | _NotSet
 
 Validator = Callable[[Any], Any] | str
 

@@ -85,7 +85,7 @@ def backoff(attempt: int, cfg: ResolvedConfig, exc: BaseException | None = None)
     delay = cap / 2 + random.uniform(0, cap / 2)  # equal jitter: spread out, never ~0
     if isinstance(exc, RateLimited) and exc.retry_after is not None:
         delay = max(delay, exc.retry_after)
-    return delay
+    return float(delay)
 
 
 async def gate(value: Any, validators: Any, ctx: StepContext) -> None:

@@ -59,7 +59,7 @@ def _per_item(fn: Callable[[Any], Any]) -> Callable[[int, Any], Awaitable[Any]]:
     if not callable(fn):
         raise TypeError(f"ctx.map needs a function of the item, got {fn!r}")
     if is_async_callable(fn):
-        return lambda _i, item: fn(item)  # type: ignore[no-any-return]
+        return lambda _i, item: fn(item)
 
     async def in_thread(_i: int, item: Any) -> Any:  # sync work never blocks the loop
         return await anyio.to_thread.run_sync(fn, item)

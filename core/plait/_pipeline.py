@@ -109,7 +109,7 @@ class Pipeline(Step):
             from ._runtime import default_runtime
 
             runtime = default_runtime()
-        info = RunInfo(run_id or uuid.uuid4().hex, self.name, dict(inputs))
+        info = RunInfo(run_id or uuid.uuid4().hex, self.label, dict(inputs))
         limit = self._resolved_run.budget
         budget = None if limit is None else Budget(limit, "run")
         state = RunState(runtime, info, deps, budget, UsageMeter(), prefix="")
@@ -119,7 +119,7 @@ class Pipeline(Step):
 
     async def _run_nested(self, ctx: StepContext) -> Any:
         inputs = {**ctx.inputs, **ctx.dependencies}
-        info = RunInfo(ctx.run_id, self.name, inputs, parent=ctx.path)
+        info = RunInfo(ctx.run_id, self.label, inputs, parent=ctx.path)
         limit = self._resolved_run.budget
         budget = ctx._budget if limit is None else Budget(limit, f"pipeline {self.name}",
                                                           ctx._budget)
@@ -180,7 +180,7 @@ class Pipeline(Step):
         }
         stop = stops[0] if stops else None
         result = PipelineResult(
-            self.name, state.info.run_id,
+            self.label, state.info.run_id,
             None if stop is not None else outputs.get(self.output),
             {sid: v for sid, v in outputs.items() if not isinstance(v, Stop)},
             steps, state.meter.usage if state.prefix == "" else _sum_usage(steps),

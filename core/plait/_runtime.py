@@ -177,8 +177,8 @@ class Runtime:
         if self._loaded:
             return
         with self._load_lock:
-            if self._loaded:
-                return
+            if self._loaded:  # another thread loaded meanwhile
+                return  # type: ignore[unreachable]  # mypy cannot see the other thread
             if self._autoload:
                 self._load_entry_points()
             self._loaded = True
@@ -237,7 +237,7 @@ class Runtime:
     def _collect(self) -> _Registry:
         reg = _Registry()
 
-        def collect(hook: str, kind: str, add: Callable[..., None]) -> None:
+        def collect(hook: str, kind: str, add: Callable[..., str | None]) -> None:
             for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
                 def register(*args: Any, _owner: str = impl.plugin_name, **kwargs: Any) -> None:
                     name = add(*args, **kwargs)
@@ -272,8 +272,9 @@ class Runtime:
             reg.commands.append(cmd)
             return str(getattr(cmd, "name", cmd))
 
-        def converter_hook(cls: Any, unstructure: Any, structure: Any) -> None:
+        def converter_hook(cls: Any, unstructure: Any, structure: Any) -> str:
             reg.converter_hooks.append((cls, unstructure, structure))
+            return str(getattr(cls, "__name__", cls))
 
         collect("plait_register_providers", "provider", provider)
         collect("plait_register_aggregators", "aggregator", named("aggregator", reg.aggregators))

@@ -57,7 +57,7 @@ class FunctionStep(Step):
         self.config = config
         self.name = name or getattr(fn, "__name__", None)
         self._is_async = is_async_callable(fn)
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]  # keeps __doc__/__name__
+        functools.update_wrapper(self, fn)  # keeps __doc__ and __name__
 
     async def run(self, ctx: StepContext) -> Any:
         if self._is_async:
