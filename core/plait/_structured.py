@@ -468,10 +468,14 @@ class _NoJson(Exception):
     """The reply holds no usable JSON value; the message says why."""
 
 
-def _load(text: str) -> Any:
-    """The one JSON value in a reply, allowing a code fence or prose around an object/array."""
+def _unfence(text: str) -> str:
+    """The inside of a reply that is one fenced code block; any other reply unchanged."""
     fenced = _FENCE.match(text)
-    body = fenced.group(1) if fenced else text
+    return fenced.group(1) if fenced else text
+
+
+def _load(body: str) -> Any:
+    """The one JSON value in a reply, allowing prose around a single object or array."""
     try:
         return json.loads(body)
     except json.JSONDecodeError as exc:
@@ -563,12 +567,13 @@ class OutputSpec(Generic[T]):
             return typing.cast(T, text)
         expected = _type_name(self.type)
         if parsed is None:
+            body = _unfence(text)
             try:
-                parsed = _load(text)
+                parsed = _load(body)
             except _NoJson as exc:
                 if not self._accepts_label():
                     raise OutputParseError(str(exc), raw=text, expected=expected) from None
-                parsed = self._label(text)
+                parsed = self._label(body)
         first: list[str] | None = None
         for data, path in self._candidates(parsed):
             problems: list[str] = []

@@ -310,8 +310,8 @@ def test_fences_prose_and_a_named_wrapper_are_tolerated(
 
 @pytest.mark.parametrize("text", [
     '{"value": "high"}', '"high"', "high", "HIGH", " High. ", "`high`", "'high'",
-    '```\nhigh\n```', '{"priority": "high"}', '{"value": "High", "reason": "it is urgent"}',
-    '{"value": "HIGH"}',
+    '```\nhigh\n```', '```text\nHigh\n```', '{"priority": "high"}', '{"value": "HIGH"}',
+    '{"value": "High", "reason": "it is urgent"}',
 ])
 def test_enum_by_value_or_name_any_case(text: str, converter: cattrs.Converter) -> None:
     assert parse(Priority, text, converter) is Priority.HIGH
