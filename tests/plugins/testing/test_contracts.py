@@ -79,7 +79,7 @@ def failed_tests(reports: Any) -> dict[str, str]:
 
 def test_the_contract_catches_a_broken_provider(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_careless=BROKEN_PROVIDER)
-    passed, skipped, failed = pytester.inline_run("-p", "no:cacheprovider").listoutcomes()
+    passed, skipped, failed = pytester.inline_run().listoutcomes()
     assert not skipped
     failures = failed_tests(failed)
     assert set(failures) == {
@@ -122,7 +122,7 @@ def test_secret_shaped_reprs_fail_without_a_secret_fixture(pytester: pytest.Pyte
             def model(self):
                 return "m"
     """)
-    result = pytester.inline_run("-p", "no:cacheprovider", "-k", "repr")
+    result = pytester.inline_run("-k", "repr")
     _, _, failed = result.listoutcomes()
     assert "something secret-shaped" in failed_tests(failed)["test_repr_shows_no_secret"]
 
@@ -136,6 +136,6 @@ def test_a_contract_without_its_fixtures_says_what_is_missing(
         class TestNothing(ProviderContract):
             pass
     """)
-    result = pytester.inline_run("-p", "no:cacheprovider", "-k", "is_a_provider")
+    result = pytester.inline_run("-k", "is_a_provider")
     _, _, failed = result.listoutcomes()
     assert "TestNothing must define a `provider` fixture" in str(failed[0].longrepr)

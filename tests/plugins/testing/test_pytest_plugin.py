@@ -83,7 +83,7 @@ def test_no_network_fails_the_test_naming_the_url(pytester: pytest.Pytester) -> 
                 except Exception:
                     pass  # code under test that swallows errors cannot hide the call
     """)
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    result = pytester.runpytest()
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         ["*no_network: the test sent POST https://api.example.com/v1/chat/completions*"])
@@ -108,13 +108,13 @@ def test_span_exporter_skips_without_the_sdk(
         def test_spans(span_exporter):
             raise AssertionError("never runs without the SDK")
     """)
-    result = pytester.runpytest("-p", "no:cacheprovider", "-rs")
+    result = pytester.runpytest("-rs")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["*could not import 'opentelemetry.sdk.trace'*"])
 
 
 def test_every_fixture_is_documented(pytester: pytest.Pytester) -> None:
-    lines = pytester.runpytest("--fixtures", "-p", "no:cacheprovider").stdout.lines
+    lines = pytester.runpytest("--fixtures").stdout.lines
     for name in ("plait_runtime", "fake_provider", "register_plugin", "no_network",
                  "tracer_provider", "span_exporter"):
         [at] = [i for i, line in enumerate(lines) if line.startswith(f"{name} -- ")]
