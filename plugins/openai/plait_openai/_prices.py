@@ -17,6 +17,9 @@ _p = Price.per_million
 
 PRICES: dict[str, Price] = {
     "gpt-5": _p("1.25", "10.00", cached_input="0.125"),
+    # Listed so the Runtime's prefix match cannot price them as their cheaper base model.
+    "gpt-5-pro": _p("15.00", "120.00"),
+    "o3-pro": _p("20.00", "80.00"),
     "gpt-5-mini": _p("0.25", "2.00", cached_input="0.025"),
     "gpt-5-nano": _p("0.05", "0.40", cached_input="0.005"),
     "gpt-4.1": _p("2.00", "8.00", cached_input="0.50"),

@@ -802,8 +802,7 @@ def test_price_table() -> None:
     assert prices["gpt-4o"] == plait.Price.per_million("2.50", "10.00", "1.25")
     for model, price in prices.items():
         assert 0 < price.input < price.output, model
-        assert price.cached_input is not None, model
-        assert price.cached_input < price.input, model
+        assert price.cached_input is None or price.cached_input < price.input, model
     # a million input tokens, half of them from the cache, and a million output tokens
     cost = prices["gpt-4o-mini"].cost(plait.TokenCount(1_000_000, 1_000_000, 500_000))
     assert cost == plait.usd("0.7125")  # 0.075 fresh + 0.0375 cached + 0.60 output

@@ -1,0 +1,177 @@
+"""The Messages API provider: plait's request in, ``POST {base_url}/v1/messages``.
+
+Settings and the key are read at call time, so building the provider does no I/O.
+Structured output is a forced call to a single tool whose input schema is the requested
+JSON schema; the tool call's input is the answer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any
+
+import plait
+
+__all__ = ["AnthropicProvider"]
+
+API_VERSION = "2023-06-01"
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+DEFAULT_MAX_TOKENS = 1024  # the API requires max_tokens on every request
+KEY_VAR = "ANTHROPIC_API_KEY"
+BASE_URL_VAR = "ANTHROPIC_BASE_URL"
+
+# Anthropic's stop reasons in the words plait (and OpenAI) use.
+_FINISH = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+}
+
+
+class AnthropicProvider:
+    """``async complete(request)`` over the Runtime's shared httpx client."""
+
+    def __init__(self, env: plait.ProviderEnv) -> None:
+        self._env = env
+
+    def __repr__(self) -> str:
+        return f"AnthropicProvider(name={self._env.name!r}, base_url={self.base_url!r})"
+
+    @property
+    def base_url(self) -> str:
+        """Settings ``base_url``, else ``ANTHROPIC_BASE_URL``, else Anthropic's API."""
+        url = self._env.settings.get("base_url") or os.environ.get(BASE_URL_VAR) or DEFAULT_BASE_URL
+        return str(url).rstrip("/")
+
+    async def complete(self, request: plait.ModelRequest) -> plait.ModelResponse:
+        name, settings = self._env.name, self._env.settings
+        key = settings.get("api_key") or os.environ.get(KEY_VAR)
+        if not key:
+            raise plait.AuthenticationError(
+                f"no API key: set {KEY_VAR} or Runtime(settings={{{name!r}: {{'api_key': ...}}}})",
+                provider=name,
+                model=request.model,
+            )
+        headers = {"x-api-key": str(key), "anthropic-version": API_VERSION}
+        body = _body(request, settings.get("max_tokens") or DEFAULT_MAX_TOKENS)
+        client = self._env.http
+        timeout = request.timeout or settings.get("timeout")
+        with plait.http_errors(name, request.model):
+            response = await client.post(
+                f"{self.base_url}/v1/messages",
+                json=body,
+                headers=headers,
+                timeout=float(timeout) if timeout else client.timeout,
+            )
+            if response.is_error:
+                raise plait.error_for_response(response, provider=name, model=request.model)
+            data = response.json()
+        return self._response(data, request)
+
+    def _response(self, data: Any, request: plait.ModelRequest) -> plait.ModelResponse:
+        where: dict[str, Any] = {"provider": self._env.name, "model": request.model}
+        content = data.get("content") if isinstance(data, dict) else None
+        if not isinstance(content, list):
+            raise plait.ProviderError(f"the reply has no content: {_excerpt(data)}", **where)
+        stop_reason = data.get("stop_reason")
+        text = "".join(
+            str(b.get("text", ""))
+            for b in content
+            if isinstance(b, dict) and b.get("type") == "text"
+        )
+        if stop_reason == "refusal":
+            raise plait.ContentRefused(f"the model refused{': ' + text if text else ''}", **where)
+        finish_reason = _FINISH.get(stop_reason, stop_reason)
+        parsed = None
+        if request.json_schema is not None:
+            tool = _tool_name(request.schema_name)
+            call = next(
+                (
+                    b
+                    for b in content
+                    if isinstance(b, dict) and b.get("type") == "tool_use" and b.get("name") == tool
+                ),
+                None,
+            )
+            if call is not None:
+                text = json.dumps(call.get("input"))
+                finish_reason = "stop" if stop_reason == "tool_use" else finish_reason
+                # A call cut short by max_tokens carries an incomplete input.
+                parsed = call.get("input") if finish_reason == "stop" else None
+            else:
+                parsed = _json_or_none(text)
+        return plait.ModelResponse(
+            text=text,
+            usage=_usage(data.get("usage")),
+            finish_reason=finish_reason,
+            parsed=parsed,
+            model=data.get("model") if isinstance(data.get("model"), str) else None,
+            raw=data,
+        )
+
+
+def _body(request: plait.ModelRequest, default_max_tokens: int) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": request.model,
+        "max_tokens": request.max_tokens if request.max_tokens is not None else default_max_tokens,
+        "messages": [
+            {"role": m.role, "content": m.content} for m in request.messages if m.role != "system"
+        ],
+    }
+    if request.system is not None:
+        body["system"] = request.system
+    if request.temperature is not None:
+        body["temperature"] = request.temperature
+    if request.stop:
+        body["stop_sequences"] = list(request.stop)
+    # ``seed`` has no counterpart in the Messages API.
+    if request.json_schema is not None:
+        tool = _tool_name(request.schema_name)
+        body["tools"] = [
+            {
+                "name": tool,
+                "description": "Record the answer, in exactly this structure.",
+                "input_schema": dict(request.json_schema),
+            }
+        ]
+        body["tool_choice"] = {"type": "tool", "name": tool}
+    body.update(request.extra)
+    return body
+
+
+def _tool_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", name)[:64] or "output"
+
+
+def _usage(usage: Any) -> plait.TokenCount:
+    if not isinstance(usage, dict):
+        return plait.TokenCount()
+    # Anthropic's input_tokens excludes cached tokens; plait counts them as part of the input.
+    read = _count(usage.get("cache_read_input_tokens"))
+    written = _count(usage.get("cache_creation_input_tokens"))
+    return plait.TokenCount(
+        input_tokens=_count(usage.get("input_tokens")) + read + written,
+        output_tokens=_count(usage.get("output_tokens")),
+        cached_tokens=read,
+        cache_write_tokens=written,
+    )
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and value > 0 else 0
+
+
+def _json_or_none(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _excerpt(data: Any) -> str:
+    shown = json.dumps(data)
+    return shown if len(shown) <= 200 else shown[:199] + "…"
