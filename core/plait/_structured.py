@@ -15,9 +15,11 @@ own ``null`` becomes ``"None"``, ``"false"`` becomes ``True`` and ``3.7`` become
 from __future__ import annotations
 
 import builtins
+import contextlib
 import dataclasses
 import enum
 import json
+import math
 import re
 import types
 import typing
@@ -117,16 +119,14 @@ class _Number(_Node):
         return "number"
 
     def check(self, data: Any, path: str, problems: list[str]) -> Any:
+        value: float | None = None
         if isinstance(data, int | float) and not isinstance(data, bool):
-            return float(data)
-        if isinstance(data, str):
-            try:
+            value = float(data)
+        elif isinstance(data, str):
+            with contextlib.suppress(ValueError):
                 value = float(data.strip())
-            except ValueError:
-                pass
-            else:
-                if value == value and abs(value) != float("inf"):  # finite: JSON has no NaN
-                    return value
+        if value is not None and math.isfinite(value):  # Python's json reads NaN; JSON has none
+            return value
         problems.append(f"{path}: expected a number, got {_show(data)}")
         return data
 

@@ -407,6 +407,7 @@ def test_unsafe_coercions_are_refused(converter: cattrs.Converter) -> None:
                                                      converter))
     assert 'expected true or false, got "no"' in str(fail(bool, "no", converter))
     assert "expected a number" in str(fail(float, '{"value": "NaN"}', converter))
+    assert "expected a number, got NaN" in str(fail(float, '{"value": NaN}', converter))
 
 
 def test_never_guesses_between_two_candidates(converter: cattrs.Converter) -> None:
