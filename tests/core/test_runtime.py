@@ -1,0 +1,157 @@
+"""The Runtime: entry-point discovery, guarded loading, switches, per-runtime isolation."""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+import textwrap
+from typing import Any
+
+import pytest
+
+import plait
+
+
+def _install_fake_distribution(tmp: pathlib.Path, monkeypatch: pytest.MonkeyPatch, name: str,
+                               module_source: str) -> None:
+    """A real distribution on sys.path: dist-info with an entry point in group `plait`."""
+    module = f"plait_{name}_test_plugin"
+    (tmp / f"{module}.py").write_text(textwrap.dedent(module_source))
+    info = tmp / f"plait_{name}_test-0.3.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: plait-{name}-test\nVersion: 0.3\n")
+    (info / "entry_points.txt").write_text(f"[plait]\n{name} = {module}\n")
+    monkeypatch.syspath_prepend(str(tmp))
+
+
+GOOD = """
+import plait
+
+class Echo:
+    async def complete(self, request):
+        return plait.ModelResponse(request.messages[-1].content)
+
+@plait.hookimpl
+def plait_register_providers(register):
+    register("goodecho", lambda env: Echo())
+"""
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for var in ("PLAIT_LOAD_PLUGINS", "PLAIT_DISABLE_PLUGIN_AUTOLOAD", "PLAIT_STRICT_PLUGINS",
+                "PLAIT_TRACE_HOOKS"):
+        monkeypatch.delenv(var, raising=False)
+    return monkeypatch
+
+
+async def test_discovers_plugins_through_installed_entry_points(
+        tmp_path: pathlib.Path, clean_env: pytest.MonkeyPatch) -> None:
+    _install_fake_distribution(tmp_path, clean_env, "good", GOOD)
+    async with plait.Runtime() as runtime:
+        reply = await plait.Agent("goodecho:any").ask("ping", runtime=runtime)
+        assert reply.text == "ping"
+        info = {i.name: i for i in runtime.plugin_infos()}
+        assert info["good"].distribution == "plait-good-test"
+        assert info["good"].version == "0.3"
+        assert info["good"].registered == {"provider": ("goodecho",)}
+        assert info["good"].hooks == ("plait_register_providers",)
+        # the repo's own plait-testing is installed in the dev environment too
+        assert "fake" in runtime.registry.providers
+
+
+def test_a_broken_plugin_is_recorded_and_skipped(tmp_path: pathlib.Path,
+                                                 clean_env: pytest.MonkeyPatch) -> None:
+    _install_fake_distribution(tmp_path, clean_env, "broken", "raise ImportError('no numpy')\n")
+    _install_fake_distribution(tmp_path, clean_env, "good", GOOD)
+    runtime = plait.Runtime()
+    with pytest.warns(plait.PluginWarning, match="'broken'.*no numpy"):
+        runtime.load()
+    assert "goodecho" in runtime.registry.providers  # the others still load
+    broken = [i for i in runtime.plugin_infos() if i.error]
+    assert [(b.name, b.distribution) for b in broken] == [("broken", "plait-broken-test")]
+    assert "ImportError: no numpy" in (broken[0].error or "")
+
+
+def test_strict_plugins_makes_a_broken_plugin_fatal(tmp_path: pathlib.Path,
+                                                    clean_env: pytest.MonkeyPatch) -> None:
+    _install_fake_distribution(tmp_path, clean_env, "broken", "raise ImportError('nope')\n")
+    clean_env.setenv("PLAIT_STRICT_PLUGINS", "1")
+    with pytest.raises(plait.PluginError, match="'broken'.*failed to load"):
+        plait.Runtime().load()
+
+
+def test_misspelled_hook_fails_loudly(tmp_path: pathlib.Path,
+                                      clean_env: pytest.MonkeyPatch) -> None:
+    class Typo:
+        @plait.hookimpl
+        def plait_register_provider(self, register: Any) -> None:  # missing the final "s"
+            pass
+
+    with pytest.raises(plait.PluginError, match="plait_register_provider"):
+        plait.Runtime(entry_points=False).register(Typo())
+    _install_fake_distribution(tmp_path, clean_env, "typo", """
+        import plait
+        @plait.hookimpl
+        def plait_wrap_stepp(ctx):
+            yield
+    """)
+    runtime = plait.Runtime()
+    with pytest.warns(plait.PluginWarning, match="plait_wrap_stepp"):
+        runtime.load()
+    assert not runtime.pm.has_plugin("typo")
+
+
+def test_load_plugins_allow_list_and_autoload_switch(tmp_path: pathlib.Path,
+                                                     clean_env: pytest.MonkeyPatch) -> None:
+    _install_fake_distribution(tmp_path, clean_env, "good", GOOD)
+    clean_env.setenv("PLAIT_LOAD_PLUGINS", "")
+    assert plait.Runtime().registry.providers == {}
+    clean_env.setenv("PLAIT_LOAD_PLUGINS", "plait-good-test")
+    assert list(plait.Runtime().registry.providers) == ["goodecho"]
+    clean_env.delenv("PLAIT_LOAD_PLUGINS")
+    clean_env.setenv("PLAIT_DISABLE_PLUGIN_AUTOLOAD", "1")
+    assert plait.Runtime().registry.providers == {}
+    assert "goodecho" in plait.Runtime(entry_points=True).registry.providers
+
+
+def test_trace_hooks_prints_each_hook_call(clean_env: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    clean_env.setenv("PLAIT_TRACE_HOOKS", "1")
+    runtime = plait.Runtime(entry_points=False)
+    plait.run_sync(plait.Pipeline("p", {"s": lambda ctx: 1}), runtime=runtime)
+    err = capsys.readouterr().err
+    assert "plait_run_step" in err
+
+
+def test_runtimes_are_isolated_and_plugins_can_be_scoped() -> None:
+    class P:
+        @plait.hookimpl
+        def plait_register_validators(self, register: Any) -> None:
+            register("always", lambda v: True)
+
+    a = plait.Runtime(entry_points=False)
+    b = plait.Runtime(entry_points=False)
+    with a.plugin(P()):
+        assert "always" in a.registry.validators
+        assert "always" not in b.registry.validators
+    assert "always" not in a.registry.validators
+    assert a.converter is not b.converter
+
+
+async def test_unknown_provider_names_the_distribution(plait_runtime: plait.Runtime) -> None:
+    with pytest.raises(plait.UnknownPlugin) as info:
+        await plait.Agent("openai:gpt-4o-mini").ask("hi", runtime=plait_runtime)
+    assert "plait-openai" in str(info.value)
+    assert info.value.distribution == "plait-openai"
+    with pytest.raises(plait.UnknownPlugin, match="install") as other:
+        await plait.Agent("mystery:x").ask("hi", runtime=plait_runtime)
+    assert other.value.distribution is None
+
+
+def test_importing_plait_is_light() -> None:
+    code = ("import sys, plait; heavy = [m for m in ('httpx', 'rich', 'llama_cpp', "
+            "'opentelemetry', 'plait_openai') if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
