@@ -1,0 +1,132 @@
+"""The repository layout is a contract: every distribution ships complete.
+
+Each distribution under plugins/ (except the _template) and contrib/ has a pyproject.toml
+with an entry point, a README, a CHANGELOG with an entry for its version, and its tests in
+tests/plugins/<name> or tests/contrib/<name>. Tool configuration lives only at the root.
+The template itself must stay a working plugin.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "plugins" / "_template"
+
+pytest_plugins = ["pytester"]
+
+
+def distributions() -> list[Any]:
+    found = []
+    for kind in ("plugins", "contrib"):
+        for path in sorted((ROOT / kind).iterdir()):
+            if path.is_dir() and path != TEMPLATE and not path.name.startswith((".", "__")):
+                found.append(pytest.param(kind, path, id=f"{kind}/{path.name}"))
+    return found
+
+
+def pyproject(path: Path) -> dict[str, Any]:
+    file = path / "pyproject.toml"
+    assert file.is_file(), f"{path.relative_to(ROOT)} has no pyproject.toml"
+    with file.open("rb") as f:
+        return tomllib.load(f)
+
+
+def module_file(dist: Path, module: str) -> Path | None:
+    """Where ``a.b`` lives inside the distribution directory, if it does."""
+    base = dist.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+DISTRIBUTIONS = distributions()
+
+
+def test_the_repository_has_distributions() -> None:
+    assert any(p.values[0] == "plugins" for p in DISTRIBUTIONS)
+
+
+@pytest.mark.parametrize(("kind", "path"), DISTRIBUTIONS)
+def test_distribution_has_docs_files(kind: str, path: Path) -> None:
+    version = pyproject(path)["project"]["version"]
+    readme = path / "README.md"
+    assert readme.is_file(), f"{kind}/{path.name} has no README.md"
+    assert readme.read_text().strip(), f"{kind}/{path.name}/README.md is empty"
+    changelog = path / "CHANGELOG.md"
+    assert changelog.is_file(), f"{kind}/{path.name} has no CHANGELOG.md"
+    assert re.search(rf"^## {re.escape(version)}\b", changelog.read_text(), re.MULTILINE), (
+        f"{kind}/{path.name}/CHANGELOG.md has no '## {version}' entry for the current version")
+
+
+@pytest.mark.parametrize(("kind", "path"), DISTRIBUTIONS)
+def test_distribution_has_tests(kind: str, path: Path) -> None:
+    tests = ROOT / "tests" / kind / path.name
+    assert tests.is_dir(), f"{kind}/{path.name} has no tests directory tests/{kind}/{path.name}"
+    files = [*tests.rglob("test_*.py"), *tests.rglob("*_test.py")]
+    assert files, f"tests/{kind}/{path.name} holds no test file"
+
+
+@pytest.mark.parametrize(("kind", "path"), DISTRIBUTIONS)
+def test_distribution_has_an_entry_point(kind: str, path: Path) -> None:
+    project = pyproject(path)["project"]
+    groups = project.get("entry-points", {})
+    if kind == "plugins":
+        name = path.name
+        assert project["name"] == f"plait-{name}", (
+            f"plugins/{name} must be distribution 'plait-{name}', not {project['name']!r}")
+        plait_eps = groups.get("plait", {})
+        assert name in plait_eps, (
+            f"plugins/{name} has no `[project.entry-points.plait] {name} = \"plait_{name}\"`")
+        module = plait_eps[name].split(":")[0]
+        assert module.split(".")[0] == f"plait_{name}", (
+            f"plugins/{name}: the plait entry point must point into package plait_{name}, "
+            f"not {module!r}")
+    else:
+        assert groups or project.get("scripts"), (
+            f"contrib/{path.name} declares no entry point (in any group)")
+    for group, entries in groups.items():
+        for ep_name, value in entries.items():
+            module = value.split(":")[0]
+            assert module_file(path, module), (
+                f"{kind}/{path.name}: entry point {group}.{ep_name} names {module!r}, "
+                "which is not a module of the distribution")
+
+
+@pytest.mark.parametrize(("kind", "path"), DISTRIBUTIONS)
+def test_tool_configuration_lives_only_at_the_root(kind: str, path: Path) -> None:
+    tools = set(pyproject(path).get("tool", {}))
+    shared = tools & {"ruff", "mypy", "pytest", "coverage"}
+    assert not shared, (
+        f"{kind}/{path.name}/pyproject.toml configures {', '.join(sorted(shared))}; "
+        "tool configuration lives once, in the root pyproject.toml")
+
+
+def test_the_template_is_complete_and_excluded_from_the_workspace() -> None:
+    project = pyproject(TEMPLATE)["project"]
+    assert project["name"] == "plait-example"
+    assert project["entry-points"]["plait"] == {"example": "plait_example"}
+    for name in ("README.md", "CHANGELOG.md", "plait_example/__init__.py",
+                 "tests/test_example.py"):
+        assert (TEMPLATE / name).is_file(), f"plugins/_template/{name} is missing"
+    root = pyproject(ROOT)["tool"]
+    assert "plugins/_template" in root["uv"]["workspace"]["exclude"]
+    assert "plugins/_template" in root["ruff"]["extend-exclude"]
+
+
+def test_the_template_plugin_passes_its_own_tests(pytester: pytest.Pytester) -> None:
+    # Run the template's tests as a copy of it would, with the repository's pytest settings.
+    shutil.copytree(TEMPLATE / "plait_example", pytester.path / "plait_example")
+    shutil.copy(TEMPLATE / "tests" / "test_example.py", pytester.path)
+    pytester.makeini("[pytest]\nanyio_mode = auto\nfilterwarnings = error\n")
+    pytester.syspathinsert()
+    result = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:hypothesispytest")
+    assert result.ret == pytest.ExitCode.OK
+    assert set(result.parseoutcomes()) == {"passed"}  # nothing skipped, failed or errored
