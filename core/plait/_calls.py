@@ -82,13 +82,17 @@ async def call_model(runtime: Runtime, agent: Agent, prompt: str,
         retries = base.retries if base.retries_given else DEFAULT_RETRIES
     timeout = overrides.get("timeout")  # per request; the step's timeout covers the step
 
-    provider_name, model = split_model(agent.model)
+    # A Runtime's model_override wins over the agent's model and per-call overrides; the
+    # agent's own price was for its own model, so the override's price applies.
+    model_id = runtime.model_override or agent.model
+    provider_name, model = split_model(model_id)
     provider = runtime.provider(provider_name)
     spec = agent.spec
     budget: Budget | None = ctx._budget if ctx is not None else None
-    price = agent.price or runtime.price(provider_name, model)
+    own_price = agent.price if runtime.model_override is None else None
+    price = own_price or runtime.price(provider_name, model)
     if budget is not None and price is None:
-        raise UnknownPrice(agent.model)
+        raise UnknownPrice(model_id)
     max_tokens = agent.max_tokens
     if budget is not None and max_tokens is None:
         max_tokens = DEFAULT_MAX_TOKENS_UNDER_BUDGET
@@ -164,6 +168,6 @@ async def _complete(provider: Any, request: ModelRequest, name: str) -> ModelRes
 
 
 def _reask(exc: PlaitError, spec: Any) -> str:
-    problem = exc.reason if isinstance(exc, ValidationFailed) else str(exc).split("; raw reply")[0]
+    problem = exc.reason if isinstance(exc, ValidationFailed) else getattr(exc, "message", str(exc))
     return (f"Your previous reply could not be used: {problem}. "
             f"Answer again with {spec.describe()}, and nothing else.")

@@ -94,6 +94,9 @@ class Runtime:
     - ``limits``: client-side limits per provider or model, ``{"openai": plait.Limits(...)}``.
     - ``tracers``: names of tracers to enable (default: every tracer registered as default).
     - ``transport``: an ``httpx`` transport for the shared client (tests inject a mock).
+    - ``model_override``: ``"<provider>:<model>"`` used for every model call made on this
+      Runtime instead of the agent's own model (``plait run --model``, trying a workflow
+      on another provider); the agent's ``price`` is then ignored, the new model's applies.
 
     Use ``async with plait.Runtime() as rt`` (or ``await rt.aclose()``) to close the HTTP
     client when you own the runtime.
@@ -109,6 +112,7 @@ class Runtime:
         limits: Mapping[str, Limits] | None = None,
         tracers: Iterable[str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        model_override: str | None = None,
     ) -> None:
         self.pm = pluggy.PluginManager("plait")
         self.pm.add_hookspecs(hookspecs)
@@ -123,6 +127,11 @@ class Runtime:
         self._limit_overrides = dict(limits or {})
         self._tracer_names = None if tracers is None else list(tracers)
         self._transport = transport
+        if model_override is not None:
+            from ._agent import split_model
+
+            split_model(model_override)  # a malformed name fails here, not on the first call
+        self.model_override = model_override
         self._loaded = False
         self._load_lock = threading.RLock()
         self._broken: dict[str, PluginInfo] = {}
