@@ -260,6 +260,7 @@ class OutputParseError(PlaitError):
     """A model reply could not be parsed into the expected output type."""
 
     def __init__(self, message: str, raw: str, expected: str = "") -> None:
+        self.message = message
         self.raw = raw
         self.expected = expected
         super().__init__(f"{message}; raw reply: {raw[:200]!r}")
