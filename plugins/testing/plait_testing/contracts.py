@@ -7,8 +7,14 @@ supply its fixtures; every test of the contract then runs against your plugin::
 
     class TestMyProvider(ProviderContract):
         @pytest.fixture
-        def provider(self, transport):
-            return MyProvider(api_key="sk-test-123", http=httpx.AsyncClient(transport=transport))
+        def provider(self):
+            self.replies = []  # the test instance is shared with script()
+
+            def api(request):
+                return httpx.Response(200, json=my_api_body(self.replies.pop(0), request))
+
+            http = httpx.AsyncClient(transport=httpx.MockTransport(api))
+            return MyProvider(api_key="sk-test-123", http=http)
 
         @pytest.fixture
         def model(self):
@@ -19,7 +25,9 @@ supply its fixtures; every test of the contract then runs against your plugin::
             return "sk-test-123"
 
         def script(self, provider, reply):
-            ...  # make the mocked API answer `reply` next
+            self.replies.append(reply)  # the mocked API answers this next
+
+See docs/plugins/testing.md for what each contract checks.
 """
 
 from __future__ import annotations
