@@ -357,7 +357,7 @@ class Runtime:
             from ._limits import LimiterRegistry
 
             defaults = {name: spec.limits for name, spec in self.registry.providers.items()}
-            self._limiters = LimiterRegistry({**defaults, **self._limit_overrides})
+            self._limiters = LimiterRegistry(self._limit_overrides, defaults=defaults)
         return self._limiters
 
     def aggregator(self, name: str) -> Any:
