@@ -1,0 +1,189 @@
+"""The Gemini API provider: ``POST {base_url}/v1beta/models/{model}:generateContent``.
+
+The key travels in the ``x-goog-api-key`` header, never in the URL (URLs end up in logs
+and traces). Settings and the key are read at call time, so building the provider does no
+I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import plait
+
+from ._schema import response_schema
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["GeminiProvider"]
+
+DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
+KEY_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+
+_FINISH = {"STOP": "stop", "MAX_TOKENS": "length"}
+# Finish reasons that mean a filter withheld the reply.
+_BLOCKED = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"}
+
+
+class GeminiProvider:
+    """``async complete(request)`` over the Runtime's shared httpx client."""
+
+    def __init__(self, env: plait.ProviderEnv) -> None:
+        self._env = env
+
+    def __repr__(self) -> str:
+        return f"GeminiProvider(name={self._env.name!r}, base_url={self.base_url!r})"
+
+    @property
+    def base_url(self) -> str:
+        return str(self._env.settings.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
+
+    async def complete(self, request: plait.ModelRequest) -> plait.ModelResponse:
+        name, settings = self._env.name, self._env.settings
+        key = settings.get("api_key") or next(
+            (os.environ[v] for v in KEY_VARS if os.environ.get(v)), None
+        )
+        if not key:
+            raise plait.AuthenticationError(
+                f"no API key: set {' or '.join(KEY_VARS)} or Runtime(settings={{{name!r}: "
+                "{'api_key': ...}})",
+                provider=name,
+                model=request.model,
+            )
+        model = request.model.removeprefix("models/")
+        url = f"{self.base_url}/v1beta/models/{quote(model, safe='')}:generateContent"
+        client = self._env.http
+        timeout = request.timeout or settings.get("timeout")
+        with plait.http_errors(name, request.model):
+            response = await client.post(
+                url,
+                json=_body(request),
+                headers={"x-goog-api-key": str(key)},
+                timeout=float(timeout) if timeout else client.timeout,
+            )
+            if response.is_error:
+                raise _error(response, provider=name, model=request.model)
+            data = response.json()
+        return self._response(data, request)
+
+    def _response(self, data: Any, request: plait.ModelRequest) -> plait.ModelResponse:
+        where: dict[str, Any] = {"provider": self._env.name, "model": request.model}
+        if not isinstance(data, dict):
+            raise plait.ProviderError(f"unexpected reply: {_excerpt(data)}", **where)
+        blocked = (data.get("promptFeedback") or {}).get("blockReason")
+        if blocked:
+            raise plait.ContentRefused(f"the prompt was blocked ({blocked})", **where)
+        candidates = data.get("candidates")
+        if not candidates or not isinstance(candidates[0], dict):
+            raise plait.ProviderError(f"the reply has no candidates: {_excerpt(data)}", **where)
+        candidate = candidates[0]
+        reason = candidate.get("finishReason")
+        if reason in _BLOCKED:
+            raise plait.ContentRefused(f"the reply was blocked ({reason})", **where)
+        finish_reason = _FINISH.get(reason, reason.lower()) if isinstance(reason, str) else None
+        parts = (candidate.get("content") or {}).get("parts") or []
+        text = "".join(
+            str(p.get("text", "")) for p in parts if isinstance(p, dict) and not p.get("thought")
+        )
+        return plait.ModelResponse(
+            text=text,
+            usage=_usage(data.get("usageMetadata")),
+            finish_reason=finish_reason,
+            parsed=_json_or_none(text) if request.json_schema is not None else None,
+            model=data.get("modelVersion") if isinstance(data.get("modelVersion"), str) else None,
+            raw=data,
+        )
+
+
+def _body(request: plait.ModelRequest) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "contents": [
+            {"role": "model" if m.role == "assistant" else "user", "parts": [{"text": m.content}]}
+            for m in request.messages
+            if m.role != "system"
+        ]
+    }
+    if request.system is not None:
+        body["systemInstruction"] = {"parts": [{"text": request.system}]}
+    config: dict[str, Any] = {}
+    if request.temperature is not None:
+        config["temperature"] = request.temperature
+    if request.max_tokens is not None:
+        config["maxOutputTokens"] = request.max_tokens
+    if request.stop:
+        config["stopSequences"] = list(request.stop)
+    if request.seed is not None:
+        config["seed"] = request.seed
+    if request.json_schema is not None:
+        config["responseMimeType"] = "application/json"
+        schema = response_schema(request.json_schema)
+        if schema is not None:
+            config["responseSchema"] = schema
+    extra = dict(request.extra)
+    config.update(extra.pop("generationConfig", None) or {})  # thinkingConfig, topK, ...
+    if config:
+        body["generationConfig"] = config
+    body.update(extra)
+    return body
+
+
+def _error(response: httpx.Response, *, provider: str, model: str) -> plait.ProviderError:
+    error = plait.error_for_response(response, provider=provider, model=model)
+    details = _details(response)
+    if isinstance(error, plait.BadRequest) and any(
+        d.get("reason") == "API_KEY_INVALID" for d in details
+    ):  # Google answers a bad key with 400, not 401
+        return plait.AuthenticationError(
+            error.message, provider=provider, model=model, status=error.status
+        )
+    if isinstance(error, plait.RateLimited) and error.retry_after is None:
+        delays = (d.get("retryDelay") for d in details if "retryDelay" in d)
+        error.retry_after = next((s for s in map(_seconds, delays) if s is not None), None)
+    return error
+
+
+def _details(response: httpx.Response) -> list[dict[str, Any]]:
+    try:
+        details = response.json()["error"]["details"]
+    except (ValueError, KeyError, TypeError):
+        return []
+    return [d for d in details if isinstance(d, dict)] if isinstance(details, list) else []
+
+
+def _seconds(duration: Any) -> float | None:
+    """A protobuf Duration in JSON ("37s", "1.5s") as seconds."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)s", duration) if isinstance(duration, str) else None
+    return float(match.group(1)) if match else None
+
+
+def _usage(usage: Any) -> plait.TokenCount:
+    if not isinstance(usage, dict):
+        return plait.TokenCount()
+    return plait.TokenCount(
+        input_tokens=_count(usage.get("promptTokenCount")),
+        # Thinking is billed as output, but counted apart from the candidates.
+        output_tokens=_count(usage.get("candidatesTokenCount"))
+        + _count(usage.get("thoughtsTokenCount")),
+        cached_tokens=_count(usage.get("cachedContentTokenCount")),
+    )
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and value > 0 else 0
+
+
+def _json_or_none(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _excerpt(data: Any) -> str:
+    shown = json.dumps(data)
+    return shown if len(shown) <= 200 else shown[:199] + "…"

@@ -1,0 +1,821 @@
+"""plait-gemini: generateContent requests and replies, checked against a fake server."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import plait
+import plait_gemini
+import pytest
+from plait_gemini import response_schema
+from plait_testing.contracts import ProviderContract
+
+KEY = "AIzaSyTESTkey0123456789abcdefDoNotLeak"
+KEY_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+# Headers httpx adds to every request; the rest is what the provider chose to send.
+HTTPX_HEADERS = {"host", "accept", "accept-encoding", "connection", "user-agent", "content-length"}
+BASE = "https://generativelanguage.googleapis.com/v1beta/models"
+
+Reply = httpx.Response | Callable[[httpx.Request], httpx.Response]
+
+
+class FakeAPI:
+    """A MockTransport handler: records every request, answers with the queued replies."""
+
+    def __init__(self) -> None:
+        self.requests: list[httpx.Request] = []
+        self.replies: list[Reply] = []
+
+    def queue(
+        self,
+        status: int = 200,
+        body: Any = None,
+        *,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        kwargs: dict[str, Any] = {"content": content} if content is not None else {"json": body}
+        self.replies.append(httpx.Response(status, headers=headers, **kwargs))
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        assert self.replies, f"unexpected request: {request.method} {request.url}"
+        reply = self.replies.pop(0)
+        return reply if isinstance(reply, httpx.Response) else reply(request)
+
+    def body(self, index: int = -1) -> Any:
+        return json.loads(self.requests[index].content)
+
+    def headers(self, index: int = -1) -> dict[str, str]:
+        request = self.requests[index]
+        return {k: v for k, v in request.headers.items() if k not in HTTPX_HEADERS}
+
+
+@pytest.fixture
+def api() -> FakeAPI:
+    return FakeAPI()
+
+
+@pytest.fixture
+def make_provider(api: FakeAPI, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
+    """The registered provider, talking to ``api``; no real key in the environment."""
+    for var in KEY_VARS:
+        monkeypatch.delenv(var, raising=False)
+
+    def make(settings: dict[str, Any] | None = None) -> Any:
+        env = plait.ProviderEnv(
+            name="gemini",
+            settings={"api_key": KEY} if settings is None else settings,
+            http=lambda: httpx.AsyncClient(transport=httpx.MockTransport(api)),
+        )
+        return registrations()["gemini"]["factory"](env)
+
+    return make
+
+
+def registrations() -> dict[str, dict[str, Any]]:
+    seen: dict[str, dict[str, Any]] = {}
+
+    def register(name: str, factory: Any, **kwargs: Any) -> None:
+        assert name not in seen, f"{name!r} registered twice"
+        seen[name] = {"factory": factory, **kwargs}
+
+    plait_gemini.plait_register_providers(register)
+    return seen
+
+
+SAFETY_RATINGS = [
+    {"category": "HARM_CATEGORY_HATE_SPEECH", "probability": "NEGLIGIBLE"},
+    {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "NEGLIGIBLE"},
+    {"category": "HARM_CATEGORY_HARASSMENT", "probability": "NEGLIGIBLE"},
+    {"category": "HARM_CATEGORY_SEXUALLY_EXPLICIT", "probability": "NEGLIGIBLE"},
+]
+
+
+def generated(
+    text: str | None = "Hello! How can I help you today?",
+    *,
+    finish_reason: str = "STOP",
+    prompt: int = 8,
+    candidates: int | None = 9,
+    thoughts: int | None = None,
+    cached: int | None = None,
+    parts: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A generateContent reply exactly as generativelanguage.googleapis.com shapes it."""
+    content: dict[str, Any] = {"role": "model"}
+    if parts is not None:
+        content["parts"] = parts
+    elif text is not None:
+        content["parts"] = [{"text": text}]
+    usage: dict[str, Any] = {
+        "promptTokenCount": prompt,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}],
+    }
+    if candidates is not None:
+        usage["candidatesTokenCount"] = candidates
+    if thoughts is not None:
+        usage["thoughtsTokenCount"] = thoughts
+    if cached is not None:
+        usage["cachedContentTokenCount"] = cached
+    usage["totalTokenCount"] = prompt + (candidates or 0) + (thoughts or 0)
+    return {
+        "candidates": [
+            {
+                "content": content,
+                "finishReason": finish_reason,
+                "index": 0,
+                "safetyRatings": SAFETY_RATINGS,
+            }
+        ],
+        "usageMetadata": usage,
+        "modelVersion": "gemini-2.5-flash",
+        "responseId": "ZyFbaPWBE8HNnvgP3_rNkQY",
+    }
+
+
+def google_error(
+    code: int, status: str, message: str, details: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message, "status": status}
+    if details is not None:
+        error["details"] = details
+    return {"error": error}
+
+
+def user(text: str) -> plait.Message:
+    return plait.Message("user", text)
+
+
+def ask(model: str = "gemini-2.5-flash", **fields: Any) -> plait.ModelRequest:
+    fields.setdefault("messages", (user("Say hello."),))
+    return plait.ModelRequest(model=model, **fields)
+
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}, "celsius": {"type": "number"}},
+    "required": ["city", "celsius"],
+    "additionalProperties": False,
+}
+GEMINI_SCHEMA = {
+    "type": "OBJECT",
+    "properties": {"city": {"type": "STRING"}, "celsius": {"type": "NUMBER"}},
+    "required": ["city", "celsius"],
+    "propertyOrdering": ["city", "celsius"],
+}
+
+
+def assert_no_key(*things: object) -> None:
+    for thing in things:
+        shown = f"{thing!s} {thing!r}"
+        if isinstance(thing, BaseException):
+            shown += repr(thing.args) + repr(vars(thing))
+        assert KEY not in shown
+        assert "TESTkey0123" not in shown
+
+
+# -- requests ---------------------------------------------------------------------------
+
+
+async def test_plain_request_and_reply(api: FakeAPI, make_provider: Callable[..., Any]) -> None:
+    api.queue(body=generated(prompt=1200, candidates=9, thoughts=23, cached=1024))
+    request = ask(
+        messages=(
+            plait.Message("system", "Be brief."),
+            user("Say hello."),
+            plait.Message("assistant", "Hello."),
+            user("Again."),
+        ),
+        temperature=0.4,
+        max_tokens=256,
+        stop=("END",),
+        seed=11,
+    )
+
+    response = await make_provider().complete(request)
+
+    sent = api.requests[-1]
+    assert sent.method == "POST"
+    assert str(sent.url) == f"{BASE}/gemini-2.5-flash:generateContent"
+    assert "key=" not in str(sent.url)
+    assert api.headers() == {"x-goog-api-key": KEY, "content-type": "application/json"}
+    assert api.body() == {
+        "contents": [
+            {"role": "user", "parts": [{"text": "Say hello."}]},
+            {"role": "model", "parts": [{"text": "Hello."}]},
+            {"role": "user", "parts": [{"text": "Again."}]},
+        ],
+        "systemInstruction": {"parts": [{"text": "Be brief."}]},
+        "generationConfig": {
+            "temperature": 0.4,
+            "maxOutputTokens": 256,
+            "stopSequences": ["END"],
+            "seed": 11,
+        },
+    }
+    assert response.text == "Hello! How can I help you today?"
+    assert response.finish_reason == "stop"
+    assert response.model == "gemini-2.5-flash"
+    assert response.parsed is None
+    # thinking is billed as output
+    assert response.usage == plait.TokenCount(
+        input_tokens=1200, output_tokens=32, cached_tokens=1024
+    )
+    assert response.raw["responseId"] == "ZyFbaPWBE8HNnvgP3_rNkQY"
+
+
+async def test_unset_fields_are_not_sent(api: FakeAPI, make_provider: Callable[..., Any]) -> None:
+    api.queue(body=generated())
+    await make_provider().complete(ask("models/gemini-2.0-flash"))
+    assert str(api.requests[-1].url) == f"{BASE}/gemini-2.0-flash:generateContent"
+    assert api.body() == {"contents": [{"role": "user", "parts": [{"text": "Say hello."}]}]}
+
+
+async def test_extra_fields_merge_into_the_body_and_generation_config(
+    api: FakeAPI, make_provider: Callable[..., Any]
+) -> None:
+    api.queue(body=generated())
+    safety = [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_ONLY_HIGH"}]
+    await make_provider().complete(
+        ask(
+            temperature=0,
+            extra={
+                "safetySettings": safety,
+                "generationConfig": {"thinkingConfig": {"thinkingBudget": 0}, "topK": 4},
+            },
+        )
+    )
+    assert api.body()["safetySettings"] == safety
+    assert api.body()["generationConfig"] == {
+        "temperature": 0,
+        "topK": 4,
+        "thinkingConfig": {"thinkingBudget": 0},
+    }
+
+
+async def test_thought_parts_are_not_text(api: FakeAPI, make_provider: Callable[..., Any]) -> None:
+    api.queue(
+        body=generated(parts=[{"text": "Let me think...", "thought": True}, {"text": "Forty-two."}])
+    )
+    response = await make_provider().complete(ask())
+    assert response.text == "Forty-two."
+
+
+async def test_structured_output(api: FakeAPI, make_provider: Callable[..., Any]) -> None:
+    api.queue(body=generated('{"city": "Paris", "celsius": 21.5}'))
+    response = await make_provider().complete(ask(json_schema=SCHEMA, temperature=0))
+    assert api.body()["generationConfig"] == {
+        "temperature": 0,
+        "responseMimeType": "application/json",
+        "responseSchema": GEMINI_SCHEMA,
+    }
+    assert response.parsed == {"city": "Paris", "celsius": 21.5}
+    assert response.text == '{"city": "Paris", "celsius": 21.5}'
+
+
+async def test_schema_gemini_cannot_express_still_asks_for_json(
+    api: FakeAPI, make_provider: Callable[..., Any]
+) -> None:
+    api.queue(body=generated('{"anything": 1}'))
+    schema = {"type": "object", "properties": {"data": {"type": "object"}}, "required": ["data"]}
+    response = await make_provider().complete(ask(json_schema=schema))
+    assert api.body()["generationConfig"] == {"responseMimeType": "application/json"}
+    assert response.parsed == {"anything": 1}
+
+
+async def test_truncated_reply(api: FakeAPI, make_provider: Callable[..., Any]) -> None:
+    api.queue(body=generated('{"city": "Pa', finish_reason="MAX_TOKENS", candidates=5))
+    response = await make_provider().complete(ask(json_schema=SCHEMA, max_tokens=5))
+    assert response.finish_reason == "length"
+    assert response.text == '{"city": "Pa'
+    assert response.parsed is None
+
+
+async def test_thinking_ate_the_whole_budget(
+    api: FakeAPI, make_provider: Callable[..., Any]
+) -> None:
+    api.queue(
+        body=generated(None, finish_reason="MAX_TOKENS", prompt=10, candidates=None, thoughts=49)
+    )
+    response = await make_provider().complete(ask(max_tokens=49))
+    assert response.text == ""
+    assert response.finish_reason == "length"
+    assert response.usage == plait.TokenCount(input_tokens=10, output_tokens=49)
+
+
+async def test_other_finish_reasons_pass_through_lower_case(
+    api: FakeAPI, make_provider: Callable[..., Any]
+) -> None:
+    api.queue(body=generated("", finish_reason="MALFORMED_FUNCTION_CALL"))
+    response = await make_provider().complete(ask())
+    assert response.finish_reason == "malformed_function_call"
+
+
+# -- schema conversion ------------------------------------------------------------------
+
+
+def test_schema_conversion_of_plaits_own_schemas() -> None:
+    schema = {
+        "type": "object",
+        "description": "A support ticket.",
+        "properties": {
+            "priority": {"type": "string", "enum": ["low", "high"], "description": "How urgent."},
+            "tags": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+            "assignee": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+            "score": {"type": "integer", "enum": [1, 2, 3]},
+            "flag": {"type": "boolean"},
+            "when": {"type": "string", "format": "date-time"},
+            "email": {"type": "string", "format": "email", "pattern": ".+@.+"},
+            "either": {
+                "anyOf": [{"type": "string", "enum": ["a"]}, {"type": "integer"}, {"type": "null"}],
+                "description": "Mixed.",
+            },
+            "inner": {
+                "type": "object",
+                "properties": {"x": {"type": "number"}},
+                "required": ["x"],
+                "additionalProperties": False,
+            },
+        },
+        "required": [
+            "priority",
+            "tags",
+            "assignee",
+            "score",
+            "flag",
+            "when",
+            "email",
+            "either",
+            "inner",
+        ],
+        "additionalProperties": False,
+    }
+    assert response_schema(schema) == {
+        "type": "OBJECT",
+        "description": "A support ticket.",
+        "properties": {
+            "priority": {
+                "type": "STRING",
+                "description": "How urgent.",
+                "format": "enum",
+                "enum": ["low", "high"],
+            },
+            "tags": {"type": "ARRAY", "minItems": 1, "items": {"type": "STRING"}},
+            "assignee": {"type": "STRING", "nullable": True},
+            "score": {"type": "INTEGER"},  # Gemini enums are strings only
+            "flag": {"type": "BOOLEAN"},
+            "when": {"type": "STRING", "format": "date-time"},
+            "email": {"type": "STRING"},
+            "either": {
+                "anyOf": [{"type": "STRING", "format": "enum", "enum": ["a"]}, {"type": "INTEGER"}],
+                "description": "Mixed.",
+                "nullable": True,
+            },
+            "inner": {
+                "type": "OBJECT",
+                "properties": {"x": {"type": "NUMBER"}},
+                "required": ["x"],
+                "propertyOrdering": ["x"],
+            },
+        },
+        "required": [
+            "priority",
+            "tags",
+            "assignee",
+            "score",
+            "flag",
+            "when",
+            "email",
+            "either",
+            "inner",
+        ],
+        "propertyOrdering": [
+            "priority",
+            "tags",
+            "assignee",
+            "score",
+            "flag",
+            "when",
+            "email",
+            "either",
+            "inner",
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("schema", "expected"),
+    [
+        ({"type": ["string", "null"]}, {"type": "STRING", "nullable": True}),
+        ({"const": "yes"}, {"type": "STRING", "format": "enum", "enum": ["yes"]}),
+        ({"enum": ["a", "b"]}, {"type": "STRING", "format": "enum", "enum": ["a", "b"]}),
+        (
+            {"allOf": [{"type": "integer"}], "description": "n"},
+            {"type": "INTEGER", "description": "n"},
+        ),
+        (
+            {"type": "number", "format": "double", "minimum": 0, "maximum": 1, "default": 0.5},
+            {"type": "NUMBER", "format": "double", "minimum": 0, "maximum": 1},
+        ),
+        (
+            {
+                "type": "object",
+                "properties": {"a": {"type": "string"}},
+                "required": ["a", "zz"],
+                "title": "T",
+                "$schema": "https://json-schema.org/draft/2020-12/schema",
+            },
+            {
+                "type": "OBJECT",
+                "properties": {"a": {"type": "STRING"}},
+                "required": ["a"],
+                "propertyOrdering": ["a"],
+            },
+        ),
+    ],
+)
+def test_schema_conversion_cases(schema: dict[str, Any], expected: dict[str, Any]) -> None:
+    assert response_schema(schema) == expected
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {
+            "type": "object",
+            "properties": {"a": {"$ref": "#/$defs/A"}},
+            "$defs": {"A": {"type": "string"}},
+        },
+        {"type": "object"},
+        {"type": "object", "properties": {}},
+        {"type": "object", "properties": {"any": {}}},
+        {"type": ["string", "integer"]},
+        {"type": "array"},
+        {"anyOf": [{"type": "null"}]},
+        {"allOf": [{"type": "string"}, {"minLength": 1}]},
+        {"enum": [1, 2]},
+    ],
+)
+def test_schemas_gemini_cannot_express(schema: dict[str, Any]) -> None:
+    assert response_schema(schema) is None
+
+
+# -- settings and keys ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("var", KEY_VARS)
+async def test_key_from_environment_at_call_time(
+    api: FakeAPI, make_provider: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, var: str
+) -> None:
+    provider = make_provider({})  # built before the key exists: no I/O yet
+    monkeypatch.setenv(var, KEY)
+    api.queue(body=generated())
+    await provider.complete(ask())
+    assert api.requests[-1].headers["x-goog-api-key"] == KEY
+
+
+async def test_gemini_api_key_wins_over_google_api_key(
+    api: FakeAPI, make_provider: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GEMINI_API_KEY", KEY)
+    monkeypatch.setenv("GOOGLE_API_KEY", "AIzaSyOTHERkeyOTHERkeyOTHERkey00")
+    api.queue(body=generated())
+    await make_provider({}).complete(ask())
+    assert api.requests[-1].headers["x-goog-api-key"] == KEY
+
+
+async def test_missing_key_fails_before_any_request(
+    api: FakeAPI, make_provider: Callable[..., Any]
+) -> None:
+    with pytest.raises(plait.AuthenticationError) as caught:
+        await make_provider({}).complete(ask())
+    assert "set GEMINI_API_KEY or GOOGLE_API_KEY" in str(caught.value)
+    assert "Runtime(settings={'gemini': {'api_key': ...}})" in str(caught.value)
+    assert api.requests == []
+
+
+async def test_settings_base_url_and_timeout(
+    api: FakeAPI, make_provider: Callable[..., Any]
+) -> None:
+    provider = make_provider(
+        {"api_key": KEY, "base_url": "https://proxy.example/google/", "timeout": 45}
+    )
+    api.queue(body=generated())
+    await provider.complete(ask())
+    assert str(api.requests[-1].url) == (
+        "https://proxy.example/google/v1beta/models/gemini-2.5-flash:generateContent"
+    )
+    assert api.requests[-1].extensions["timeout"]["read"] == 45.0
+    api.queue(body=generated())
+    await provider.complete(ask(timeout=1.5))
+    assert api.requests[-1].extensions["timeout"]["read"] == 1.5
+
+
+def test_repr_never_shows_the_key(make_provider: Callable[..., Any]) -> None:
+    provider = make_provider()
+    assert repr(provider) == (
+        "GeminiProvider(name='gemini', base_url='https://generativelanguage.googleapis.com')"
+    )
+    assert_no_key(provider)
+
+
+# -- replies that are failures ----------------------------------------------------------
+
+
+async def test_blocked_prompt(api: FakeAPI, make_provider: Callable[..., Any]) -> None:
+    api.queue(
+        body={
+            "promptFeedback": {
+                "blockReason": "SAFETY",
+                "safetyRatings": [
+                    {
+                        "category": "HARM_CATEGORY_DANGEROUS_CONTENT",
+                        "probability": "HIGH",
+                        "blocked": True,
+                    }
+                ],
+            },
+            "usageMetadata": {"promptTokenCount": 7, "totalTokenCount": 7},
+            "modelVersion": "gemini-2.5-flash",
+        }
+    )
+    with pytest.raises(plait.ContentRefused) as caught:
+        await make_provider().complete(ask())
+    assert str(caught.value) == "gemini:gemini-2.5-flash: the prompt was blocked (SAFETY)"
+
+
+@pytest.mark.parametrize(
+    "reason", ["SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII"]
+)
+async def test_blocked_reply(api: FakeAPI, make_provider: Callable[..., Any], reason: str) -> None:
+    reply = generated(None, finish_reason=reason, candidates=None)
+    reply["candidates"][0]["safetyRatings"][1] = {
+        "category": "HARM_CATEGORY_DANGEROUS_CONTENT",
+        "probability": "HIGH",
+        "blocked": True,
+    }
+    api.queue(body=reply)
+    with pytest.raises(plait.ContentRefused, match=f"the reply was blocked \\({reason}\\)"):
+        await make_provider().complete(ask())
+
+
+async def test_rate_limited_with_retry_after_header(
+    api: FakeAPI, make_provider: Callable[..., Any]
+) -> None:
+    api.queue(
+        429,
+        google_error(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota)."),
+        headers={"Retry-After": "4"},
+    )
+    with pytest.raises(plait.RateLimited) as caught:
+        await make_provider().complete(ask())
+    assert caught.value.retry_after == 4.0
+    assert caught.value.retryable
+
+
+async def test_rate_limited_with_retry_info(
+    api: FakeAPI, make_provider: Callable[..., Any]
+) -> None:
+    message = (
+        "You exceeded your current quota, please check your plan and billing details. "
+        "For more information on this error, head to: "
+        "https://ai.google.dev/gemini-api/docs/rate-limits."
+    )
+    api.queue(
+        429,
+        google_error(
+            429,
+            "RESOURCE_EXHAUSTED",
+            message,
+            details=[
+                {
+                    "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                    "violations": [
+                        {
+                            "quotaMetric": "generativelanguage.googleapis.com/"
+                            "generate_content_free_tier_requests",
+                            "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+                            "quotaDimensions": {"location": "global", "model": "gemini-2.5-flash"},
+                            "quotaValue": "10",
+                        }
+                    ],
+                },
+                {
+                    "@type": "type.googleapis.com/google.rpc.Help",
+                    "links": [
+                        {
+                            "description": "Learn more about Gemini API quotas",
+                            "url": "https://ai.google.dev/gemini-api/docs/rate-limits",
+                        }
+                    ],
+                },
+                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "37s"},
+            ],
+        ),
+    )
+    with pytest.raises(plait.RateLimited) as caught:
+        await make_provider().complete(ask())
+    assert caught.value.retry_after == 37.0
+    assert caught.value.message == message
+
+
+async def test_bad_key_is_an_authentication_error(
+    api: FakeAPI, make_provider: Callable[..., Any]
+) -> None:
+    api.queue(
+        400,
+        google_error(
+            400,
+            "INVALID_ARGUMENT",
+            "API key not valid. Please pass a valid API key.",
+            details=[
+                {
+                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                    "reason": "API_KEY_INVALID",
+                    "domain": "googleapis.com",
+                    "metadata": {"service": "generativelanguage.googleapis.com"},
+                },
+                {
+                    "@type": "type.googleapis.com/google.rpc.LocalizedMessage",
+                    "locale": "en-US",
+                    "message": "API key not valid. Please pass a valid API key.",
+                },
+            ],
+        ),
+    )
+    with pytest.raises(plait.AuthenticationError) as caught:
+        await make_provider().complete(ask())
+    assert str(caught.value) == (
+        "gemini:gemini-2.5-flash: API key not valid. Please pass a valid API key. (HTTP 400)"
+    )
+    assert_no_key(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "message", "cls"),
+    [
+        (
+            400,
+            "INVALID_ARGUMENT",
+            "* GenerateContentRequest.generation_config.max_output_tokens: must be positive\n",
+            plait.BadRequest,
+        ),
+        (
+            403,
+            "PERMISSION_DENIED",
+            "Method doesn't allow unregistered callers (callers without "
+            "established identity). Please use API Key or other form of API consumer identity to "
+            "call this API.",
+            plait.AuthenticationError,
+        ),
+        (
+            404,
+            "NOT_FOUND",
+            "models/gemini-9 is not found for API version v1beta, or is not "
+            "supported for generateContent. Call ListModels to see the list of available models "
+            "and their supported methods.",
+            plait.ModelNotFound,
+        ),
+        (
+            500,
+            "INTERNAL",
+            "An internal error has occurred. Please retry or report in "
+            "https://developers.generativeai.google/guide/troubleshooting",
+            plait.ProviderUnavailable,
+        ),
+        (
+            503,
+            "UNAVAILABLE",
+            "The model is overloaded. Please try again later.",
+            plait.ProviderUnavailable,
+        ),
+    ],
+)
+async def test_errors_carry_googles_message(
+    api: FakeAPI,
+    make_provider: Callable[..., Any],
+    status: int,
+    code: str,
+    message: str,
+    cls: type[plait.ProviderError],
+) -> None:
+    api.queue(status, google_error(status, code, message))
+    with pytest.raises(cls) as caught:
+        await make_provider().complete(ask())
+    assert type(caught.value) is cls
+    assert caught.value.message == message.strip()
+    assert caught.value.retryable is (status >= 500)
+    assert_no_key(caught.value)
+
+
+async def test_malformed_json_body(api: FakeAPI, make_provider: Callable[..., Any]) -> None:
+    api.queue(200, content=b'{"candidates": [{"content": {"parts": [{"text": "Hel')
+    with pytest.raises(plait.ProviderUnavailable, match="not valid JSON"):
+        await make_provider().complete(ask())
+
+
+async def test_reply_without_candidates(api: FakeAPI, make_provider: Callable[..., Any]) -> None:
+    api.queue(body={"usageMetadata": {"promptTokenCount": 3}})
+    with pytest.raises(plait.ProviderError, match="no candidates"):
+        await make_provider().complete(ask())
+
+
+async def test_connection_failure(api: FakeAPI, make_provider: Callable[..., Any]) -> None:
+    def drop(request: httpx.Request) -> httpx.Response:
+        raise httpx.RemoteProtocolError(
+            "Server disconnected without sending a response.", request=request
+        )
+
+    api.replies.append(drop)
+    with pytest.raises(plait.ProviderUnavailable, match="Server disconnected") as caught:
+        await make_provider().complete(ask())
+    assert caught.value.retryable
+    assert_no_key(caught.value)
+
+
+async def test_the_key_never_leaks_into_errors(
+    api: FakeAPI, make_provider: Callable[..., Any]
+) -> None:
+    provider = make_provider()
+    for status in (400, 401, 403, 404, 429, 500, 503):
+        api.queue(status, google_error(status, "X", f"API key {KEY} rejected"))
+        with pytest.raises(plait.ProviderError) as caught:
+            await provider.complete(ask())
+        assert_no_key(caught.value)
+        assert KEY not in str(api.requests[-1].url)
+
+
+# -- registration and prices ------------------------------------------------------------
+
+
+def test_registration() -> None:
+    seen = registrations()
+    assert list(seen) == ["gemini"]
+    assert seen["gemini"]["factory"] is plait_gemini.GeminiProvider
+    assert seen["gemini"]["prices"] is plait_gemini.PRICES
+
+
+def test_price_table() -> None:
+    prices = plait_gemini.PRICES
+    assert re.fullmatch(r"2026-11-\d\d", plait_gemini.PRICES_AS_OF)
+    assert prices["gemini-2.5-flash"] == plait.Price.per_million("0.30", "2.50")
+    assert prices["gemini-2.5-pro"] == plait.Price.per_million("1.25", "10.00")
+    for model, price in prices.items():
+        assert 0 < price.input < price.output, model
+    # thinking counts as output: 1M prompt tokens and 1M output tokens on 2.5 Flash
+    assert prices["gemini-2.5-flash"].cost(plait.TokenCount(1_000_000, 1_000_000)) == plait.usd(
+        "2.80"
+    )
+
+
+def test_import_and_registration_are_light() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, plait\n"
+        "before = set(sys.modules)\n"
+        "import plait_gemini\n"
+        "plait_gemini.plait_register_providers(lambda *a, **k: None)\n"
+        "print(sorted(m for m in set(sys.modules) - before if not m.startswith('plait_')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "httpx" not in out.stdout, out.stdout
+
+
+# -- the shared provider contract -------------------------------------------------------
+
+
+class TestGeminiContract(ProviderContract):
+    @pytest.fixture
+    def provider(self, api: FakeAPI, make_provider: Callable[..., Any]) -> Any:
+        self.api = api
+        return make_provider()
+
+    @pytest.fixture
+    def model(self) -> str:
+        return "gemini-2.5-flash-lite"
+
+    @pytest.fixture
+    def secret(self) -> str:
+        return KEY
+
+    def script(self, provider: Any, reply: str) -> None:
+        def answer(request: httpx.Request) -> httpx.Response:
+            limit = json.loads(request.content).get("generationConfig", {}).get("maxOutputTokens")
+            words = reply.split()
+            if limit is not None and len(words) > limit:
+                return httpx.Response(
+                    200,
+                    json=generated(
+                        " ".join(words[:limit]), finish_reason="MAX_TOKENS", candidates=limit
+                    ),
+                )
+            return httpx.Response(200, json=generated(reply, candidates=len(words)))
+
+        self.api.replies.append(answer)
