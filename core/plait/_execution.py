@@ -49,27 +49,35 @@ async def execute_step(step: Step, ctx: StepContext) -> tuple[StepRecord, Any, E
 async def _attempts(step: Step, ctx: StepContext) -> Any:
     cfg = ctx.config
     runtime = ctx.runtime
+    for name in cfg.validate:  # a misspelled validator fails before any work is paid for
+        if isinstance(name, str):
+            runtime.validator(name)
     while True:
         try:
             if cfg.timeout is None:
-                value = await runtime.run_step(step, ctx)
+                value = await _attempt(step, ctx)
             else:
                 with anyio.move_on_after(cfg.timeout) as scope:
-                    value = await runtime.run_step(step, ctx)
+                    value = await _attempt(step, ctx)
                 if scope.cancelled_caught:
                     raise StepTimeout(ctx.path, cfg.timeout)
-            if isinstance(value, Stop):
-                check_serializable(runtime.converter, value.data, ctx.path)
-                return value
-            if cfg.validate and not getattr(step, "validates_itself", False):
-                await gate(value, cfg.validate, ctx)
-            check_serializable(runtime.converter, value, ctx.path)
+            check_serializable(runtime.converter, value.data if isinstance(value, Stop)
+                               else value, ctx.path)
             return value
         except Exception as exc:
             if ctx.attempt > cfg.retries or not should_retry(exc, cfg.retry_on):
                 raise
             await anyio.sleep(backoff(ctx.attempt, cfg, exc))
             ctx.attempt += 1
+
+
+async def _attempt(step: Step, ctx: StepContext) -> Any:
+    """One attempt and its validation gate: the step's timeout covers both."""
+    value = await ctx.runtime.run_step(step, ctx)
+    if (ctx.config.validate and not isinstance(value, Stop)
+            and not getattr(step, "validates_itself", False)):
+        await gate(value, ctx.config.validate, ctx)
+    return value
 
 
 def should_retry(exc: BaseException, retry_on: tuple[type[BaseException], ...]) -> bool:
@@ -89,14 +97,18 @@ def backoff(attempt: int, cfg: ResolvedConfig, exc: BaseException | None = None)
 
 
 async def gate(value: Any, validators: Any, ctx: StepContext) -> None:
-    """Run the validation gate; the first rejection raises ``ValidationFailed``."""
+    """Run the validation gate; the first rejection raises ``ValidationFailed``.
+
+    A validator taking two positional parameters is called as ``validator(value, ctx)``,
+    so it can make model calls that count against the run's budget.
+    """
     for validator in validators:
         if isinstance(validator, str):
             name, check = validator, ctx.runtime.validator(validator)
         else:
             name, check = getattr(validator, "__name__", repr(validator)), validator
         try:
-            verdict = check(value)
+            verdict = check(value, ctx) if _takes_context(check) else check(value)
             if inspect.isawaitable(verdict):
                 verdict = await verdict
         except ValidationFailed as exc:
@@ -108,3 +120,12 @@ async def gate(value: Any, validators: Any, ctx: StepContext) -> None:
             raise ValidationFailed(ctx.path, name, reason)
         raise TypeError(f"validator {name!r} returned {verdict!r}; return None/True to pass, "
                         "False or a reason string to reject")
+
+
+def _takes_context(check: Any) -> bool:
+    try:
+        params = inspect.signature(check).parameters.values()
+    except (TypeError, ValueError):  # some builtins have no signature: they take the value
+        return False
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(p.kind in positional for p in params) >= 2

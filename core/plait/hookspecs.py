@@ -88,7 +88,12 @@ def plait_register_validators(register: Callable[..., None]) -> None:
 
     ``register(name, validator)``: ``validator(value)`` (sync or async) passes by returning
     ``None`` or ``True`` and rejects by returning ``False`` or a reason string, or by
-    raising ``plait.ValidationFailed``. Used as ``Config(validate=[name])``.
+    raising ``plait.ValidationFailed``. Used as ``Config(validate=[name])``. A validator
+    whose signature takes two positional parameters is called ``validator(value, ctx)``
+    with the step's ``plait.StepContext``, so it can read the run (``ctx.dep``,
+    ``ctx.input``) or ask a model (``ctx.ask``, charged to the run's budget). The gate
+    runs inside the step's timeout; for ``agent.as_step`` and ``ctx.ask(...,
+    validate=...)`` a rejection re-asks the model with the reason appended.
 
     Called for every plugin.
     """
