@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import pytest
-
 import plait
 import plait_example
+import pytest
 
 
 @pytest.mark.parametrize("value", ["text", [0], {"k": "v"}, 0, False])

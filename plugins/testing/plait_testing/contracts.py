@@ -34,12 +34,17 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar
 
+import attrs
 import plait
 import pytest
 
-__all__ = ["ProviderContract"]
+from ._fake import PRICES, FakeProvider, Reply, Responder
+from ._registration import provider_plugin
+
+__all__ = ["AggregatorContract", "EnsembleOutcome", "ProviderContract", "ScriptedEnsemble"]
 
 _SECRET_SHAPED = re.compile(r"sk-[A-Za-z0-9_-]{6,}|Bearer\s+\S+", re.IGNORECASE)
 
@@ -184,3 +189,222 @@ def _json(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         pytest.fail(f"a structured request must come back as JSON, got {text!r}")
+
+
+# --------------------------------------------------------------------------- aggregators
+
+# Candidate i of a ScriptedEnsemble runs at _TEMPERATURES[i]: values no judge or
+# synthesizer is likely to use, so the aggregator's own calls are never mistaken for one.
+_TEMPERATURES = tuple(round(1 + i / 100, 2) for i in range(1, 51))
+
+_WORD = re.compile(r"\S+")
+
+
+class ScriptedEnsemble:
+    """A ``FakeProvider`` responder that scripts an ensemble's candidates by index.
+
+    Candidate ``i`` answers ``replies[i]`` (any fake reply: text, a JSON dict, an
+    exception); every other call, the aggregator's own (a judge, a synthesis), is answered
+    by ``answer(request)``. Candidates are told apart by temperature, so draw them with
+    ``vary=script.vary``::
+
+        script = ScriptedEnsemble(["Paris", " paris", "Lyon"])
+        register_plugin(provider_plugin(FakeProvider(script), prices=PRICES))
+        result = await ctx.ensemble(agent, "Capital of France?", n=3, vary=script.vary,
+                                    aggregate="vote")
+
+    (Concurrent candidates reach the provider in no fixed order, trio shuffles its run
+    queue on purpose, so a plain scripted list would hand out replies at random.)
+    ``candidate_requests`` and ``other_requests`` record what was asked.
+    """
+
+    def __init__(self, replies: Sequence[Reply], answer: Responder | None = None) -> None:
+        if len(replies) > len(_TEMPERATURES):
+            raise ValueError(f"ScriptedEnsemble scripts at most {len(_TEMPERATURES)} candidates")
+        self.replies = list(replies)
+        self._answer = answer
+        self._by_temperature = dict(zip(_TEMPERATURES, self.replies, strict=False))
+        self.candidate_requests: list[plait.ModelRequest] = []
+        self.other_requests: list[plait.ModelRequest] = []
+
+    @property
+    def vary(self) -> dict[str, list[float]]:
+        """The ``vary=`` that makes candidate ``i`` ask at its own temperature."""
+        return {"temperature": list(_TEMPERATURES[: len(self.replies)])}
+
+    def __call__(self, request: plait.ModelRequest) -> Reply | Awaitable[Reply]:
+        if request.temperature in self._by_temperature:
+            self.candidate_requests.append(request)
+            return self._by_temperature[request.temperature]
+        self.other_requests.append(request)
+        if self._answer is None:
+            raise AssertionError(
+                "the aggregator made a model call of its own and nothing scripts it: pass "
+                f"answer= (last message: {request.messages[-1].content[:200]!r})")
+        return self._answer(request)
+
+
+@attrs.frozen
+class EnsembleOutcome:
+    """One ensemble run by ``AggregatorContract``: its result, the pipeline run around it,
+    the script and the fake that answered."""
+
+    result: plait.EnsembleResult
+    run: plait.PipelineResult
+    script: ScriptedEnsemble
+    fake: FakeProvider
+
+
+@pytest.mark.anyio
+class AggregatorContract:
+    """What every ensemble aggregator must do, checked through real ensembles on the fake.
+
+    Fixtures to supply: ``aggregator`` (the name it registers) and ``plugin`` (the plugin
+    object registering it, usually its module). Optional: ``replies`` (the candidates'
+    replies by index; default three answers, two of them equal), ``options`` (keywords
+    for every ensemble: include ``seed`` if the aggregator takes one) and ``agent`` (the
+    generator; a priced fake model by default).
+
+    Hook: ``answer(request)`` answers the model calls the aggregator makes itself (a
+    judge, a synthesis); the default fails the test, for aggregators that make none.
+
+    Every ensemble runs inside a one-step pipeline under a budget, through
+    ``run_ensemble(replies=..., **options)``, a fixture the subclass can use in its own
+    tests. ``test_winner_is_a_candidate`` holds for aggregators that pick a candidate; one
+    that writes a new answer (a synthesis) overrides it with its own check.
+    """
+
+    question: ClassVar[str] = "What is the capital of France?"
+
+    @pytest.fixture
+    def aggregator(self) -> str:
+        pytest.fail(f"{type(self).__name__} must define an `aggregator` fixture (its name)")
+
+    @pytest.fixture
+    def plugin(self) -> object:
+        pytest.fail(f"{type(self).__name__} must define a `plugin` fixture (the plugin "
+                    "object that registers the aggregator)")
+
+    @pytest.fixture
+    def replies(self) -> list[Any]:
+        return ["Paris", "Lyon", "paris"]
+
+    @pytest.fixture
+    def options(self) -> dict[str, Any]:
+        return {}
+
+    @pytest.fixture
+    def agent(self) -> plait.Agent:
+        return plait.Agent(model="fake:priced", system="Answer in one word.", max_tokens=64)
+
+    def answer(self, request: plait.ModelRequest) -> Reply | Awaitable[Reply]:
+        """The reply to a model call the aggregator makes itself; by default, a failure."""
+        pytest.fail(f"the aggregator made a model call of its own; override "
+                    f"{type(self).__name__}.answer(request) to script it")
+
+    @pytest.fixture
+    def run_ensemble(
+        self, plait_runtime: plait.Runtime, register_plugin: Callable[..., Any],
+        plugin: object, aggregator: str, agent: plait.Agent, replies: list[Any],
+        options: dict[str, Any],
+    ) -> Callable[..., Awaitable[EnsembleOutcome]]:
+        register_plugin(plugin)
+
+        async def run(replies: Sequence[Any] = replies, **extra: Any) -> EnsembleOutcome:
+            script = ScriptedEnsemble(replies, answer=self.answer)
+            fake = FakeProvider(script)
+            results: list[plait.EnsembleResult] = []
+
+            @plait.step
+            async def ask(ctx: plait.StepContext) -> None:
+                results.append(await ctx.ensemble(
+                    agent, self.question, n=len(replies), vary=script.vary,
+                    aggregate=aggregator, **{**options, **extra}))
+
+            pipe = plait.Pipeline("contract", steps={"ask": ask},
+                                  config=plait.Config(budget=plait.usd("1")))
+            with plait_runtime.plugin(provider_plugin(fake, "fake", prices=PRICES)):
+                run_result = await pipe.run({}, runtime=plait_runtime)
+            return EnsembleOutcome(results[0], run_result, script, fake)
+
+        return run
+
+    async def test_registers_its_name(self, plait_runtime: plait.Runtime,
+                                      register_plugin: Callable[..., Any], plugin: object,
+                                      aggregator: str) -> None:
+        register_plugin(plugin)
+        assert callable(plait_runtime.aggregator(aggregator))
+
+    async def test_returns_an_aggregation(self, run_ensemble: Callable[..., Any],
+                                          aggregator: str, replies: list[Any]) -> None:
+        outcome = await run_ensemble()
+        result = outcome.result
+        assert isinstance(result.aggregation, plait.Aggregation)
+        assert result.aggregator == aggregator
+        assert result.winner == result.aggregation.winner
+        assert result.winner is not None, "an aggregation must name a winner"
+        assert len(result.candidates) + result.aggregation.calls_saved == len(replies), (
+            "calls_saved must count exactly the candidates that were never drawn")
+
+    async def test_winner_is_a_candidate(self, run_ensemble: Callable[..., Any]) -> None:
+        outcome = await run_ensemble()
+        drawn = {c.index: c for c in outcome.result.candidates}
+        aggregation = outcome.result.aggregation
+        assert aggregation.winner_index in drawn, (
+            f"winner_index {aggregation.winner_index!r} names no drawn candidate")
+        assert drawn[aggregation.winner_index].output == aggregation.winner, (
+            "the winner must be the output of the candidate winner_index names")
+
+    async def test_agreement_scores_and_sources_are_well_formed(
+        self, run_ensemble: Callable[..., Any]
+    ) -> None:
+        outcome = await run_ensemble()
+        aggregation = outcome.result.aggregation
+        drawn = {c.index for c in outcome.result.candidates}
+        if aggregation.agreement is not None:
+            assert 0 <= aggregation.agreement <= 1, (
+                f"agreement must be in [0, 1], got {aggregation.agreement!r}")
+        assert set(aggregation.scores) <= drawn, "scores must be keyed by drawn candidates"
+        assert all(isinstance(s, int | float) and not isinstance(s, bool)
+                   for s in aggregation.scores.values()), "scores must be numbers"
+        assert set(aggregation.sources) <= drawn, "sources must name drawn candidates"
+        assert aggregation.rationale is None or isinstance(aggregation.rationale, str)
+        assert isinstance(aggregation.flagged, bool)
+
+    async def test_a_failed_candidate_is_left_out(self, run_ensemble: Callable[..., Any],
+                                                  replies: list[Any]) -> None:
+        failing = 0  # the first is drawn even by an aggregator that stops early
+        outcome = await run_ensemble([plait.BadRequest("scripted failure"), *replies])
+        result = outcome.result
+        assert [f.type for f in result.failures] == ["BadRequest"]
+        assert failing not in {c.index for c in result.candidates}
+        aggregation = result.aggregation
+        assert aggregation.winner_index != failing
+        assert failing not in aggregation.scores
+        assert failing not in aggregation.sources
+
+    async def test_every_model_call_is_counted(self, run_ensemble: Callable[..., Any]) -> None:
+        outcome = await run_ensemble()
+        usage = outcome.result.usage
+        requests = outcome.fake.requests
+        assert usage.calls == len(requests), "every model call must count in result.usage"
+        assert usage.input_tokens == sum(
+            len(_WORD.findall(m.content)) for r in requests for m in r.messages)
+        assert usage.cost > 0
+        assert outcome.run.usage == usage, "the run's usage must be the ensemble's, exactly"
+        drawn = outcome.result.candidates
+        assert sum(c.usage.calls for c in drawn) == len(outcome.script.candidate_requests)
+
+    async def test_is_deterministic_given_its_options(
+        self, run_ensemble: Callable[..., Any]
+    ) -> None:
+        first = await run_ensemble()
+        second = await run_ensemble()
+        assert first.result.aggregation == second.result.aggregation
+        asked = [sorted(_conversation(r) for r in o.script.other_requests)
+                 for o in (first, second)]
+        assert asked[0] == asked[1], "the aggregator's own calls must not depend on chance"
+
+
+def _conversation(request: plait.ModelRequest) -> tuple[tuple[str, str], ...]:
+    return tuple((m.role, m.content) for m in request.messages)

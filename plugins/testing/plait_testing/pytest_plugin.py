@@ -57,7 +57,8 @@ async def plait_runtime(
 def register_plugin(plait_runtime: plait.Runtime) -> Iterator[Callable[..., Any]]:
     """``register_plugin(plugin, name=None)``: register on ``plait_runtime`` for this test.
 
-    Returns the plugin; every plugin registered this way is unregistered at teardown.
+    Returns the plugin; every plugin registered this way and still registered at teardown
+    is unregistered then.
     """
     registered: list[Any] = []
 
@@ -68,7 +69,8 @@ def register_plugin(plait_runtime: plait.Runtime) -> Iterator[Callable[..., Any]
 
     yield register
     for plugin in reversed(registered):
-        plait_runtime.unregister(plugin)
+        if plait_runtime.pm.is_registered(plugin):  # the test may have unregistered it
+            plait_runtime.unregister(plugin)
 
 
 @pytest.fixture

@@ -72,6 +72,15 @@ async def test_register_plugin_registers_for_this_test_only(
     after_teardown.append(unregistered)
 
 
+async def test_register_plugin_tolerates_a_test_that_unregisters(
+    plait_runtime: plait.Runtime, register_plugin: Callable[..., Any]
+) -> None:
+    plugin = register_plugin(Shout())
+    plait_runtime.unregister(plugin)
+    with pytest.raises(plait.UnknownPlugin):
+        plait_runtime.validator("shout")
+
+
 def test_no_network_fails_the_test_naming_the_url(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_leak="""
         import httpx
