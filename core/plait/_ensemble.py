@@ -127,6 +127,7 @@ class AggregationJob:
         self._next += k
         made: list[Candidate | None] = [None] * k
         errors: list[BaseException] = []
+        over_budget: list[BudgetExceeded] = []
         limiter = anyio.CapacityLimiter(self._limit or max(k, 1))
 
         async def one(slot: int) -> None:
@@ -137,8 +138,9 @@ class AggregationJob:
                 try:
                     reply = await self.ask(self.agent, prompt, **{
                         k: v for k, v in variant.items() if k != "prompt"})
-                except BudgetExceeded:
-                    raise
+                except BudgetExceeded as exc:  # not a failed candidate: the run must stop
+                    over_budget.append(exc)
+                    return
                 except Exception as exc:
                     errors.append(exc)
                     self.failures.append(ErrorInfo.of(exc))
@@ -150,6 +152,8 @@ class AggregationJob:
         async with anyio.create_task_group() as tg:
             for slot in range(k):
                 tg.start_soon(one, slot)
+        if over_budget:  # raised here, not in the task group, so it is not wrapped in a group
+            raise over_budget[0]
         new = [c for c in made if c is not None]
         self.drawn.extend(new)
         if not self.drawn and errors:
@@ -158,11 +162,15 @@ class AggregationJob:
         return new
 
     async def ask(self, agent: Agent, prompt: str, **overrides: Any) -> Reply:
-        """A model call on behalf of the ensemble (judge, synthesis...), budgeted like any."""
+        """A model call on behalf of the ensemble (judge, synthesis...), budgeted like any.
+
+        The step's validators judge the step's output, not these calls: they run only when
+        ``validate=`` is passed here.
+        """
         from ._calls import call_model
 
-        return await call_model(self.runtime, agent, prompt, overrides, ctx=self.ctx,
-                                meter=self._meter)
+        return await call_model(self.runtime, agent, prompt, {"validate": (), **overrides},
+                                ctx=self.ctx, meter=self._meter)
 
 
 def _variants(agent: Agent, prompt: str, n: int, vary: Mapping[str, Any] | None,
