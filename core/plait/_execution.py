@@ -59,7 +59,7 @@ async def _attempts(step: Step, ctx: StepContext) -> Any:
             else:
                 with anyio.move_on_after(cfg.timeout) as scope:
                     value = await _attempt(step, ctx)
-                if scope.cancelled_caught:
+                if scope.cancel_called:  # also a sync step's thread that ended too late
                     raise StepTimeout(ctx.path, cfg.timeout)
             check_serializable(runtime.converter, value.data if isinstance(value, Stop)
                                else value, ctx.path)
