@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .hookspecs import hookimpl
@@ -13,6 +15,13 @@ if TYPE_CHECKING:
     from ._fanout import FanOutJob
     from ._router import Router
     from ._step import Step
+
+
+@hookimpl
+def plait_register_tracers(register: Callable[..., None]) -> None:
+    from ._steplog import StepLog
+
+    register("steplog", StepLog.from_env(), default=bool(os.environ.get("PLAIT_STEP_LOG")))
 
 
 @hookimpl(trylast=True)
