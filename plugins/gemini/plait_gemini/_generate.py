@@ -74,19 +74,22 @@ class GeminiProvider:
     def _response(self, data: Any, request: plait.ModelRequest) -> plait.ModelResponse:
         where: dict[str, Any] = {"provider": self._env.name, "model": request.model}
         if not isinstance(data, dict):
-            raise plait.ProviderError(f"unexpected reply: {_excerpt(data)}", **where)
-        blocked = (data.get("promptFeedback") or {}).get("blockReason")
+            raise plait.ProviderError(f"the reply has no candidates: {_excerpt(data)}", **where)
+        feedback = data.get("promptFeedback")
+        blocked = feedback.get("blockReason") if isinstance(feedback, dict) else None
         if blocked:
             raise plait.ContentRefused(f"the prompt was blocked ({blocked})", **where)
         candidates = data.get("candidates")
-        if not candidates or not isinstance(candidates[0], dict):
+        candidate = candidates[0] if isinstance(candidates, list) and candidates else None
+        if not isinstance(candidate, dict):
             raise plait.ProviderError(f"the reply has no candidates: {_excerpt(data)}", **where)
-        candidate = candidates[0]
         reason = candidate.get("finishReason")
         if reason in _BLOCKED:
             raise plait.ContentRefused(f"the reply was blocked ({reason})", **where)
         finish_reason = _FINISH.get(reason, reason.lower()) if isinstance(reason, str) else None
-        parts = (candidate.get("content") or {}).get("parts") or []
+        content = candidate.get("content")
+        parts = content.get("parts") if isinstance(content, dict) else None
+        parts = parts if isinstance(parts, list) else []
         text = "".join(
             str(p.get("text", "")) for p in parts if isinstance(p, dict) and not p.get("thought")
         )

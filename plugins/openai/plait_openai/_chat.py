@@ -112,10 +112,11 @@ class ChatCompletionsProvider:
     def _response(self, data: Any, request: plait.ModelRequest) -> plait.ModelResponse:
         where: dict[str, Any] = {"provider": self._env.name, "model": request.model}
         choices = data.get("choices") if isinstance(data, dict) else None
-        if not choices or not isinstance(choices[0], dict):
+        choice = choices[0] if isinstance(choices, list) and choices else None
+        if not isinstance(choice, dict):
             raise plait.ProviderError(f"the reply has no choices: {_excerpt(data)}", **where)
-        choice = choices[0]
-        message = choice.get("message") or {}
+        message = choice.get("message")
+        message = message if isinstance(message, dict) else {}
         if refusal := message.get("refusal"):
             raise plait.ContentRefused(f"the model refused: {refusal}", **where)
         finish_reason = choice.get("finish_reason")
@@ -193,9 +194,11 @@ def _strict_compatible(schema: Any) -> bool:
         return False
     children: list[Any] = [*properties.values(), schema.get("items")]
     for key in ("$defs", "definitions"):
-        children.extend((schema.get(key) or {}).values())
+        if isinstance(schema.get(key), dict):
+            children.extend(schema[key].values())
     for key in ("anyOf", "oneOf", "allOf", "prefixItems"):
-        children.extend(schema.get(key) or ())
+        if isinstance(schema.get(key), list):
+            children.extend(schema[key])
     return all(_strict_compatible(child) for child in children)
 
 

@@ -719,10 +719,29 @@ async def test_malformed_json_body(api: FakeAPI, make_provider: Callable[..., An
         await make_provider().complete(ask())
 
 
-async def test_reply_without_candidates(api: FakeAPI, make_provider: Callable[..., Any]) -> None:
-    api.queue(body={"usageMetadata": {"promptTokenCount": 3}})
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"usageMetadata": {"promptTokenCount": 3}},
+        {"candidates": {"0": {}}},
+        {"candidates": ["text"], "promptFeedback": "odd"},
+        ["not", "an", "object"],
+    ],
+)
+async def test_reply_without_candidates(
+    api: FakeAPI, make_provider: Callable[..., Any], body: Any
+) -> None:
+    api.queue(body=body)
     with pytest.raises(plait.ProviderError, match="no candidates"):
         await make_provider().complete(ask())
+
+
+async def test_candidate_with_odd_content_is_empty_text(
+    api: FakeAPI, make_provider: Callable[..., Any]
+) -> None:
+    api.queue(body={"candidates": [{"content": "hi", "finishReason": "STOP"}]})
+    response = await make_provider().complete(ask())
+    assert (response.text, response.finish_reason) == ("", "stop")
 
 
 async def test_connection_failure(api: FakeAPI, make_provider: Callable[..., Any]) -> None:

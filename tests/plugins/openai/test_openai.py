@@ -701,8 +701,19 @@ async def test_malformed_json_body(api: FakeAPI, make_provider: Callable[..., An
     assert caught.value.retryable
 
 
-async def test_reply_without_choices(api: FakeAPI, make_provider: Callable[..., Any]) -> None:
-    api.queue(body={"id": "x", "object": "chat.completion", "choices": []})
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"id": "x", "object": "chat.completion", "choices": []},
+        {"choices": {"0": {}}},
+        {"choices": ["text"]},
+        ["not", "an", "object"],
+    ],
+)
+async def test_reply_without_choices(
+    api: FakeAPI, make_provider: Callable[..., Any], body: Any
+) -> None:
+    api.queue(body=body)
     with pytest.raises(plait.ProviderError, match="no choices") as caught:
         await make_provider().complete(ask())
     assert type(caught.value) is plait.ProviderError
@@ -742,6 +753,18 @@ async def test_connection_refused(api: FakeAPI, make_provider: Callable[..., Any
         await make_provider("ollama", settings={}).complete(ask("llama3.2"))
     assert caught.value.retryable
     assert isinstance(caught.value.__cause__, httpx.ConnectError)
+
+
+async def test_reply_with_an_odd_message_is_empty_text(
+    api: FakeAPI, make_provider: Callable[..., Any]
+) -> None:
+    api.queue(body={"choices": [{"message": "hi", "finish_reason": "stop"}]})
+    response = await make_provider().complete(ask())
+    assert (response.text, response.finish_reason, response.usage) == (
+        "",
+        "stop",
+        plait.TokenCount(),
+    )
 
 
 async def test_the_key_never_leaks_into_errors(
