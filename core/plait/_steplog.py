@@ -93,8 +93,8 @@ class StepLog:
                 if target == "-":
                     sys.stderr.write(text)  # looked up now: the CLI may have redirected it
                     sys.stderr.flush()
-                elif isinstance(target, str):
-                    with open(target, "a", encoding="utf-8") as f:  # one short append, no handle kept open
+                elif isinstance(target, str):  # one short append; no handle is kept open
+                    with open(target, "a", encoding="utf-8") as f:
                         f.write(text)
                 else:
                     target.write(text)
