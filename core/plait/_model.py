@@ -98,7 +98,8 @@ class ProviderEnv:
     """What a provider factory receives from the Runtime that builds it."""
 
     name: str  # the prefix the provider was registered under
-    settings: Mapping[str, Any]  # Runtime(settings={name: {...}}), e.g. api keys, base urls
+    # Runtime(settings={name: {...}}), e.g. api keys and base urls: never shown in a repr
+    settings: Mapping[str, Any] = attrs.field(repr=False)
     _http: Callable[[], httpx.AsyncClient] = attrs.field(alias="http")
 
     @property

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import os
+import re
 import sys
 import threading
 import warnings
@@ -54,6 +55,10 @@ KNOWN_DISTRIBUTIONS = {
 
 _WRAPPER_HOOKS = ("plait_wrap_run", "plait_wrap_step", "plait_wrap_fanout",
                   "plait_wrap_aggregate", "plait_wrap_model_call")
+
+
+# a dated or numbered snapshot of a model: gpt-4o-2024-08-06, claude-x-20241022, gemini-x-001
+_SNAPSHOT = re.compile(r"(?P<base>.+?)-(\d{4}-\d{2}-\d{2}|\d{8}|\d{3}|latest)$")
 
 
 class PluginWarning(UserWarning):
@@ -337,18 +342,20 @@ class Runtime:
         return providers[name]
 
     def price(self, provider: str, model: str) -> Price | None:
-        """Price of ``provider:model``: user override, then the plugin's table (exact
-        name, then the longest known prefix such as a dated snapshot's base), then ``*``."""
+        """Price of ``provider:model``: user override, then the plugin's table (exact name,
+        then a dated snapshot's base: ``gpt-4o-2024-08-06`` -> ``gpt-4o``), then ``*``.
+
+        Only snapshot suffixes fall back to the base, so a variant such as ``o3-pro`` is
+        never priced as the cheaper ``o3``."""
         override = self._prices.get(f"{provider}:{model}")
         if override is not None:
             return override
         table = self._provider_spec(provider).prices
         if model in table:
             return table[model]
-        base = max((k for k in table if k != "*" and model.startswith(k + "-")), key=len,
-                   default=None)
-        if base is not None:
-            return table[base]
+        snapshot = _SNAPSHOT.match(model)
+        if snapshot and snapshot["base"] in table:
+            return table[snapshot["base"]]
         return table.get("*")
 
     def limits(self) -> Any:

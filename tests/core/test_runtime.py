@@ -155,3 +155,24 @@ def test_importing_plait_is_light() -> None:
             "'opentelemetry', 'plait_openai') if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_prices_fall_back_only_to_a_dated_snapshot_base() -> None:
+    o3, gpt = plait.Price.per_million("2", "8"), plait.Price.per_million("2.5", "10")
+
+    class P:
+        @plait.hookimpl
+        def plait_register_providers(self, register: Any) -> None:
+            register("x", lambda env: None, prices={"o3": o3, "gpt-4o": gpt})
+
+    override = plait.Price.per_million("1", "1")
+    runtime = plait.Runtime(entry_points=False, plugins=[P()], prices={"x:o3": override})
+    assert runtime.price("x", "gpt-4o-2024-08-06") == gpt
+    assert runtime.price("x", "gpt-4o-latest") == gpt
+    assert runtime.price("x", "o3-pro") is None  # a pricier variant is never priced as o3
+    assert runtime.price("x", "o3") == override  # the user's table wins
+
+
+def test_provider_settings_never_show_in_a_repr() -> None:
+    env = plait.ProviderEnv("openai", {"api_key": "sk-very-secret"}, http=lambda: None)
+    assert "sk-very-secret" not in repr(env)
