@@ -1,0 +1,377 @@
+"""Fan-out: ctx.map and plait.FanOut, input order, errors side by side, bounded pools."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import anyio
+import plait
+import pytest
+from plait_testing import FakeProvider
+
+
+class Bad(Exception):
+    pass
+
+
+async def in_step(runtime: plait.Runtime, body: Any, inputs: dict[str, Any] | None = None,
+                  ) -> plait.PipelineResult:
+    return await plait.Pipeline("fan", steps={"s": body}).run(inputs or {}, runtime=runtime)
+
+
+# -- ctx.map --------------------------------------------------------------------------------
+
+
+async def test_map_keeps_input_order_whatever_the_finishing_order(
+    plait_runtime: plait.Runtime,
+) -> None:
+    n = 10
+    done = [anyio.Event() for _ in range(n)]
+    finished: list[int] = []
+
+    async def item(i: int) -> int:
+        if i + 1 < n:
+            await done[i + 1].wait()  # each item finishes after the next one: reverse order
+        finished.append(i)
+        done[i].set()
+        return i * i
+
+    async def body(ctx: plait.StepContext) -> list[int]:
+        result = await ctx.map(item, range(n))
+        assert result.ok
+        assert result.total == n
+        assert len(result) == n
+        return list(result.values)
+
+    result = await in_step(plait_runtime, body)
+    assert finished == list(reversed(range(n)))
+    assert result.output == [i * i for i in range(n)]
+
+
+async def test_map_over_a_generator_and_an_empty_list(plait_runtime: plait.Runtime) -> None:
+    async def double(x: int) -> int:
+        return 2 * x
+
+    async def body(ctx: plait.StepContext) -> Any:
+        gen = await ctx.map(double, (x for x in range(3)))
+        empty = await ctx.map(double, [])
+        return [list(gen.values), list(empty.values), empty.total, empty.ok]
+
+    assert (await in_step(plait_runtime, body)).output == [[0, 2, 4], [], 0, True]
+
+
+async def test_on_error_raise_attaches_every_value_and_error(
+    plait_runtime: plait.Runtime,
+) -> None:
+    async def item(i: int) -> int:
+        if i == 3:
+            raise Bad("three")
+        return i
+
+    async def body(ctx: plait.StepContext) -> Any:
+        return await ctx.map(item, range(6), limit=1)  # one at a time: 0, 1, 2 then 3 fails
+
+    with pytest.raises(plait.StepFailed) as info:
+        await in_step(plait_runtime, body)
+    error = info.value.cause
+    assert isinstance(error, plait.FanOutError)
+    assert error.values == [0, 1, 2]  # items after the failure were never started
+    [failed] = error.errors
+    assert (failed.index, failed.item, failed.error) == (3, 3, plait.ErrorInfo("Bad", "three"))
+    assert isinstance(failed.exception, Bad)
+    assert isinstance(error.__cause__, Bad)
+    assert "fan-out 's': item 3 failed: Bad: three (3 of 6 items finished)" in str(error)
+
+
+async def test_on_error_raise_stops_items_in_flight(plait_runtime: plait.Runtime) -> None:
+    cancelled = 0
+    started = 0
+
+    async def item(i: int) -> int:
+        nonlocal cancelled, started
+        started += 1
+        if i == 0:
+            await anyio.wait_all_tasks_blocked()  # the other items are in flight
+            raise Bad("first")
+        try:
+            await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class():
+            cancelled += 1
+            raise
+        return i
+
+    async def body(ctx: plait.StepContext) -> Any:
+        return await ctx.map(item, range(50), limit=5)
+
+    with pytest.raises(plait.StepFailed):
+        await in_step(plait_runtime, body)
+    assert started == 5
+    assert cancelled == 4
+
+
+async def test_on_error_collect_returns_values_and_errors_side_by_side(
+    plait_runtime: plait.Runtime,
+) -> None:
+    """W4: 100 items, 7 raise, one call returns 93 values and 7 errors."""
+    failing = {3, 14, 15, 42, 65, 88, 99}
+
+    async def item(i: int) -> int:
+        await anyio.lowlevel.checkpoint()
+        if i in failing:
+            raise Bad(f"item {i}")
+        return i
+
+    async def body(ctx: plait.StepContext) -> Any:
+        result = await ctx.map(item, range(100), limit=10, on_error="collect")
+        assert not result.ok
+        assert result.total == 100
+        assert [e.exception.args[0] for e in result.errors] == [
+            f"item {i}" for i in sorted(failing)]
+        return result
+
+    result = await in_step(plait_runtime, body)
+    fan = result.output
+    assert isinstance(fan, plait.FanOutResult)
+    assert list(fan.values) == [i for i in range(100) if i not in failing]
+    assert [(e.index, e.item, e.error.type) for e in fan.errors] == [
+        (i, i, "Bad") for i in sorted(failing)]
+
+
+async def test_min_success(plait_runtime: plait.Runtime) -> None:
+    async def item(i: int) -> int:
+        if i % 2:
+            raise Bad(str(i))
+        return i
+
+    async def enough(ctx: plait.StepContext) -> Any:
+        return list((await ctx.map(item, range(10), on_error="collect", min_success=5)).values)
+
+    assert (await in_step(plait_runtime, enough)).output == [0, 2, 4, 6, 8]
+
+    async def too_few(ctx: plait.StepContext) -> Any:
+        return await ctx.map(item, range(10), on_error="collect", min_success=6)
+
+    with pytest.raises(plait.StepFailed) as info:
+        await in_step(plait_runtime, too_few)
+    error = info.value.cause
+    assert isinstance(error, plait.FanOutError)
+    assert "5 of 10 items succeeded, fewer than min_success=6" in str(error)
+    assert error.values == [0, 2, 4, 6, 8]
+    assert [e.index for e in error.errors] == [1, 3, 5, 7, 9]
+
+
+async def test_limit_bounds_items_in_flight(plait_runtime: plait.Runtime) -> None:
+    n, limit = 12, 4
+    in_flight = 0
+    peak = 0
+    send, receive = anyio.create_memory_object_stream[None](n)
+
+    async def item(i: int) -> int:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await receive.receive()
+        in_flight -= 1
+        return i
+
+    seen: list[int] = []
+
+    async def monitor() -> None:
+        for _ in range(n):
+            await anyio.wait_all_tasks_blocked()
+            seen.append(in_flight)
+            await send.send(None)
+
+    async def body(ctx: plait.StepContext) -> Any:
+        return list((await ctx.map(item, range(n), limit=limit)).values)
+
+    async with send, receive, anyio.create_task_group() as tg:
+        tg.start_soon(monitor)
+        result = await in_step(plait_runtime, body)
+    assert result.output == list(range(n))
+    assert peak == limit
+    assert seen == [4] * 9 + [3, 2, 1]
+
+
+async def test_sync_mapped_functions_run_in_worker_threads(
+    plait_runtime: plait.Runtime,
+) -> None:
+    loop_thread = threading.get_ident()
+
+    def item(x: int) -> tuple[int, bool]:
+        return x + 1, threading.get_ident() != loop_thread
+
+    async def body(ctx: plait.StepContext) -> Any:
+        return list((await ctx.map(item, [1, 2, 3], limit=2)).values)
+
+    result = await in_step(plait_runtime, body)
+    assert result.output == [(2, True), (3, True), (4, True)]
+
+
+async def test_twenty_thousand_items_complete(plait_runtime: plait.Runtime) -> None:
+    async def item(i: int) -> int:
+        await anyio.lowlevel.checkpoint()
+        return i
+
+    async def body(ctx: plait.StepContext) -> Any:
+        result = await ctx.map(item, range(20_000), limit=2_000)
+        assert list(result.values) == list(range(20_000))
+        return len(result.values)
+
+    assert (await in_step(plait_runtime, body)).output == 20_000
+
+
+async def test_per_item_usage_is_counted(plait_runtime: plait.Runtime,
+                                         fake_provider: FakeProvider) -> None:
+    agent = plait.Agent(model="fake:priced", max_tokens=20)
+    fake_provider.script("one", "two words", "three more words")
+
+    async def body(ctx: plait.StepContext) -> Any:
+        async def item(prompt: str) -> str:
+            return (await ctx.ask(agent, prompt)).text
+
+        result = await ctx.map(item, ["a", "b c", "d e f"], limit=1)
+        return result
+
+    result = await in_step(plait_runtime, body)
+    fan = result.output
+    tokens = [(u.input_tokens, u.output_tokens, u.calls) for u in fan.item_usage]
+    assert tokens == [(1, 1, 1), (2, 2, 1), (3, 3, 1)]
+    costs = [u.cost for u in fan.item_usage]  # $1 / M in, $2 / M out
+    assert costs == [plait.usd("0.000003"), plait.usd("0.000006"), plait.usd("0.000009")]
+    assert fan.usage.cost == plait.usd("0.000018")
+    assert result.steps["s"].usage.cost == plait.usd("0.000018")
+    assert result.usage.cost == plait.usd("0.000018")
+
+
+@pytest.mark.parametrize(("kwargs", "error", "match"), [
+    ({"limit": 0}, ValueError, "limit must be an int >= 1 or None"),
+    ({"limit": 2.5}, ValueError, "limit must be an int >= 1 or None"),
+    ({"on_error": "ignore"}, ValueError, "on_error must be 'raise' or 'collect'"),
+    ({"min_success": -1}, ValueError, "min_success must be an int >= 0 or None"),
+    ({"items": "abc"}, TypeError, "fan-out items must be an iterable of items, got str"),
+    ({"items": 42}, TypeError, "fan-out items must be an iterable of items, got int"),
+    ({"fn": "not callable"}, TypeError, "ctx.map needs a function of the item"),
+])
+async def test_bad_map_arguments_are_clear(plait_runtime: plait.Runtime, kwargs: dict[str, Any],
+                                           error: type[Exception], match: str) -> None:
+    async def item(x: Any) -> Any:
+        return x
+
+    args: dict[str, Any] = {"fn": item, "items": [1, 2], **kwargs}
+
+    async def body(ctx: plait.StepContext) -> Any:
+        return await ctx.map(args.pop("fn"), args.pop("items"), **args)
+
+    with pytest.raises(plait.StepFailed) as info:
+        await in_step(plait_runtime, body)
+    assert isinstance(info.value.cause, error)
+    assert match in str(info.value.cause)
+
+
+# -- plait.FanOut ---------------------------------------------------------------------------
+
+
+async def test_fanout_over_a_dependency_with_a_worker_step(plait_runtime: plait.Runtime) -> None:
+    async def questions(ctx: plait.StepContext) -> list[str]:
+        return ["q0", "q1", "q2"]
+
+    @plait.step
+    async def answer(ctx: plait.StepContext) -> str:
+        return f"{ctx.item}: {ctx.step_id} {ctx.idempotency_key}"
+
+    pipe = plait.Pipeline("faq", steps={"questions": questions,
+                                        "answers": plait.FanOut(answer, over="questions")},
+                          deps={"answers": ["questions"]})
+    result = await pipe.run({}, runtime=plait_runtime, run_id="r")
+    assert list(result.output.values) == [f"q{i}: {i} r/answers/{i}" for i in range(3)]
+
+
+async def test_fanout_over_an_input_with_a_context_item_function(
+    plait_runtime: plait.Runtime,
+) -> None:
+    async def shout(ctx: plait.StepContext, item: str) -> str:
+        return item.upper() + ctx.input("suffix")
+
+    pipe = plait.Pipeline("p", steps={"f": plait.FanOut(shout, over="words", limit=2)})
+    result = await pipe.run({"words": ["a", "b", "c"], "suffix": "!"}, runtime=plait_runtime)
+    assert list(result.output.values) == ["A!", "B!", "C!"]
+
+
+async def test_fanout_over_a_function_with_a_sync_worker(plait_runtime: plait.Runtime) -> None:
+    loop_thread = threading.get_ident()
+
+    def square(ctx: plait.StepContext, item: int) -> list[Any]:
+        return [item * item, threading.get_ident() != loop_thread]
+
+    fan = plait.FanOut(square, over=lambda ctx: range(ctx.input("n")))
+    result = await plait.Pipeline("p", steps={"f": fan}).run({"n": 4}, runtime=plait_runtime)
+    assert list(result.output.values) == [[0, True], [1, True], [4, True], [9, True]]
+
+
+async def test_fanout_collect_and_raise(plait_runtime: plait.Runtime) -> None:
+    async def worker(ctx: plait.StepContext, item: int) -> int:
+        if item == 2:
+            raise Bad("two")
+        return item
+
+    collect = plait.FanOut(worker, over="items", on_error="collect")
+    result = await plait.Pipeline("p", steps={"f": collect}).run(
+        {"items": [1, 2, 3]}, runtime=plait_runtime)
+    assert list(result.output.values) == [1, 3]
+    assert [e.index for e in result.output.errors] == [1]
+    assert result.steps["f"].status == "ok"
+
+    fail = plait.FanOut(worker, over="items")
+    with pytest.raises(plait.StepFailed) as info:
+        await plait.Pipeline("p", steps={"f": fail}).run({"items": [1, 2, 3]},
+                                                         runtime=plait_runtime)
+    assert isinstance(info.value.cause, plait.FanOutError)
+    assert [e.item for e in info.value.cause.errors] == [2]
+
+
+async def test_fanout_min_success(plait_runtime: plait.Runtime) -> None:
+    async def worker(ctx: plait.StepContext, item: int) -> int:
+        raise Bad("all fail")
+
+    fan = plait.FanOut(worker, over="items", on_error="collect", min_success=1)
+    with pytest.raises(plait.StepFailed, match="0 of 2 items succeeded"):
+        await plait.Pipeline("p", steps={"f": fan}).run({"items": [1, 2]},
+                                                        runtime=plait_runtime)
+
+
+async def test_fanout_result_serializes_to_json(plait_runtime: plait.Runtime) -> None:
+    async def worker(ctx: plait.StepContext, item: int) -> int:
+        if item == 1:
+            raise Bad("one")
+        return item
+
+    fan = plait.FanOut(worker, over="items", on_error="collect")
+    result = await plait.Pipeline("p", steps={"f": fan}).run({"items": [0, 1]},
+                                                             runtime=plait_runtime)
+    back = plait.PipelineResult.from_json(result.to_json())
+    assert back.output["values"] == [0]
+    assert back.output["errors"] == [
+        {"index": 1, "item": 1, "error": {"type": "Bad", "message": "one"}}]
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"over": 42}, "over= takes a step id, an input name or a function"),
+    ({"worker": 42}, "worker must be a plait.Step or a function"),
+    ({"limit": 0}, "FanOut: limit must be an int >= 1"),
+    ({"on_error": "skip"}, "FanOut: on_error must be 'raise' or 'collect'"),
+    ({"min_success": -2}, "FanOut: min_success must be an int >= 0"),
+])
+def test_fanout_definition_errors(kwargs: dict[str, Any], match: str) -> None:
+    args: dict[str, Any] = {"worker": lambda ctx, item: item, "over": "items", **kwargs}
+    with pytest.raises(plait.PipelineDefinitionError, match=match):
+        plait.FanOut(args.pop("worker"), **args)
+
+
+async def test_fanout_over_a_missing_input_names_it(plait_runtime: plait.Runtime) -> None:
+    fan = plait.FanOut(lambda ctx, item: item, over="items")
+    with pytest.raises(plait.StepFailed) as info:
+        await plait.Pipeline("p", steps={"f": fan}).run({}, runtime=plait_runtime)
+    assert isinstance(info.value.cause, plait.MissingInput)
+    assert info.value.cause.name == "items"
