@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ._config import ResolvedConfig
-from ._errors import PlaitError, RateLimited, StepTimeout, ValidationFailed
+from ._errors import PlaitError, RateLimited, StepFailed, StepTimeout, ValidationFailed
 from ._results import ErrorInfo, StepRecord, Stop
 from ._serialize import check_serializable
 
@@ -82,6 +82,8 @@ async def _attempt(step: Step, ctx: StepContext) -> Any:
 
 def should_retry(exc: BaseException, retry_on: tuple[type[BaseException], ...]) -> bool:
     """Whether ``exc`` is worth another attempt: wanted by ``retry_on`` and not permanent."""
+    while isinstance(exc, StepFailed):  # a nested pipeline failed: judge by what broke it
+        exc = exc.cause
     if not isinstance(exc, retry_on):
         return False
     return exc.retryable if isinstance(exc, PlaitError) else True
