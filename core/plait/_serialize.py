@@ -6,12 +6,14 @@ Each Runtime owns one converter (plugins extend it through
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+import attrs
 import cattrs
 from cattrs.gen import make_dict_unstructure_fn, override
 
@@ -45,7 +47,40 @@ def check_serializable(conv: cattrs.Converter, value: Any, step_id: str) -> None
     """Raise ``SerializationError`` naming the path of the first value JSON cannot hold."""
     if type(value) in _SCALARS:  # the common case costs one type check
         return
-    _walk(conv.unstructure(value), "$", step_id)
+    try:
+        data = conv.unstructure(value)
+    except Exception as exc:  # e.g. a value that does not match its field's declared type
+        path, part = _locate(conv, value, "$", step_id, set())
+        raise SerializationError(
+            step_id, path, f"{type(part).__name__} cannot be turned into JSON "
+            f"({type(exc).__name__}: {exc})") from exc
+    _walk(data, "$", step_id)
+
+
+def _locate(conv: cattrs.Converter, value: Any, path: str, step_id: str,
+            seen: set[int]) -> tuple[str, Any]:
+    """The path of the innermost part of ``value`` that the converter chokes on."""
+    seen.add(id(value))
+    for child_path, child in _parts(value, path):
+        if id(child) in seen:
+            continue
+        try:
+            _walk(conv.unstructure(child), child_path, step_id)
+        except Exception:
+            return _locate(conv, child, child_path, step_id, seen)
+    return path, value
+
+
+def _parts(value: Any, path: str) -> list[tuple[str, Any]]:
+    if attrs.has(type(value)):
+        return [(f"{path}.{a.name}", getattr(value, a.name)) for a in attrs.fields(type(value))]
+    if dataclasses.is_dataclass(value):
+        return [(f"{path}.{f.name}", getattr(value, f.name)) for f in dataclasses.fields(value)]
+    if isinstance(value, Mapping):
+        return [(f"{path}.{k}", v) for k, v in value.items()]
+    if isinstance(value, list | tuple):
+        return [(f"{path}[{i}]", v) for i, v in enumerate(value)]
+    return []
 
 
 def _walk(data: Any, path: str, step_id: str) -> None:
