@@ -1,0 +1,57 @@
+"""Attribute names: the OpenTelemetry GenAI semantic conventions, then plait's own.
+
+GenAI names follow the conventions as of semantic-conventions-genai (``gen_ai.provider.name``
+replaced the deprecated ``gen_ai.system``; content goes in ``gen_ai.input.messages`` /
+``gen_ai.output.messages`` / ``gen_ai.system_instructions``, as JSON). Spelled out here
+rather than imported from the incubating ``opentelemetry-semantic-conventions`` package,
+so plait-otel needs nothing but ``opentelemetry-api``.
+"""
+
+# -- GenAI semantic conventions (model-call spans) -------------------------------------
+OPERATION = "gen_ai.operation.name"
+PROVIDER_NAME = "gen_ai.provider.name"
+REQUEST_MODEL = "gen_ai.request.model"
+REQUEST_TEMPERATURE = "gen_ai.request.temperature"
+REQUEST_MAX_TOKENS = "gen_ai.request.max_tokens"
+REQUEST_SEED = "gen_ai.request.seed"
+REQUEST_STOP = "gen_ai.request.stop_sequences"
+OUTPUT_TYPE = "gen_ai.output.type"
+RESPONSE_MODEL = "gen_ai.response.model"
+FINISH_REASONS = "gen_ai.response.finish_reasons"
+USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"
+USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+USAGE_CACHE_READ = "gen_ai.usage.cache_read.input_tokens"
+INPUT_MESSAGES = "gen_ai.input.messages"
+OUTPUT_MESSAGES = "gen_ai.output.messages"
+SYSTEM_INSTRUCTIONS = "gen_ai.system_instructions"
+ERROR_TYPE = "error.type"
+
+# -- plait -------------------------------------------------------------------------------
+RUN_ID = "plait.run_id"
+PIPELINE = "plait.pipeline"
+STATUS = "plait.status"  # ok | failed | stopped | cancelled
+STOP_REASON = "plait.stop.reason"
+STEP_ID = "plait.step.id"  # the step's path: "route/billing" inside a router
+STEP_KIND = "plait.step.kind"  # FunctionStep, Router, FanOut, Ensemble, AgentStep, ...
+STEP_ATTEMPTS = "plait.step.attempts"  # on step spans: how many attempts ran
+STEP_ATTEMPT = "plait.step.attempt"  # on model-call spans: the attempt making the call
+ROUTE = "plait.route"
+PROVIDER = "plait.provider"  # the Agent's model prefix, "openai" in "openai:gpt-4o"
+COST = "plait.cost_usd"  # an exact decimal, as a string
+BUDGET_LEFT = "plait.budget.remaining_usd"
+USAGE_INPUT = "plait.usage.input_tokens"
+USAGE_OUTPUT = "plait.usage.output_tokens"
+USAGE_CALLS = "plait.usage.calls"
+FANOUT_ITEMS = "plait.fanout.items"
+FANOUT_OK = "plait.fanout.ok"
+FANOUT_FAILED = "plait.fanout.failed"
+FANOUT_LIMIT = "plait.fanout.limit"
+FANOUT_FAIL_FAST = "plait.fanout.fail_fast"
+AGGREGATOR = "plait.aggregator"
+AGG_N = "plait.aggregation.n"
+AGG_CANDIDATES = "plait.aggregation.candidates"
+AGG_FAILURES = "plait.aggregation.failures"
+AGG_AGREEMENT = "plait.aggregation.agreement"
+AGG_WINNER = "plait.aggregation.winner_index"
+AGG_FLAGGED = "plait.aggregation.flagged"
+AGG_SAVED = "plait.aggregation.calls_saved"
