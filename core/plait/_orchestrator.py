@@ -147,10 +147,13 @@ class Orchestrator(Step):
         conv = ctx.runtime.converter
         lines = []
         for r in reports:
-            shown = conv.unstructure(r.output) if r.status == "ok" else r.error.message if \
-                r.error else r.status
-            lines.append(f"- task {r.index + 1} ({r.type}): {r.status}: "
-                         f"{json.dumps(shown, default=str)}")
+            if r.status == "ok":
+                shown = json.dumps(conv.unstructure(r.output), default=str)
+            else:  # the task itself too, so the reply can say which part was not handled
+                problem = r.error.message if r.error else r.status
+                shown = (f"{json.dumps(problem)}; the task: "
+                         f"{json.dumps(conv.unstructure(r.task), default=str)}")
+            lines.append(f"- task {r.index + 1} ({r.type}): {r.status}: {shown}")
         prompt = (f"Request:\n{request}\n\nResults of the tasks it was split into:\n"
                   + "\n".join(lines)
                   + "\n\nWrite the reply to the request from these results. Say plainly "
