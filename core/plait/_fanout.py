@@ -7,14 +7,13 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
-import anyio.to_thread
 import attrs
 
 from ._budget import ITEM_METER, UsageMeter
 from ._config import Config
 from ._errors import FanOutError, PipelineDefinitionError
 from ._results import ErrorInfo, FanOutResult, ItemError, ItemOutcome
-from ._step import Step, is_async_callable
+from ._step import Step, is_async_callable, run_in_thread
 
 if TYPE_CHECKING:
     from ._context import StepContext
@@ -62,7 +61,7 @@ def _per_item(fn: Callable[[Any], Any]) -> Callable[[int, Any], Awaitable[Any]]:
         return lambda _i, item: fn(item)
 
     async def in_thread(_i: int, item: Any) -> Any:  # sync work never blocks the loop
-        return await anyio.to_thread.run_sync(fn, item)
+        return await run_in_thread(fn, item)
 
     return in_thread
 
@@ -191,5 +190,5 @@ def worker_call(worker: Any, ctx: StepContext) -> Callable[[int, Any], Awaitable
             return await worker(ctx.child(f"{i}", item=item), item)
     else:
         async def call(i: int, item: Any) -> Any:
-            return await anyio.to_thread.run_sync(worker, ctx.child(f"{i}", item=item), item)
+            return await run_in_thread(worker, ctx.child(f"{i}", item=item), item)
     return call

@@ -16,7 +16,7 @@ from ._errors import PipelineDefinitionError
 if TYPE_CHECKING:
     from ._context import StepContext
 
-__all__ = ["FunctionStep", "Step", "as_step", "step"]
+__all__ = ["FunctionStep", "Step", "as_step", "run_in_thread", "step"]
 
 T = TypeVar("T")
 
@@ -62,7 +62,7 @@ class FunctionStep(Step):
     async def run(self, ctx: StepContext) -> Any:
         if self._is_async:
             return await self.fn(ctx)
-        return await anyio.to_thread.run_sync(self.fn, ctx)
+        return await run_in_thread(self.fn, ctx)
 
     def __call__(self, ctx: StepContext) -> Awaitable[Any]:
         """Call the step directly (e.g. in a unit test) with a context."""
@@ -102,6 +102,15 @@ def step(
         return FunctionStep(f, config, name)
 
     return wrap if fn is None else wrap(fn)
+
+
+async def run_in_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run a sync function in a worker thread, so it never blocks the loop. What it returns
+    is awaited when awaitable: ``lambda item: fetch(item)`` is sync but hands back a
+    coroutine."""
+    # boxed in a tuple: trio refuses a thread function whose result is a coroutine
+    (value,) = await anyio.to_thread.run_sync(lambda: (fn(*args),))
+    return (await value) if inspect.isawaitable(value) else value
 
 
 def is_async_callable(fn: Any) -> bool:

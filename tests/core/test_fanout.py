@@ -209,6 +209,28 @@ async def test_sync_mapped_functions_run_in_worker_threads(
     assert result.output == [(2, True), (3, True), (4, True)]
 
 
+async def test_a_sync_function_returning_a_coroutine_is_awaited(
+    plait_runtime: plait.Runtime,
+) -> None:
+    """``lambda item: fetch(item)`` is the common way to bind arguments; it is sync but
+    hands back a coroutine, which plait awaits instead of returning it as the value."""
+    async def fetch(item: int, scale: int) -> int:
+        await anyio.lowlevel.checkpoint()
+        return item * scale
+
+    async def body(ctx: plait.StepContext) -> Any:
+        return list((await ctx.map(lambda item: fetch(item, 10), [1, 2])).values)
+
+    fan = plait.FanOut(lambda ctx, item: fetch(item, 100), over="items")
+    pipe = plait.Pipeline("p", steps={"map": body, "fan": fan,
+                                      "step": lambda ctx: fetch(ctx.input("n"), 1000)},
+                          output="map")
+    result = await pipe.run({"items": [3], "n": 4}, runtime=plait_runtime)
+    assert result.outputs["map"] == [10, 20]
+    assert list(result.outputs["fan"].values) == [300]
+    assert result.outputs["step"] == 4000
+
+
 async def test_twenty_thousand_items_complete(plait_runtime: plait.Runtime) -> None:
     async def item(i: int) -> int:
         await anyio.lowlevel.checkpoint()
