@@ -19,9 +19,11 @@ if TYPE_CHECKING:
 
 @hookimpl
 def plait_register_tracers(register: Callable[..., None]) -> None:
+    from ._progress import ProgressDisplay
     from ._steplog import StepLog
 
     register("steplog", StepLog.from_env(), default=bool(os.environ.get("PLAIT_STEP_LOG")))
+    register("progress", ProgressDisplay(), default=False)
 
 
 @hookimpl(trylast=True)

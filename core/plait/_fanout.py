@@ -24,13 +24,25 @@ OnError = Literal["raise", "collect"]
 
 @attrs.frozen
 class FanOutJob:
-    """A fan-out as executors see it: ``await fn(index, item)`` for every item."""
+    """A fan-out as executors see it: ``await fn(index, item)`` for every item.
+
+    An executor calls ``job.item_done(index)`` as each item finishes (succeeded or
+    failed). That is a plain call, not a hook: progress displays append a callback to
+    ``on_item_done`` in their ``plait_wrap_fanout`` to count items without a hook per item.
+    """
 
     fn: Callable[[int, Any], Awaitable[Any]]
     items: Sequence[Any]
     limit: int | None
     fail_fast: bool  # stop starting items after the first error
     label: str  # the step path, for traces and progress displays
+    on_item_done: list[Callable[[int], None]] = attrs.field(
+        init=False, factory=list, eq=False, repr=False)
+
+    def item_done(self, index: int) -> None:
+        """Tell whoever listens that item ``index`` finished."""
+        for callback in self.on_item_done:
+            callback(index)
 
 
 async def map_items(ctx: StepContext, fn: Callable[..., Any], items: Iterable[Any], *,
@@ -83,11 +95,13 @@ async def local_executor(job: FanOutJob, ctx: StepContext) -> list[ItemOutcome]:
                 value = await job.fn(i, job.items[i])
             except Exception as exc:
                 outcomes[i] = ItemOutcome(i, None, exc, meter.usage)
+                job.item_done(i)
                 if job.fail_fast:
                     tg.cancel_scope.cancel()
                     return
             else:
                 outcomes[i] = ItemOutcome(i, value, None, meter.usage)
+                job.item_done(i)
             finally:
                 ITEM_METER.reset(token)
 

@@ -107,13 +107,20 @@ async def test_routes_nested_steps_stops_and_cancellations(
     log_path: Path, runtime: tuple[plait.Runtime, FakeProvider]
 ) -> None:
     rt, _ = runtime
+    started = anyio.Event()
 
     @plait.step
     async def slow(ctx: plait.StepContext) -> None:
+        started.set()
         await anyio.sleep_forever()
 
+    @plait.step
+    async def stop(ctx: plait.StepContext) -> plait.Stop:
+        await started.wait()  # so the stop cancels a running step
+        return plait.Stop("enough")
+
     router = plait.Router("route", route=lambda ctx: "b",
-                          branches={"a": _const("A"), "b": _const(plait.Stop("enough"))})
+                          branches={"a": _const("A"), "b": stop})
     pipe = plait.Pipeline("p", steps={"route": router, "slow": slow}, output="route")
     result = await pipe.run({}, runtime=rt)
     assert result.stopped_early

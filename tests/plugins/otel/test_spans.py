@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
+import anyio
 import httpx
 import plait
 import plait_otel
@@ -373,14 +374,16 @@ async def test_a_raising_fanout_is_an_error_with_its_counts(
 async def test_cancelled_steps_are_not_errors(
     plait_runtime: plait.Runtime, traced: OtelTracer, span_exporter: InMemorySpanExporter,
 ) -> None:
+    started = anyio.Event()
+
     @plait.step
     async def stop(ctx: plait.StepContext) -> plait.Stop:
+        await started.wait()  # so the stop cancels a running step
         return plait.Stop("enough")
 
     @plait.step
     async def slow(ctx: plait.StepContext) -> None:
-        import anyio
-
+        started.set()
         await anyio.sleep_forever()
 
     pipe = plait.Pipeline("p", steps={"stop": stop, "slow": slow}, output="stop")
