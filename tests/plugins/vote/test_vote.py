@@ -177,6 +177,15 @@ async def test_adaptive_unanimous_n7_makes_4_calls_and_saves_3(vote: Vote) -> No
     assert result.usage.calls == 4
 
 
+@pytest.mark.parametrize(("n", "made"), [(1, 1), (2, 2), (3, 2), (5, 3), (7, 4), (9, 5)])
+async def test_adaptive_unanimous_votes_stop_at_a_bare_majority(
+    vote: Vote, n: int, made: int
+) -> None:
+    result, script = await vote(["yes"] * n, adaptive=True)  # the table in docs/plugins/vote.md
+    assert len(script.candidate_requests) == made
+    assert result.aggregation.calls_saved == n - made
+
+
 async def test_adaptive_draws_more_rounds_while_the_winner_is_open(vote: Vote) -> None:
     result, script = await vote(["a", "b", "a", "a", "b", "a", "a"], adaptive=True)
     # round 1: 4 drawn, a=3 b=1, 3 left: open. round 2: batch of 2, a=4 b=2, 1 left: settled
