@@ -19,6 +19,8 @@ from ._money import Usage
 
 __all__ = ["ITEM_METER", "Budget", "Reservation", "UsageMeter", "meter_for"]
 
+_NO_USAGE = Usage()  # frozen: one instance starts every meter
+
 
 class UsageMeter:
     """Accumulates usage and passes it up: fan-out item -> step -> run -> outer step."""
@@ -27,7 +29,7 @@ class UsageMeter:
 
     def __init__(self, parent: UsageMeter | None = None) -> None:
         self.parent = parent
-        self.usage = Usage()
+        self.usage = _NO_USAGE
 
     def add(self, usage: Usage) -> None:
         meter: UsageMeter | None = self

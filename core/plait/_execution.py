@@ -30,11 +30,15 @@ async def execute_step(step: Step, ctx: StepContext) -> tuple[StepRecord, Any, E
     t0 = time.perf_counter()
     value: Any = None
     error: Exception | None = None
+    runtime = ctx.runtime
     try:
-        value = await ctx.runtime.around(
-            "plait_wrap_step", {"step_id": ctx.step_id, "step": step, "ctx": ctx},
-            lambda: _attempts(step, ctx),
-        )
+        if runtime.wraps("plait_wrap_step"):
+            value = await runtime.around(
+                "plait_wrap_step", {"step_id": ctx.step_id, "step": step, "ctx": ctx},
+                lambda: _attempts(step, ctx),
+            )
+        else:  # nothing to wrap it in: the hot path of every step
+            value = await _attempts(step, ctx)
     except Exception as exc:
         error = exc
     latency = time.perf_counter() - t0

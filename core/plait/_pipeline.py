@@ -13,6 +13,7 @@ from typing import Any
 
 import anyio
 import attrs
+from anyio.lowlevel import checkpoint_if_cancelled
 
 from ._budget import Budget, UsageMeter
 from ._config import NOTSET, Config, ResolvedConfig
@@ -146,33 +147,41 @@ class Pipeline(Step):
 
         async with anyio.create_task_group() as tg:
 
-            async def run_one(sid: str) -> None:
-                started.add(sid)
-                ctx = self._context(state, sid, outputs)
-                if limiter is None:
-                    record, value, error = await execute_step(self._steps[sid], ctx)
-                else:
-                    async with limiter:
+            async def run_from(sid: str | None) -> None:
+                # Run ``sid``, then carry on in this same task with one of the dependents it
+                # made ready (a chain of steps costs no task at all); the others get tasks.
+                while sid is not None:
+                    await checkpoint_if_cancelled()  # nothing starts once the run is cancelled
+                    started.add(sid)
+                    ctx = self._context(state, sid, outputs)
+                    if limiter is None:
                         record, value, error = await execute_step(self._steps[sid], ctx)
-                if error is not None:
+                    else:
+                        async with limiter:
+                            record, value, error = await execute_step(self._steps[sid], ctx)
+                    if error is not None:
+                        records[sid] = record
+                        failures.append((sid, error, record.attempts))
+                        self._block(sid, blocked)
+                        return
+                    outputs[sid] = value
+                    if isinstance(value, Stop):
+                        records[sid] = attrs.evolve(record, status="stopped")
+                        stops.append(value)
+                        tg.cancel_scope.cancel()
+                        return
                     records[sid] = record
-                    failures.append((sid, error, record.attempts))
-                    self._block(sid, blocked)
-                    return
-                outputs[sid] = value
-                if isinstance(value, Stop):
-                    records[sid] = attrs.evolve(record, status="stopped")
-                    stops.append(value)
-                    tg.cancel_scope.cancel()
-                    return
-                records[sid] = record
-                for d in self._dependents[sid]:
-                    waiting[d] -= 1
-                    if waiting[d] == 0 and d not in blocked:
-                        tg.start_soon(run_one, d)
+                    ready = []
+                    for d in self._dependents[sid]:
+                        waiting[d] -= 1
+                        if waiting[d] == 0 and d not in blocked:
+                            ready.append(d)
+                    for d in ready[1:]:
+                        tg.start_soon(run_from, d)
+                    sid = ready[0] if ready else None
 
-            for sid in self._roots:
-                tg.start_soon(run_one, sid)
+            for sid in self._roots:  # in tasks: context variables steps set stay in the run
+                tg.start_soon(run_from, sid)
 
         steps = {
             sid: records.get(sid) or StepRecord(sid, "cancelled" if sid in started else "skipped")

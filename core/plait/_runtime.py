@@ -429,6 +429,10 @@ class Runtime:
             self._impl_cache[hook] = impls
             return impls
 
+    def wraps(self, hook: str) -> bool:
+        """Whether any plugin implements the wrapper ``hook`` (else ``around`` can be skipped)."""
+        return bool(self._impls(hook))
+
     def _decide(self, hook: str, kwargs: dict[str, Any]) -> Awaitable[Any]:
         impls = self._impls(hook)
         if len(impls) > 1 or self._trace:

@@ -7,6 +7,7 @@ generous ``fail_after`` turns that deadlock into a failure instead of a hang.
 
 from __future__ import annotations
 
+import contextvars
 from typing import Any
 
 import anyio
@@ -202,3 +203,21 @@ async def test_a_step_sees_exactly_its_dependencies_outputs(
     assert result.output == {"one": 1, "two": 2}
     assert result.outputs == {"one": 1, "two": 2, "total": {"one": 1, "two": 2}}
     assert list(result.steps) == ["one", "two", "total"]
+
+
+async def test_context_variables_set_by_steps_stay_in_the_run(
+    plait_runtime: plait.Runtime,
+) -> None:
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="caller")
+
+    async def setter(ctx: plait.StepContext) -> str:
+        var.set("step")
+        return var.get()
+
+    async def reader(ctx: plait.StepContext) -> str:
+        return var.get()
+
+    pipe = plait.Pipeline("vars", steps={"set": setter, "read": reader}, deps={"read": ["set"]})
+    result = await run(pipe, plait_runtime)
+    assert result.outputs["set"] == "step"
+    assert var.get() == "caller"
