@@ -234,9 +234,7 @@ def _freeze(data: Any, *, fold: bool) -> Hashable:
         return tuple(_freeze(item, fold=fold) for item in data)
     if isinstance(data, set | frozenset):
         return frozenset(_freeze(item, fold=fold) for item in data)
-    try:
-        hash(data)
-    except TypeError:
+    if not isinstance(data, Hashable):
         raise TypeError(f"vote: cannot compare answers of type {type(data).__name__}; pass "
-                        "key= a function returning something hashable") from None
+                        "key= a function returning something hashable")
     return data

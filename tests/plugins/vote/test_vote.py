@@ -111,6 +111,14 @@ async def test_unhashable_key_results_are_compared_by_value(vote: Vote) -> None:
     assert (result.winner, result.agreement) == ("a b", pytest.approx(2 / 3))
 
 
+async def test_an_answer_that_cannot_be_compared_is_refused_clearly(vote: Vote) -> None:
+    with pytest.raises(plait.StepFailed) as failed:
+        await vote(["a", "b"], key=lambda text: bytearray(text.encode()))
+    assert str(failed.value.cause) == (
+        "vote: cannot compare answers of type bytearray; pass key= a function returning "
+        "something hashable")
+
+
 async def test_all_different_answers_tie_and_the_first_seen_wins(vote: Vote) -> None:
     result, _ = await vote(["red", "green", "blue"])
     aggregation = result.aggregation
