@@ -156,7 +156,7 @@ class AggregationJob:
             raise over_budget[0]
         new = [c for c in made if c is not None]
         self.drawn.extend(new)
-        if not self.drawn and errors:
+        if not self.drawn and errors and not self.remaining:  # others may still answer
             raise AggregationError(f"every candidate failed; first: {type(errors[0]).__name__}: "
                                    f"{errors[0]}") from errors[0]
         return new

@@ -19,8 +19,9 @@ PRICED = plait.Agent(model="fake:priced", temperature=0.7, max_tokens=10)
 
 class Aggregators:
     """Test aggregators: `first` (every candidate, the first wins; records its jobs),
-    `two` (draws two, then stops), `asks` (one model call of its own), `scored` (scores
-    keyed by candidate index), `bad` (returns no Aggregation)."""
+    `two` (draws two, then stops), `asks` (one model call of its own), `patient` (draws
+    one at a time until one answers), `scored` (scores keyed by candidate index), `bad`
+    (returns no Aggregation)."""
 
     def __init__(self) -> None:
         self.jobs: list[plait.AggregationJob] = []
@@ -32,6 +33,7 @@ class Aggregators:
         register("asks", self.asks)
         register("bad", self.bad)
         register("scored", self.scored)
+        register("patient", self.patient)
 
     async def first(self, job: plait.AggregationJob) -> plait.Aggregation:
         self.jobs.append(job)
@@ -50,6 +52,11 @@ class Aggregators:
         reply = await job.ask(job.agent, "Pick one of: " + ", ".join(c.text for c in drawn),
                               temperature=0)
         return plait.Aggregation(reply.output)
+
+    async def patient(self, job: plait.AggregationJob) -> plait.Aggregation:
+        while True:  # one at a time until one answers; draw raises once none can
+            for candidate in await job.draw(1):
+                return plait.Aggregation(candidate.output, winner_index=candidate.index)
 
     async def scored(self, job: plait.AggregationJob) -> plait.Aggregation:
         drawn = await job.candidates()
@@ -225,7 +232,8 @@ async def test_an_unknown_custom_aggregator_lists_the_installed_ones(
     error = failed.value.cause
     assert isinstance(error, plait.UnknownPlugin)
     assert error.distribution is None
-    assert "unknown aggregator 'median' (installed: asks, bad, first, scored, two)" in str(error)
+    assert ("unknown aggregator 'median' (installed: asks, bad, first, patient, scored, two)"
+            in str(error))
     assert fake_provider.calls == 0
 
 
@@ -436,14 +444,34 @@ async def test_a_failing_candidate_is_recorded_and_the_rest_are_aggregated(
     assert result.aggregation.calls_saved == 0
 
 
-async def test_when_every_candidate_fails_the_ensemble_fails(
+async def test_a_draw_that_only_failed_is_not_the_end_while_candidates_remain(
     plait_runtime: plait.Runtime, register_plugin: Callable[..., Any], aggregators: Aggregators
+) -> None:
+    script = ScriptedEnsemble([plait.BadRequest("no"), plait.BadRequest("no"), "third", "x"])
+    register_plugin(provider_plugin(FakeProvider(script), prices=PRICES))
+    results: list[plait.EnsembleResult] = []
+
+    async def body(ctx: plait.StepContext) -> None:
+        results.append(await ctx.ensemble(PRICED, "Q", n=4, vary=script.vary,
+                                          aggregate="patient"))
+
+    await in_step(plait_runtime, body)
+    [result] = results
+    assert (result.winner, result.aggregation.winner_index) == ("third", 2)
+    assert len(result.failures) == 2
+    assert result.aggregation.calls_saved == 1
+
+
+@pytest.mark.parametrize("aggregate", ["first", "patient"])
+async def test_when_every_candidate_fails_the_ensemble_fails(
+    plait_runtime: plait.Runtime, register_plugin: Callable[..., Any], aggregators: Aggregators,
+    aggregate: str,
 ) -> None:
     script = ScriptedEnsemble([plait.BadRequest("no")] * 2)
     register_plugin(provider_plugin(FakeProvider(script), prices=PRICES))
 
     async def body(ctx: plait.StepContext) -> None:
-        await ctx.ensemble(PRICED, "Q", n=2, vary=script.vary, aggregate="first")
+        await ctx.ensemble(PRICED, "Q", n=2, vary=script.vary, aggregate=aggregate)
 
     with pytest.raises(plait.StepFailed) as failed:
         await in_step(plait_runtime, body)

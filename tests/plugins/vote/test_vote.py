@@ -248,6 +248,22 @@ async def test_a_failed_candidate_does_not_vote(vote: Vote) -> None:
     assert [f.type for f in result.failures] == ["BadRequest"]
 
 
+async def test_adaptive_goes_on_when_a_whole_round_failed(vote: Vote) -> None:
+    failed = plait.BadRequest("no")
+    result, _ = await vote([failed, failed, failed, "a", "a"], adaptive=True)
+    # round 1 (3 candidates) all failed: nothing is settled, and 2 candidates remain
+    assert (result.winner, result.agreement) == ("a", 1.0)
+    assert len(result.failures) == 3
+    assert result.aggregation.details["rounds"] == 2
+
+
+async def test_adaptive_fails_only_when_every_candidate_failed(vote: Vote) -> None:
+    with pytest.raises(plait.StepFailed) as failed:
+        await vote([plait.BadRequest("no")] * 3, adaptive=True)
+    assert isinstance(failed.value.cause, plait.AggregationError)
+    assert str(failed.value.cause).startswith("every candidate failed")
+
+
 @pytest.mark.parametrize(("options", "message"), [
     ({"quorom": 0.5}, "vote: unknown option(s) quorom; vote takes adaptive, batch, key,"),
     ({"tie": "last"}, "'tie' must be in ('first', 'random', 'raise')"),
