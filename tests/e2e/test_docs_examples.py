@@ -1,10 +1,10 @@
 """Every code example in the guide runs: the docs cannot show code that does not work.
 
-A ```python block preceded by an ``<!-- test -->`` comment, in README.md or under docs/,
-is executed as it is written, in a module of its own. A block with top-level ``await``
-runs on asyncio and on trio; any other block runs as a script (``plait.run_sync`` and
-all). In the guide (docs/index.md and docs/guide/) every python block is either tested or
-says why not with ``<!-- not tested: reason -->``.
+A ```python block preceded by an ``<!-- test -->`` comment, in README.md, under docs/ or
+in a contrib distribution's README, is executed as it is written, in a module of its own.
+A block with top-level ``await`` runs on asyncio and on trio; any other block runs as a
+script (``plait.run_sync`` and all). In the guide (docs/index.md and docs/guide/) every
+python block is either tested or says why not with ``<!-- not tested: reason -->``.
 
 The examples name real models ("openai:gpt-4o-mini", "local:smollm2"...) and run on the
 process's default Runtime, or on Runtimes they build, as a user's script would. Here every
@@ -36,7 +36,8 @@ from plait_testing import FakeProvider, provider_plugin
 
 ROOT = Path(__file__).resolve().parents[2]
 GUIDE = [ROOT / "docs" / "index.md", *sorted((ROOT / "docs" / "guide").glob("*.md"))]
-SOURCES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+SOURCES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")),
+           *sorted((ROOT / "contrib").glob("*/README.md"))]
 
 TESTED = re.compile(r"^<!-- test -->$")
 NOT_TESTED = re.compile(r"^<!-- not tested: .+ -->$")
@@ -135,11 +136,23 @@ def _enum_inside(schema: dict[str, Any]) -> list[Any]:
     return []
 
 
-def follow_schema(request: plait.ModelRequest) -> Any:
-    """The fake's reply: a value fitting the requested schema, or the prompt echoed."""
-    if request.json_schema is not None:
-        return instance(dict(request.json_schema))
-    return next(m.content for m in reversed(request.messages) if m.role == "user")
+async def follow_schema(request: plait.ModelRequest) -> Any:
+    """The fake's reply: a value fitting the requested schema, or the prompt echoed.
+
+    Like a real model it takes its time: it answers once every other task is waiting, so
+    calls an example makes in parallel are in flight together, on any scheduler.
+    plait-judge's judge (schema ``Verdict``) scores every candidate its prompt shows and
+    prefers the first.
+    """
+    await anyio.wait_all_tasks_blocked()
+    prompt = next(m.content for m in reversed(request.messages) if m.role == "user")
+    if request.json_schema is None:
+        return prompt
+    if request.schema_name == "Verdict":
+        shown = len(re.findall(r"^<candidate \d+>$", prompt, re.MULTILINE))
+        return {"reasoning": "Candidate 1 follows the rubric best.", "winner": 1,
+                "scores": [{"candidate": i, "score": 10 - i} for i in range(1, shown + 1)]}
+    return instance(dict(request.json_schema))
 
 
 @pytest.fixture
