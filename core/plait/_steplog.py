@@ -9,6 +9,7 @@ outputs) and output, as JSON; they are left out by default because they may be p
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -16,7 +17,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Generator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TextIO
 
 import anyio
@@ -37,8 +38,11 @@ class StepLog:
     def __init__(self, target: str | TextIO = "-", *, content: bool = False) -> None:
         self.target = target
         self.content = content
+        self._path = target if isinstance(target, str) and target != "-" else None
         self._lock = threading.Lock()
         self._broken = False
+        self._file: TextIO | None = None  # a path's handle, open while runs are
+        self._runs = 0
 
     @classmethod
     def from_env(cls) -> StepLog:
@@ -49,6 +53,7 @@ class StepLog:
     def plait_wrap_run(self, run: RunInfo) -> Generator[None, Any, None]:
         started, t0 = time.time(), time.perf_counter()
         line: dict[str, Any] = {"event": "run", "run_id": run.run_id, "pipeline": run.pipeline}
+        self._opened()
         try:
             result = yield
         except BaseException as exc:
@@ -57,9 +62,12 @@ class StepLog:
             self._write({**line, **_timing(started, t0), "status": _failed(exc),
                          **_usage(usage), "error": _error(exc)})
             raise
-        status = "stopped" if result.stopped_early else "ok"
-        self._write({**line, **_timing(started, t0), "status": status, **_usage(result.usage),
-                     "error": None})
+        else:
+            status = "stopped" if result.stopped_early else "ok"
+            self._write({**line, **_timing(started, t0), "status": status,
+                         **_usage(result.usage), "error": None})
+        finally:
+            self._closed()
 
     @hookimpl
     def plait_wrap_step(self, step: Step, ctx: StepContext) -> Generator[None, Any, None]:
@@ -85,25 +93,45 @@ class StepLog:
             line["output"] = conv.unstructure(value)
         return line
 
+    # A path is opened (to append) when the first run starts and closed when the last one
+    # ends: one open per run rather than per line, and no handle left behind.
+
+    def _opened(self) -> None:
+        with self._lock:
+            self._runs += 1
+            if self._runs == 1 and self._file is None and self._path is not None:
+                with self._guard():
+                    self._file = open(self._path, "a", encoding="utf-8")  # noqa: SIM115
+
+    def _closed(self) -> None:
+        with self._lock:
+            self._runs -= 1
+            if self._runs == 0 and self._file is not None:
+                with self._guard():
+                    self._file.close()
+                self._file = None
+
     def _write(self, line: Mapping[str, Any]) -> None:
         text = json.dumps(line, ensure_ascii=False, default=str) + "\n"
-        target = self.target
+        with self._lock, self._guard():
+            if self._path is not None:
+                stream = self._file  # None: opening it failed, and that was reported
+            else:  # stderr looked up now: the CLI may have redirected it
+                stream = sys.stderr if isinstance(self.target, str) else self.target
+            if stream is not None:
+                stream.write(text)
+                stream.flush()
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        """A log that cannot be written must not fail the run: warn once, go on."""
         try:
-            with self._lock:
-                if target == "-":
-                    sys.stderr.write(text)  # looked up now: the CLI may have redirected it
-                    sys.stderr.flush()
-                elif isinstance(target, str):  # one short append; no handle is kept open
-                    with open(target, "a", encoding="utf-8") as f:
-                        f.write(text)
-                else:
-                    target.write(text)
-                    target.flush()
-        except OSError as exc:  # a log that cannot be written must not fail the run
+            yield
+        except OSError as exc:
             if not self._broken:
                 self._broken = True
-                warnings.warn(f"plait step log: cannot write to {target!r}: {exc}",
-                              RuntimeWarning, stacklevel=2)
+                warnings.warn(f"plait step log: cannot write to {self.target!r}: {exc}",
+                              RuntimeWarning, stacklevel=4)
 
 
 def _timing(started: float, t0: float) -> dict[str, Any]:

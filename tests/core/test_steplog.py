@@ -37,6 +37,10 @@ def _lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+def _rotate(path: Path) -> Path:
+    return path.rename(path.with_suffix(".1"))
+
+
 def _const(value: Any) -> plait.FunctionStep:
     @plait.step
     async def const(ctx: plait.StepContext) -> Any:
@@ -205,3 +209,15 @@ async def test_lines_append_across_runs(
     await pipe.run({}, runtime=rt, run_id="two")
     assert [(line["event"], line["run_id"]) for line in _lines(log_path)] == [
         ("step", "one"), ("run", "one"), ("step", "two"), ("run", "two")]
+
+
+async def test_the_file_is_reopened_per_run_so_it_can_be_rotated(
+    log_path: Path, runtime: tuple[plait.Runtime, FakeProvider]
+) -> None:
+    rt, _ = runtime
+    pipe = plait.Pipeline("p", steps={"s": _const(1)})
+    await pipe.run({}, runtime=rt, run_id="one")
+    rotated = _rotate(log_path)
+    await pipe.run({}, runtime=rt, run_id="two")
+    assert {line["run_id"] for line in _lines(rotated)} == {"one"}
+    assert {line["run_id"] for line in _lines(log_path)} == {"two"}

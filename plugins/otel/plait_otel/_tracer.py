@@ -49,7 +49,7 @@ class OtelTracer:
     """Spans for runs, steps, fan-outs, aggregations and model calls.
 
     - ``tracer_provider``: where spans go (default: the global provider the application
-      configured; without an SDK, spans cost next to nothing and go nowhere).
+      configured; while none is, every hook stays out and costs next to nothing).
     - ``capture_content``: record prompts and completions on model-call spans
       (``gen_ai.input.messages``, ``gen_ai.output.messages``, ``gen_ai.system_instructions``).
       Off unless ``True`` here or ``PLAIT_OTEL_CAPTURE_CONTENT=1`` (or the OpenTelemetry
@@ -63,6 +63,11 @@ class OtelTracer:
             else capture_content
         self._tracer: trace.Tracer | None = None
 
+    def _on(self) -> bool:
+        """Whether spans can go anywhere: a provider of our own, or a real global one."""
+        return self.tracer_provider is not None or not isinstance(
+            trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+
     @property
     def tracer(self) -> trace.Tracer:
         if self._tracer is None:  # a proxy until the application sets a global provider
@@ -71,10 +76,33 @@ class OtelTracer:
             self._tracer = trace.get_tracer("plait_otel", __version__, self.tracer_provider)
         return self._tracer
 
-    # -- hooks ------------------------------------------------------------------------
+    # -- hooks: each stays out (None) while spans could go nowhere -------------------
 
     @plait.hookimpl
-    def plait_wrap_run(self, run: plait.RunInfo) -> Wrapper:
+    def plait_wrap_run(self, run: plait.RunInfo) -> Wrapper | None:
+        return self._run(run) if self._on() else None
+
+    @plait.hookimpl
+    def plait_wrap_step(self, step: plait.Step, ctx: plait.StepContext) -> Wrapper | None:
+        return self._step(step, ctx) if self._on() else None
+
+    @plait.hookimpl
+    def plait_wrap_fanout(self, job: plait.FanOutJob, ctx: plait.StepContext
+                          ) -> Wrapper | None:
+        return self._fanout(job, ctx) if self._on() else None
+
+    @plait.hookimpl
+    def plait_wrap_aggregate(self, name: str, job: plait.AggregationJob) -> Wrapper | None:
+        return self._aggregate(name, job) if self._on() else None
+
+    @plait.hookimpl
+    def plait_wrap_model_call(self, request: plait.ModelRequest, provider: str,
+                              ctx: plait.StepContext | None) -> Wrapper | None:
+        return self._model_call(request, provider, ctx) if self._on() else None
+
+    # -- the wrappers -------------------------------------------------------------------
+
+    def _run(self, run: plait.RunInfo) -> Wrapper:
         span, token = self._start(f"plait.run {run.pipeline}", {
             n.RUN_ID: run.run_id, n.PIPELINE: run.pipeline})
         try:
@@ -94,28 +122,27 @@ class OtelTracer:
         finally:
             _end(span, token)
 
-    @plait.hookimpl
-    def plait_wrap_step(self, step: plait.Step, ctx: plait.StepContext) -> Wrapper:
+    def _step(self, step: plait.Step, ctx: plait.StepContext) -> Wrapper:
         parent = _CURRENT_STEP.get()
         if parent is not None and isinstance(parent[0], plait.Router):
             parent[1].set_attribute(n.ROUTE, ctx.step_id)  # the branch the router took
-        span, token = self._start(f"plait.step {ctx.path}", {
-            n.RUN_ID: ctx.run_id, n.STEP_ID: ctx.path, n.STEP_KIND: type(step).__name__})
+        # the hot path of a traced run: attributes are set once, at the end (the SDK checks
+        # attributes given at the start twice, for the sampler and for the span)
+        span, token = self._start(f"plait.step {ctx.path}")
         current = _CURRENT_STEP.set((step, span))
         try:
             value = yield
         except BaseException as exc:
-            self._step_end(span, ctx, _status(exc))
+            _step_end(span, step, ctx, _status(exc))
             _fail(span, exc)
             raise
         else:
-            self._step_end(span, ctx, "stopped" if isinstance(value, plait.Stop) else "ok")
+            _step_end(span, step, ctx, "stopped" if isinstance(value, plait.Stop) else "ok")
         finally:
             _CURRENT_STEP.reset(current)
             _end(span, token)
 
-    @plait.hookimpl
-    def plait_wrap_fanout(self, job: plait.FanOutJob, ctx: plait.StepContext) -> Wrapper:
+    def _fanout(self, job: plait.FanOutJob, ctx: plait.StepContext) -> Wrapper:
         attributes: dict[str, AttributeValue] = {
             n.RUN_ID: ctx.run_id, n.STEP_ID: ctx.path, n.FANOUT_ITEMS: len(job.items),
             n.FANOUT_FAIL_FAST: job.fail_fast}
@@ -136,8 +163,7 @@ class OtelTracer:
         finally:
             _end(span, token)
 
-    @plait.hookimpl
-    def plait_wrap_aggregate(self, name: str, job: plait.AggregationJob) -> Wrapper:
+    def _aggregate(self, name: str, job: plait.AggregationJob) -> Wrapper:
         attributes: dict[str, AttributeValue] = {n.AGGREGATOR: name, n.AGG_N: job.n}
         if job.ctx is not None:
             attributes.update({n.RUN_ID: job.ctx.run_id, n.STEP_ID: job.ctx.path})
@@ -154,9 +180,8 @@ class OtelTracer:
         finally:
             _end(span, token)
 
-    @plait.hookimpl
-    def plait_wrap_model_call(self, request: plait.ModelRequest, provider: str,
-                              ctx: plait.StepContext | None) -> Wrapper:
+    def _model_call(self, request: plait.ModelRequest, provider: str,
+                    ctx: plait.StepContext | None) -> Wrapper:
         span, token = self._start(f"chat {request.model}", _request(request, provider, ctx),
                                   SpanKind.CLIENT)
         if self.capture_content and span.is_recording():
@@ -180,23 +205,28 @@ class OtelTracer:
 
     # -- helpers ----------------------------------------------------------------------
 
-    def _start(self, name: str, attributes: Mapping[str, AttributeValue],
+    def _start(self, name: str, attributes: Mapping[str, AttributeValue] | None = None,
                kind: SpanKind = SpanKind.INTERNAL) -> tuple[Span, contextvars.Token[Context]]:
         span = self.tracer.start_span(name, kind=kind, attributes=attributes)
         return span, otel_context.attach(trace.set_span_in_context(span))
 
-    @staticmethod
-    def _step_end(span: Span, ctx: plait.StepContext, status: str) -> None:
-        if not span.is_recording():
-            return
-        span.set_attributes({n.STEP_ATTEMPTS: ctx.attempt, n.STATUS: status,
-                             **_usage(ctx.usage)})
-        left = ctx.budget_left
-        if left is not None:
-            span.set_attribute(n.BUDGET_LEFT, str(left))
-
     def __repr__(self) -> str:
         return f"<plait_otel.OtelTracer capture_content={self.capture_content}>"
+
+
+def _step_end(span: Span, step: plait.Step, ctx: plait.StepContext, status: str) -> None:
+    if not span.is_recording():
+        return
+    attributes: dict[str, AttributeValue] = {
+        n.RUN_ID: ctx.run_id, n.STEP_ID: ctx.path, n.STEP_KIND: type(step).__name__,
+        n.STEP_ATTEMPTS: ctx.attempt, n.STATUS: status}
+    usage = ctx.usage
+    if usage.calls:  # a step that asked no model has no usage to report
+        attributes.update(_usage(usage))
+    left = ctx.budget_left
+    if left is not None:
+        attributes[n.BUDGET_LEFT] = str(left)
+    span.set_attributes(attributes)
 
 
 def _end(span: Span, token: contextvars.Token[Context]) -> None:
