@@ -473,3 +473,13 @@ async def test_without_an_sdk_spans_go_nowhere_and_runs_work(anyio_backend: Any)
     runtime = plait.Runtime(entry_points=False, plugins=[plait_otel])
     result = await plait.Pipeline("p", steps={"one": one}).run({}, runtime=runtime)
     assert result.output == 1
+    # no global provider was set: the default tracer stays out of every run
+    tracer, _default = runtime.registry.tracers["otel"]
+    assert tracer.plait_wrap_run(plait.RunInfo("r", "p", {})) is None
+
+
+def test_a_tracer_with_its_own_provider_is_always_on(tracer_provider: TracerProvider) -> None:
+    wrapper = OtelTracer(tracer_provider=tracer_provider).plait_wrap_run(
+        plait.RunInfo("r", "p", {}))
+    assert wrapper is not None
+    wrapper.close()
