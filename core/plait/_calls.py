@@ -73,9 +73,11 @@ async def call_model(runtime: Runtime, agent: Agent, prompt: str,
         agent = attrs.evolve(agent, **changes)
     policy = Config(**{k: v for k, v in overrides.items() if k in _POLICY_FIELDS})
     base = ctx.config if ctx is not None else Config().resolve()
+    # A step's validators gate the step's output, not each reply inside it: a call is
+    # validated only by what the call itself asks for (agent.as_step passes the step's).
     given = {k: v for k, v in attrs.asdict(policy, recurse=False).items()
              if v is not NOTSET and k != "retries"}
-    cfg = attrs.evolve(base, **given)
+    cfg = attrs.evolve(base, **{"validate": (), **given})
     if policy.retries is not NOTSET:
         retries = policy.retries
     else:

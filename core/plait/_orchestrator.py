@@ -8,13 +8,13 @@ synthesizer is shown.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
 from ._agent import Agent, render_prompt
-from ._errors import PipelineDefinitionError
+from ._errors import OutputParseError, PipelineDefinitionError
 from ._fanout import map_items, worker_call
 from ._results import ErrorInfo
 from ._router import route_key
@@ -57,7 +57,7 @@ class Orchestrator(Step):
 
     - ``planner``: an Agent whose output is a list of tasks (attrs classes or
       dataclasses), or an object with a ``tasks`` list. A task's type is its class, or
-      its ``type`` field (a string or Enum) for a tagged union.
+      its ``type_field`` (default ``"type"``; a string or Enum) for a tagged union.
     - ``workers``: ``{task type: worker}``, keyed by class or by type name; a worker is a
       step (the task is ``ctx.item``) or a function ``(ctx, task)``.
     - ``synthesizer``: an Agent asked with the request and every task report, or a
@@ -69,7 +69,7 @@ class Orchestrator(Step):
 
     def __init__(self, planner: Agent, workers: Mapping[Any, Any], synthesizer: Any = None, *,
                  prompt: str | Callable[[StepContext], str] = "{query}",
-                 limit: int | None = None, max_tasks: int = 10,
+                 limit: int | None = None, max_tasks: int = 10, type_field: str = "type",
                  name: str | None = None) -> None:
         if not isinstance(planner, Agent):
             raise PipelineDefinitionError(f"Orchestrator: planner must be a plait.Agent, "
@@ -95,18 +95,25 @@ class Orchestrator(Step):
         self.prompt = prompt
         self.limit = limit
         self.max_tasks = max_tasks
+        self.type_field = type_field
         self.name = name or "orchestrator"
 
     def task_type(self, task: Any) -> Any:
         """The worker key of a task: its class if a worker is keyed by it, else its type."""
         if type(task) in self.workers:
             return type(task)
-        return route_key(getattr(task, "type", None) or type(task).__name__)
+        return route_key(getattr(task, self.type_field, None) or type(task).__name__)
 
     async def run(self, ctx: StepContext) -> OrchestratorResult:
         request = await render_prompt(self.prompt, ctx)
         plan = (await ctx.ask(self.planner, request)).output
-        tasks = list(getattr(plan, "tasks", plan))
+        tasks = getattr(plan, "tasks", plan)
+        if isinstance(tasks, str | bytes | Mapping) or not isinstance(tasks, Iterable):
+            raise OutputParseError(
+                f"orchestrator {self.name!r}: the planner must return a list of tasks (or an "
+                f"object with a `tasks` list), got {type(tasks).__name__}; give the planner "
+                "agent output=list[Task]", raw=repr(plan)[:500], expected="list of tasks")
+        tasks = list(tasks)
         reports: list[TaskReport | None] = [None] * len(tasks)
         runnable: list[tuple[int, Any, Any]] = []
         for i, task in enumerate(tasks):

@@ -88,8 +88,9 @@ def _walk(data: Any, path: str, step_id: str) -> None:
         return
     if isinstance(data, Mapping):
         for key, item in data.items():
-            if not isinstance(key, str):
-                raise SerializationError(step_id, path, f"key {key!r} is not a string")
+            if not isinstance(key, str | int) or isinstance(key, bool):
+                # JSON writes int keys as strings; the converter structures them back
+                raise SerializationError(step_id, path, f"key {key!r} is not a string or int")
             _walk(item, f"{path}.{key}", step_id)
     elif isinstance(data, list | tuple):
         for i, item in enumerate(data):

@@ -303,11 +303,6 @@ async def test_the_ensemble_step_renders_its_prompt_and_outputs_the_result(
         "Capital of France?"] * 2
 
 
-@pytest.mark.xfail(strict=True, raises=plait.StepFailed, reason=(
-    "core bug: check_serializable (core/plait/_serialize.py, _walk) refuses the int keys "
-    "of Aggregation.scores ({index: score}), so an Ensemble step fails whenever its "
-    "aggregator scores candidates (vote and judge do); json.dumps writes int keys as "
-    "strings and cattrs structures them back, so _walk can accept them"))
 async def test_an_ensemble_step_whose_aggregator_scores_is_serializable(
     plait_runtime: plait.Runtime, fake_provider: FakeProvider, aggregators: Aggregators
 ) -> None:

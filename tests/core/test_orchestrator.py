@@ -369,3 +369,29 @@ def test_definition_errors(kwargs: dict[str, Any], message: str) -> None:
     args: dict[str, Any] = {"planner": PLANNER, "workers": WORKERS, **kwargs}
     with pytest.raises(plait.PipelineDefinitionError, match=message):
         plait.Orchestrator(**args)
+
+
+async def test_a_plan_that_is_not_a_list_is_refused_clearly(
+        plait_runtime: plait.Runtime, fake_provider: Any) -> None:
+    fake_provider.script("just some text")
+    orch = plait.Orchestrator(plait.Agent("fake:m"), {"billing": lambda ctx, t: t})
+    with pytest.raises(plait.StepFailed) as info:
+        await plait.Pipeline("p", {"o": orch}).run({"query": "hi"}, runtime=plait_runtime)
+    assert isinstance(info.value.cause, plait.OutputParseError)
+    assert "must return a list of tasks" in str(info.value.cause)
+
+
+async def test_the_task_type_field_is_configurable(
+        plait_runtime: plait.Runtime, fake_provider: Any) -> None:
+    @attrs.frozen
+    class Query:
+        query_type: str
+        text: str
+
+    fake_provider.script([{"query_type": "status", "text": "where is it"}])
+    orch = plait.Orchestrator(plait.Agent("fake:m", output=list[Query]),
+                              {"status": lambda ctx, t: f"status of {t.text}"},
+                              type_field="query_type")
+    result = await plait.Pipeline("p", {"o": orch}).run({"query": "q"}, runtime=plait_runtime)
+    assert [(t.type, t.status, t.output) for t in result.output.tasks] == [
+        ("status", "ok", "status of where is it")]

@@ -331,9 +331,6 @@ async def test_a_context_validator_can_ask_a_model_charged_to_the_run(
     assert result.steps["w"].usage.calls == 2
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug in core/plait/_calls.py (reported): ctx.ask applies the step's own validators to "
-    "every reply, because call_model starts from ctx.config including `validate`"))
 async def test_step_validators_check_the_step_output_not_each_reply(
     plait_runtime: plait.Runtime, fake_provider: FakeProvider
 ) -> None:
