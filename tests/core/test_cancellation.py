@@ -126,7 +126,10 @@ async def test_cancelling_a_fan_out_cancels_items_in_flight(
     slow = probe.step()
 
     async def fan(ctx: plait.StepContext) -> Any:
-        return await ctx.map(lambda item: slow(ctx), range(100), limit=5)
+        async def item(i: int) -> Any:
+            return await slow(ctx)
+
+        return await ctx.map(item, range(100), limit=5)
 
     pipe = plait.Pipeline("fan", steps={"fan": fan})
     with anyio.CancelScope() as scope:
