@@ -56,7 +56,9 @@ class LlamaLoader:
     """Loads a GGUF file with llama-cpp-python (imported here, on first use)."""
 
     n_ctx: int = 2048
-    n_threads: int = 2
+    # One thread: a 135M model gains nothing from two, and when other processes compete for
+    # the cores, llama.cpp's spinning thread barriers made two threads 20-50x slower.
+    n_threads: int = 1
 
     def __call__(self, path: Path) -> ChatModel:
         try:

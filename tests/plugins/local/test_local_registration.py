@@ -56,6 +56,21 @@ def test_it_registers_provider_local_at_price_zero_for_every_model() -> None:
     assert registered["prices"]["*"].cost(plait.TokenCount(1000, 1000)) == 0
 
 
+def test_a_runtime_prices_every_local_model_at_zero() -> None:
+    runtime = plait.Runtime(plugins=[plait_local], entry_points=False)
+    zero = plait.Price.per_million("0", "0")
+    assert runtime.price("local", "smollm2") == zero
+    assert runtime.price("local", "/models/any.gguf") == zero
+
+
+def test_a_runtime_builds_the_provider_once_without_loading_a_model() -> None:
+    runtime = plait.Runtime(plugins=[plait_local], entry_points=False,
+                            settings={"local": {"n_ctx": 512}})
+    provider = runtime.provider("local")
+    assert isinstance(provider, plait_local.LocalProvider)
+    assert runtime.provider("local") is provider
+
+
 def test_the_factory_builds_a_provider() -> None:
     provider = _registered()["factory"](_env(n_ctx=4096, n_threads=1))
     assert isinstance(provider, plait.Provider)

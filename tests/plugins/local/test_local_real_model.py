@@ -1,0 +1,92 @@
+"""plait-local with the real SmolLM2-135M-Instruct model, loaded once per session."""
+
+from typing import Any
+
+import anyio
+import plait
+import plait_local
+import pytest
+from plait_testing.contracts import ProviderContract
+
+pytestmark = pytest.mark.local_model
+
+PERSON = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "maxLength": 30},
+        "age": {"type": "integer", "minimum": 0, "maximum": 150},
+    },
+    "required": ["name", "age"],
+    "additionalProperties": False,
+}
+
+
+def _ask(prompt: str, **fields: Any) -> plait.ModelRequest:
+    return plait.ModelRequest(model="smollm2", messages=(plait.Message("user", prompt),),
+                              temperature=0, seed=1, **fields)
+
+
+class TestLocalProviderContract(ProviderContract):
+    @pytest.fixture
+    def provider(self, smollm2: plait_local.LocalProvider) -> plait_local.LocalProvider:
+        return smollm2
+
+    @pytest.fixture
+    def model(self) -> str:
+        return "smollm2"
+
+
+async def test_plain_text_reply_with_usage(smollm2: plait_local.LocalProvider) -> None:
+    response = await smollm2.complete(_ask("Say hello in one short sentence.", max_tokens=32))
+    assert response.text.strip()
+    assert response.finish_reason in {"stop", "length"}
+    assert response.usage.input_tokens > 0
+    assert 0 < response.usage.output_tokens <= 32
+    assert response.model == "SmolLM2-135M-Instruct.Q4_1"
+
+
+async def test_structured_output_follows_the_schema(smollm2: plait_local.LocalProvider) -> None:
+    response = await smollm2.complete(_ask(
+        "Invent a person. Reply with their name and age as JSON.",
+        json_schema=PERSON, max_tokens=64,
+    ))
+    assert response.finish_reason == "stop", response.text
+    assert isinstance(response.parsed, dict), response.text
+    assert set(response.parsed) == {"name", "age"}
+    assert isinstance(response.parsed["name"], str)
+    assert len(response.parsed["name"]) <= 30
+    assert type(response.parsed["age"]) is int
+    assert 0 <= response.parsed["age"] <= 150
+
+
+async def test_max_tokens_truncates_with_finish_reason_length(
+    smollm2: plait_local.LocalProvider,
+) -> None:
+    response = await smollm2.complete(_ask("Write a long story about a dragon.", max_tokens=4))
+    assert response.finish_reason == "length"
+    assert response.usage.output_tokens == 4
+
+
+async def test_concurrent_requests_are_served_one_at_a_time(
+    smollm2: plait_local.LocalProvider,
+) -> None:
+    prompts = ["Name a colour.", "Name a fruit.", "Name an animal.", "Name a city."]
+    replies: dict[str, plait.ModelResponse] = {}
+
+    async def ask(prompt: str) -> None:
+        replies[prompt] = await smollm2.complete(_ask(prompt, max_tokens=12))
+
+    async with anyio.create_task_group() as tg:
+        for prompt in prompts:
+            tg.start_soon(ask, prompt)
+    assert set(replies) == set(prompts)
+    for reply in replies.values():
+        assert reply.text.strip()
+        assert reply.usage.output_tokens > 0
+
+
+async def test_a_prompt_over_the_context_size_is_a_bad_request(
+    smollm2: plait_local.LocalProvider,
+) -> None:
+    with pytest.raises(plait.BadRequest, match="context window"):
+        await smollm2.complete(_ask("word " * 3000, max_tokens=4))
