@@ -1,0 +1,127 @@
+"""The ``plait`` command: ``plugins``, ``run``, ``demo``, and whatever plugins add.
+
+Start-up stays fast: this module imports click only. Each command imports what it needs
+when it runs, and plugins (which may add commands through ``plait_register_commands``)
+are loaded only when a name that is not a built-in is asked for, or when the help lists
+every command.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import click
+
+from . import __version__
+
+__all__ = ["main"]
+
+DEMOS = ("faq", "support", "orchestrate")
+DEFAULT_DEMO_MODEL = "local:smollm2"
+
+
+class PlaitGroup(click.Group):
+    """A group whose plugin commands are looked up lazily, after the built-ins."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._plugin_commands: dict[str, click.Command] | None = None
+
+    def plugin_commands(self) -> dict[str, click.Command]:
+        """Commands registered by installed plugins (loads the plugins, once)."""
+        if self._plugin_commands is None:
+            from ._runtime import PluginWarning, Runtime
+
+            found: dict[str, click.Command] = {}
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", PluginWarning)
+                registered = Runtime(tracers=[]).registry.commands
+            for w in caught:
+                click.echo(f"warning: {w.message}", err=True)
+            for cmd in registered:
+                name = getattr(cmd, "name", None)
+                if not isinstance(cmd, click.Command) or not name:
+                    click.echo(f"warning: a plugin registered {cmd!r}, which is not a named "
+                               "click.Command; ignored", err=True)
+                elif name in self.commands:
+                    click.echo(f"warning: a plugin command is named {name!r} like a built-in "
+                               "command; the built-in wins", err=True)
+                else:
+                    found.setdefault(name, cmd)
+            self._plugin_commands = found
+        return self._plugin_commands
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.plugin_commands()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return self.commands.get(cmd_name) or self.plugin_commands().get(cmd_name)
+
+
+@click.group(cls=PlaitGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="plait")
+def cli() -> None:
+    """plait: deterministic multi-step LLM workflows with a tiny, pluggable core.
+
+    \b
+    Try it on the in-process SmolLM2 model (no API key needed):
+      plait demo faq
+    """
+
+
+@cli.command()
+@click.option("--all", "show_all", is_flag=True, help="Include plait's built-in plugin.")
+@click.option("--hook", metavar="NAME",
+              help="Only plugins implementing this hook (with or without the plait_ prefix).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def plugins(show_all: bool, hook: str | None, as_json: bool) -> None:
+    """List installed plugins: version, hooks, what each registered, and broken ones."""
+    from ._cli_plugins import show_plugins
+
+    show_plugins(show_all=show_all, hook=hook, as_json=as_json)
+
+
+@cli.command()
+@click.argument("target", metavar="MODULE:OBJECT")
+@click.option("--input", "-i", "inputs", multiple=True, metavar="KEY=VALUE",
+              help="A run input (repeatable); the value is a string.")
+@click.option("--input-json", type=click.File("r", encoding="utf-8"), metavar="FILE",
+              help="Run inputs from a JSON object ('-' reads stdin); --input wins on a clash.")
+@click.option("--model", metavar="PROVIDER:MODEL",
+              help="Use this model for every agent of the run (e.g. local:smollm2).")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
+def run(target: str, inputs: tuple[str, ...], input_json: Any, model: str | None,
+        as_json: bool) -> None:
+    """Run a pipeline or step: MODULE:OBJECT, imported with the current directory on the path.
+
+    Prints the output on stdout and a table of the steps (status, attempts, latency,
+    tokens, cost) on stderr.
+    """
+    from ._cli_run import run_target
+
+    run_target(target, inputs, input_json, model, as_json=as_json)
+
+
+@cli.command()
+@click.argument("name", type=click.Choice(DEMOS))
+@click.option("--model", default=DEFAULT_DEMO_MODEL, show_default=True, metavar="PROVIDER:MODEL",
+              help="The model every agent of the demo uses.")
+def demo(name: str, model: str) -> None:
+    """Run one of the worked examples: faq, support or orchestrate.
+
+    \b
+    faq          generate questions from three pages, answer each with sources,
+                 sequentially and then as a fan-out (timings and speed-up)
+    support      classify support queries (Enum output) and route to a handler
+    orchestrate  split a multi-intent request into typed tasks, run workers in
+                 parallel, synthesize one reply
+    """
+    from ._demos import run_demo
+
+    run_demo(name, model)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="plait")

@@ -1,0 +1,163 @@
+"""``plait run MODULE:OBJECT``: import a pipeline or step, run it, show what happened.
+
+Every mistake on the command line is a one-line ``click.UsageError`` (exit code 2); a
+run that fails prints the failing step and the partial table (exit code 1).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import time
+from collections.abc import Mapping
+from typing import IO, Any
+
+import anyio
+import click
+
+from ._agent import split_model
+from ._errors import PlaitError, UnknownPlugin
+from ._pipeline import Pipeline
+from ._results import PipelineResult
+from ._runtime import KNOWN_DISTRIBUTIONS, Runtime
+from ._step import Step
+
+__all__ = ["cli_runtime", "load_target", "parse_inputs", "run_target"]
+
+
+def cli_runtime(**kwargs: Any) -> Runtime:
+    """A Runtime with its default tracers plus the live ``progress`` display (which stays
+    silent when stderr is not a terminal)."""
+    defaults = [name for name, (_, default) in Runtime(**kwargs).registry.tracers.items()
+                if default and name != "progress"]
+    return Runtime(**kwargs, tracers=[*defaults, "progress"])
+
+
+def load_target(spec: str) -> Pipeline:
+    """``module:object`` (``object`` may be dotted) as a Pipeline; a bare step is wrapped
+    in a one-step pipeline named after it."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise click.BadParameter(f"{spec!r} is not MODULE:OBJECT (e.g. flows:pipeline)",
+                                 param_hint="'MODULE:OBJECT'")
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and (module_name == exc.name
+                                     or module_name.startswith(exc.name + ".")):
+            raise click.UsageError(f"no module named {module_name!r} (looked in {cwd} and on "
+                                   "the Python path)") from None
+        raise click.UsageError(f"importing {module_name!r} failed: {_one_line(exc)}") from None
+    except Exception as exc:
+        raise click.UsageError(f"importing {module_name!r} failed: {_one_line(exc)}") from None
+    obj: Any = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise click.UsageError(f"module {module_name!r} has no attribute {attr!r}") from None
+    if isinstance(obj, Pipeline):
+        return obj
+    if isinstance(obj, Step):
+        name = attr.rsplit(".", 1)[-1]
+        return Pipeline(name, steps={name: obj})
+    kind = type(obj).__name__
+    article = "an" if kind[:1].lower() in "aeiou" else "a"
+    raise click.UsageError(f"{spec} is {article} {kind}, not a plait.Pipeline or "
+                           "plait.Step (decorate a function with @plait.step, or build a "
+                           "plait.Pipeline)")
+
+
+def parse_inputs(pairs: tuple[str, ...], input_json: IO[str] | None) -> dict[str, Any]:
+    """Run inputs: the ``--input-json`` object, then each ``--input key=value`` over it."""
+    inputs: dict[str, Any] = {}
+    if input_json is not None:
+        name = getattr(input_json, "name", "-")
+        try:
+            data = json.load(input_json)
+        except ValueError as exc:
+            raise click.BadParameter(f"{name}: not valid JSON ({exc})",
+                                     param_hint="'--input-json'") from None
+        if not isinstance(data, Mapping):
+            raise click.BadParameter(f"{name}: expected a JSON object of input name -> value, "
+                                     f"got {type(data).__name__}", param_hint="'--input-json'")
+        inputs.update(data)
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="'--input'")
+        inputs[key.strip()] = value
+    return inputs
+
+
+def check_model(model: str | None, runtime: Runtime) -> None:
+    """Fail on the command line, not mid-run, for a malformed or unknown ``--model``."""
+    if model is None:
+        return
+    try:
+        provider, _ = split_model(model)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--model'") from None
+    installed = runtime.registry.providers
+    if provider not in installed:
+        error = UnknownPlugin("provider", provider, list(installed),
+                              KNOWN_DISTRIBUTIONS["provider"].get(provider))
+        raise click.BadParameter(str(error), param_hint="'--model'")
+
+
+def run_target(target: str, pairs: tuple[str, ...], input_json: IO[str] | None,
+               model: str | None, *, as_json: bool) -> None:
+    pipeline = load_target(target)
+    inputs = parse_inputs(pairs, input_json)
+    try:
+        runtime = cli_runtime(model_override=model)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--model'") from None
+    check_model(model, runtime)
+
+    async def main() -> PipelineResult:
+        async with runtime:
+            result: PipelineResult = await pipeline.run(inputs, runtime=runtime)
+            return result
+
+    t0 = time.perf_counter()
+    try:
+        result = anyio.run(main)
+    except PlaitError as exc:
+        partial = exc.partial
+        if as_json and partial is not None:
+            click.echo(partial.to_json(indent=2))
+        click.echo(f"Error: {exc}", err=True)
+        if partial is not None and not as_json:
+            _report(partial, runtime, time.perf_counter() - t0)
+        sys.exit(1)
+    if as_json:
+        click.echo(result.to_json(indent=2))
+        return
+    from ._cli_output import format_value
+
+    if result.stopped_early and result.stop is not None:
+        click.echo(f"stopped early: {result.stop.reason}", err=True)
+    else:
+        click.echo(format_value(result.output, runtime))
+    _report(result, runtime, time.perf_counter() - t0)
+
+
+def _report(result: PipelineResult, runtime: Runtime, seconds: float) -> None:
+    from rich.console import Console
+
+    from ._cli_output import step_table, usage_line
+
+    console = Console(stderr=True)
+    console.print(step_table(result, title=f"{result.pipeline} · run {result.run_id[:12]}"))
+    console.print(usage_line(result.usage, seconds))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

@@ -1,0 +1,152 @@
+"""What every demo shares: its Runtime, its console, a log of what was caught, the totals.
+
+A demo runs its pipelines through ``DemoSession.run``, which prints each run's step
+table and keeps the usage. Re-asks and failed model calls are seen by a small wrapper
+plugin (``CaughtLog``) on ``plait_wrap_model_call``: a request carrying more than one user
+message is plait re-asking after a malformed or rejected reply, and the re-ask text says
+why. ``finish`` prints what was caught and the usage and cost of the whole demo.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Generator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import click
+
+from plait._cli_output import step_table, usage_line
+from plait._cli_run import cli_runtime
+from plait._errors import AuthenticationError, ModelNotFound, PlaitError, PluginError, StepFailed
+from plait._money import Usage
+from plait.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from plait._context import StepContext
+    from plait._model import ModelRequest
+    from plait._pipeline import Pipeline
+    from plait._results import PipelineResult
+
+__all__ = ["Caught", "CaughtLog", "DemoSession"]
+
+# Errors that no retry fixes: the demo stops and says what to do instead.
+_SETUP_ERRORS = (PluginError, ModelNotFound, AuthenticationError)
+
+
+@attrs.frozen
+class Caught:
+    """A model reply plait did not accept, or a call that failed and was retried."""
+
+    where: str
+    what: str
+
+
+class CaughtLog:
+    """A plugin noting every re-ask and every failed model call."""
+
+    def __init__(self) -> None:
+        self.caught: list[Caught] = []
+        self.runs: dict[str, str] = {}  # run id -> what the demo calls that run
+
+    @hookimpl
+    def plait_wrap_model_call(self, request: ModelRequest,
+                              ctx: StepContext | None) -> Generator[None, Any, None]:
+        where = "-" if ctx is None else f"{self.runs.get(ctx.run_id, ctx.run_id)} > {ctx.path}"
+        users = [m.content for m in request.messages if m.role == "user"]
+        if len(users) > 1:  # plait appended the rejected reply and what was wrong with it
+            self.caught.append(Caught(where, f"re-asked: {_reason(users[-1])}"))
+        try:
+            yield
+        except Exception as exc:
+            self.caught.append(Caught(where, f"call failed: {type(exc).__name__}: "
+                                             f"{_first_line(str(exc))}"))
+            raise
+
+
+class DemoSession:
+    """One demo: a Runtime for ``model``, where output goes, and the running totals.
+
+    ``fake_replies`` scripts the ``fake`` provider (from plait-testing) when the model is
+    ``fake:...``, so the demo runs deterministically without a model; ``fake_latency``
+    makes each fake call take that long, so timings mean something.
+    """
+
+    def __init__(self, model: str, *, console: Console | None = None,
+                 fake_replies: Callable[[ModelRequest], Any] | None = None,
+                 fake_latency: float = 0.0) -> None:
+        from rich.console import Console
+
+        self.model = model
+        self.provider = model.split(":", 1)[0]
+        self.console = console or Console(highlight=False)
+        self.log = CaughtLog()
+        settings: dict[str, Mapping[str, Any]] = {}
+        if self.provider == "fake" and fake_replies is not None:
+            settings["fake"] = {"replies": fake_replies, "latency": fake_latency}
+        self.runtime = cli_runtime(plugins=[self.log], settings=settings)
+        self.usage = Usage()
+        self._t0 = time.perf_counter()
+
+    def heading(self, text: str) -> None:
+        self.console.rule(f"[bold]{text}")
+
+    def say(self, text: str = "", **kwargs: Any) -> None:
+        self.console.print(text, **kwargs)
+
+    async def run(self, pipeline: Pipeline, inputs: Mapping[str, Any], *,
+                  title: str | None = None, table: bool = True) -> PipelineResult | None:
+        """Run ``pipeline``; print its step table; ``None`` (after saying why) if it failed."""
+        run_id = uuid.uuid4().hex
+        self.log.runs[run_id] = title or pipeline.label
+        try:
+            result: PipelineResult = await pipeline.run(inputs, runtime=self.runtime,
+                                                        run_id=run_id)
+        except PlaitError as exc:
+            cause = exc.cause if isinstance(exc, StepFailed) else exc
+            if isinstance(cause, _SETUP_ERRORS):
+                raise click.ClickException(f"{self.model}: {cause}") from exc
+            partial = exc.partial
+            if partial is not None:
+                self.usage = self.usage + partial.usage
+                if table:
+                    self.console.print(step_table(partial, title or pipeline.label))
+            self.say(f"[red]✗ {_escape(str(exc))}[/]")
+            return None
+        self.usage = self.usage + result.usage
+        if table:
+            self.console.print(step_table(result, title or pipeline.label))
+        return result
+
+    def finish(self) -> None:
+        """What validation and retries caught, then usage and cost of the whole demo."""
+        self.heading("Caught by validation and retries")
+        if not self.log.caught:
+            self.say("Nothing this time: every reply parsed and passed its checks first time.")
+        for c in self.log.caught:
+            self.say(f"[yellow]•[/] {_escape(c.where)}: {_escape(c.what)}")
+        self.heading("Usage")
+        self.say(f"{self.model}: {usage_line(self.usage, time.perf_counter() - self._t0)}")
+        if self.provider == "local":
+            self.say("(local models cost nothing; with a priced provider the cost is exact "
+                     "decimal dollars)")
+
+
+def _reason(reask: str) -> str:
+    """The problem a re-ask message states, without plait's standard framing."""
+    text = _first_line(reask).removeprefix("Your previous reply could not be used: ")
+    return text.split(". Answer again with ", 1)[0]
+
+
+def _first_line(text: str, limit: int = 400) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)

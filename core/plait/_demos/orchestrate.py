@@ -1,0 +1,231 @@
+"""Orchestrator-worker (the seeds' example): one message, three kinds of task.
+
+A planner agent splits a multi-intent customer message into typed tasks (billing,
+return, status); ``plait.Orchestrator`` runs each on the worker for its type, in
+parallel; a synthesizer agent writes one reply from the workers' results. Workers check
+their task before acting, so a task the planner got wrong is reported as failed (and the
+reply says so) instead of being acted on or silently dropped.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+import zlib
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+import plait
+
+if TYPE_CHECKING:
+    from ._session import DemoSession
+
+FAKE_LATENCY = 0.05
+
+QUERY = (
+    "Hi, I'm writing to you because I have a question about invoice #INV-7890. It seems "
+    "higher than I expected. Also, I would like to return the 'SuperWidget 5000' I bought "
+    "because it's not compatible with my system. Finally, can you give me an update on my "
+    "order #A-12345?"
+)
+
+PLANNER_SYSTEM = (
+    "Split the customer's message into tasks, one per request. Task types: \"billing\" "
+    "(reference: the invoice number), \"return\" (reference: the product name), \"status\" "
+    "(reference: the order id). details: what the customer says about it. Reply in JSON."
+)
+EXTRACT_PROMPT = (
+    "From the customer's message below, quote in one sentence their concern about invoice "
+    "{invoice}.\n\n<user_query>\n{query}\n</user_query>"
+)
+SYNTHESIZER_SYSTEM = (
+    "You write one short, friendly email to a customer from our support team's results: "
+    "start with a greeting, cover every result, end with 'Best regards'."
+)
+
+
+class TaskType(enum.Enum):
+    BILLING = "billing"
+    RETURN = "return"
+    STATUS = "status"
+
+
+@attrs.frozen
+class Task:
+    type: TaskType
+    reference: str  # the invoice number, product name or order id
+    details: str
+
+
+@attrs.frozen
+class Plan:
+    tasks: list[Task]
+
+
+@attrs.frozen
+class BillingResult:
+    invoice_number: str
+    user_concern: str
+    action_taken: str
+    resolution_eta: str
+
+
+@attrs.frozen
+class ReturnResult:
+    product_name: str
+    reason_for_return: str
+    rma_number: str
+    shipping_instructions: str
+
+
+@attrs.frozen
+class StatusResult:
+    order_id: str
+    current_status: str
+    carrier: str
+    tracking_number: str
+    expected_delivery: str
+
+
+class TaskRejected(ValueError):
+    """A worker refused a task it cannot act on (the orchestrator reports it)."""
+
+
+def plan_is_usable(value: Any) -> str | None:
+    """Validation gate for the planner's reply (other values of the step pass through)."""
+    if not isinstance(value, Plan):
+        return None
+    if not value.tasks:
+        return "the plan has no tasks"
+    blank = [t.type.value for t in value.tasks if not t.reference.strip()]
+    if blank:
+        return f"the {blank[0]} task has an empty reference"
+    return None
+
+
+def _code(text: str) -> str | None:
+    """An identifier such as INV-7890 or A-12345 in ``text``."""
+    found = re.search(r"[A-Za-z]{1,4}-?\d{3,}", text)
+    return found.group(0).upper() if found else None
+
+
+def _pick(key: str, n: int) -> int:
+    """Deterministic stand-in for a database lookup: the same key, the same answer."""
+    return zlib.crc32(key.encode()) % n
+
+
+def orchestrate_pipeline(model: str) -> plait.Pipeline:
+    extractor = plait.Agent(model=model, temperature=0, max_tokens=40,
+                            system="You quote customers' concerns in one sentence.")
+
+    async def billing(ctx: plait.StepContext, task: Task) -> BillingResult:
+        invoice = _code(task.reference)
+        if invoice is None:
+            raise TaskRejected(f"no invoice number in the task (reference {task.reference!r})")
+        concern = await ctx.ask(extractor, EXTRACT_PROMPT.format(invoice=invoice,
+                                                                 query=ctx.input("query")))
+        case = 1000 + _pick(invoice, 9000)
+        return BillingResult(invoice, concern.output.strip(),
+                             f"An investigation (case INV_CASE_{case}) has been opened.",
+                             "2 business days")
+
+    def product_return(ctx: plait.StepContext, task: Task) -> ReturnResult:
+        product = task.reference.strip(" '\"")
+        if not product:
+            raise TaskRejected("no product named in the return task")
+        rma = f"RMA-{10000 + _pick(product, 90000)}"
+        return ReturnResult(product, task.details, rma,
+                            f"Pack the '{product}' with its accessories, write {rma} on the "
+                            "box and ship it to Returns, 123 Automation Lane, Tech City.")
+
+    def status(ctx: plait.StepContext, task: Task) -> StatusResult:
+        order = _code(task.reference)
+        if order is None:
+            raise TaskRejected(f"no order id in the task (reference {task.reference!r})")
+        current, carrier, eta = (
+            ("Processing", "N/A", "3-5 business days"),
+            ("Shipped", "SuperFast Shipping", "Tomorrow"),
+            ("Delivered", "Local Courier", "Delivered yesterday"),
+            ("Delayed", "Standard Post", "2-3 more days"),
+        )[_pick(order, 4)]
+        tracking = "N/A" if carrier == "N/A" else f"{carrier[:2].upper()}{_pick(order, 10**6):06d}"
+        return StatusResult(order, current, carrier, tracking, eta)
+
+    orchestrator = plait.Orchestrator(
+        planner=plait.Agent(model=model, system=PLANNER_SYSTEM, output=Plan, temperature=0,
+                            max_tokens=200),
+        workers={TaskType.BILLING: billing, TaskType.RETURN: product_return,
+                 TaskType.STATUS: status},
+        synthesizer=plait.Agent(model=model, system=SYNTHESIZER_SYSTEM, temperature=0,
+                          max_tokens=220),
+        max_tasks=6,
+    )
+    return plait.Pipeline("orchestrate", steps={"orchestrate": orchestrator},
+                          step_config={"orchestrate": plait.Config(validate=[plan_is_usable])})
+
+
+async def main(session: DemoSession) -> None:
+    session.heading("Orchestrator-worker: plan typed tasks, run workers, synthesize")
+    session.say(f"[bold]Customer:[/] {_escape(QUERY)}\n")
+    result = await session.run(orchestrate_pipeline(session.model), {"query": QUERY},
+                               title="orchestrate")
+    if result is None:
+        return
+    done: plait.OrchestratorResult = result.output
+    converter = session.runtime.converter
+    session.heading("Tasks and workers")
+    for report in done.tasks:
+        task = report.task
+        session.say(f"[bold]task {report.index + 1}[/] {report.type}: "
+                    f"{_escape(task.reference)!s} [dim]({_escape(task.details)})[/]")
+        if report.status == "ok":
+            session.say("  [green]ok[/]")
+            for key, value in converter.unstructure(report.output).items():
+                session.say(f"    {key}: {_escape(str(value))}")
+        else:
+            why = report.error.message if report.error else ""
+            session.say(f"  [red]{report.status}[/]: {_escape(why)}")
+    planned = {r.type for r in done.tasks}
+    missing = [t.value for t in TaskType if t.value not in planned]
+    session.say(f"\nplanned {len(done.tasks)} task(s); "
+                + (f"[yellow]missing: {', '.join(missing)}[/]" if missing
+                   else "billing, return and status all present"))
+    session.heading("Reply")
+    session.say(_escape(str(done.answer).strip()))
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+# -- the scripted model behind `--model fake:...` ---------------------------------------
+
+_FAKE_PLAN = {"tasks": [
+    {"type": "billing", "reference": "#INV-7890", "details": "It seems higher than expected."},
+    {"type": "return", "reference": "SuperWidget 5000",
+     "details": "not compatible with my system"},
+    {"type": "status", "reference": "#A-12345", "details": "wants an update"},
+]}
+
+
+def fake_reply(request: plait.ModelRequest) -> Any:
+    """Plans like a small model would: the first plan invents a task type ("refund"), so
+    plait re-asks; the second is right."""
+    system = request.messages[0].content if request.messages[0].role == "system" else ""
+    users = [m.content for m in request.messages if m.role == "user"]
+    if request.json_schema is not None:
+        if len(users) == 1:
+            wrong = json.loads(json.dumps(_FAKE_PLAN))
+            wrong["tasks"][1]["type"] = "refund"
+            return wrong
+        return _FAKE_PLAN
+    if "concerns" in system:
+        return "The invoice seems higher than I expected."
+    codes = re.findall(r"(?:INV_CASE_\d+|RMA-\d+|A-12345|Shipped|Processing|Delivered|Delayed)",
+                       users[0])
+    return ("Dear Customer,\n\nThank you for writing. Here is where things stand: "
+            + "; ".join(dict.fromkeys(codes)) + ".\n\nBest regards,\nCustomer Support")

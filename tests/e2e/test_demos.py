@@ -1,0 +1,157 @@
+"""`plait demo faq|support|orchestrate` end to end: on the scripted fake, then on SmolLM2.
+
+The fake (plait-testing's provider, scripted by each demo's ``fake_reply``) makes the
+mistakes small models make, so these tests check that validation, re-asks, the router's
+fallback and the orchestrator's reports catch them and the demo still finishes.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+import plait
+import pytest
+from click.testing import CliRunner, Result
+from plait._cli import cli
+
+
+def demo(name: str, model: str, monkeypatch: pytest.MonkeyPatch, distribution: str) -> Result:
+    monkeypatch.setenv("PLAIT_LOAD_PLUGINS", distribution)
+    monkeypatch.setenv("COLUMNS", "400")  # wide enough that no line of interest wraps
+    monkeypatch.delenv("PLAIT_STEP_LOG", raising=False)
+    result = CliRunner().invoke(cli, ["demo", name, "--model", model], prog_name="plait")
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def caught(output: str) -> list[str]:
+    section = output.split("Caught by validation and retries")[1].split("Usage")[0]
+    return [line[2:] for line in section.splitlines() if line.startswith("• ")]
+
+
+def usage(output: str) -> tuple[int, int, int]:
+    found = re.search(r"(\d+) model calls?, ([\d,]+) tokens in, ([\d,]+) out, cost \$0\b", output)
+    assert found, output
+    return tuple(int(g.replace(",", "")) for g in found.groups())  # type: ignore[return-value]
+
+
+# -- on the fake ---------------------------------------------------------------------------
+
+
+def test_faq_on_the_fake(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = demo("faq", "fake:demo", monkeypatch, "plait-testing").output
+    assert "Run 1: answers sequential" in out
+    assert "Run 2: answers fan-out (ctx.map)" in out
+    assert out.count("│ questions │ ok") == 2
+    assert out.count("│ answers   │ ok") == 2
+    faq = out.split("─ FAQ ─")[1].split("─ Timings ─")[0]
+    assert re.findall(r"Q\d\. (.+)", faq) == [
+        "What are the benefits of solar energy?",
+        "How do wind turbines generate electricity?",
+        "Why is energy storage important for renewables?",
+        "Can homeowners sell solar power back to the grid?",
+    ]
+    # a lower-case partial title is mapped onto the real one
+    assert "sources: Energy Storage Solutions, Understanding Wind Turbines" in faq
+    assert re.search(r"speed-up of the answers step: \d+\.\d\dx", out)
+    assert caught(out) == [
+        f"{run} > {where}" for run in ("sequential", "fan-out (ctx.map)") for where in (
+            "questions: re-asked: the reply is not valid JSON (Unterminated string starting "
+            "at at line 1 column 58)",
+            "answers: re-asked: 'Wind Power Basics' is not a Source Title; the Source Titles "
+            "are 'The Benefits of Solar Energy', 'Understanding Wind Turbines', 'Energy "
+            "Storage Solutions'",
+        )
+    ]
+    # two runs of: questions asked twice, four answers plus one re-ask
+    assert usage(out)[0] == 2 * (2 + 5)
+
+
+def test_support_on_the_fake(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = demo("support", "fake:demo", monkeypatch, "plait-testing").output
+    intents = re.findall(r"  intent: (.+)", out)
+    assert intents == [
+        "Technical Support ✓",
+        "Billing Inquiry ✓",
+        "General Question ✓ (after 2 attempts)",
+        'unparseable after 3 attempts (the reply does not match Intent: $: expected one of '
+        '"Technical Support" | "Billing Inquiry" | "General Question", got "Tech"); the '
+        "router's fallback took it",
+        "General Question ✗ expected Billing Inquiry",
+    ]
+    assert re.findall(r"  routed to: (.+)", out) == [
+        "Technical Support", "Billing Inquiry", "General Question", "General Question",
+        "General Question"]
+    assert "reply: I'm sorry about the invoice; I'll look into it." in out
+    assert "3 of 5 queries got the expected label." in out
+    assert [c.split(" > ")[0] for c in caught(out)] == ["query 3", "query 4", "query 4"]
+    assert usage(out)[0] == 5 + 1 + 2 + 5  # classify each, re-asks, a handler each
+
+
+def test_orchestrate_on_the_fake(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = demo("orchestrate", "fake:demo", monkeypatch, "plait-testing").output
+    tasks = out.split("Tasks and workers")[1].split("─ Reply ─")[0]
+    assert re.findall(r"task \d (\w+): (\S+)", tasks) == [
+        ("billing", "#INV-7890"), ("return", "SuperWidget"), ("status", "#A-12345")]
+    assert tasks.count("  ok") == 3
+    assert "invoice_number: INV-7890" in tasks
+    assert "user_concern: The invoice seems higher than I expected." in tasks
+    assert re.search(r"rma_number: RMA-\d{5}", tasks)
+    assert "order_id: A-12345" in tasks
+    assert "billing, return and status all present" in out
+    reply = out.split("─ Reply ─")[1]
+    assert reply.lstrip("─ \n").startswith("Dear Customer,")
+    assert "Best regards" in reply
+    assert caught(out) == ['orchestrate > orchestrate: re-asked: the reply does not match Plan: '
+                           '$.tasks[1].type: expected one of "billing" | "return" | "status", '
+                           'got "refund"']
+    assert usage(out)[0] == 2 + 1 + 1  # plan twice, the billing worker, the synthesizer
+
+
+def test_a_failing_worker_is_reported_not_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    from plait._demos import orchestrate
+
+    scripted = orchestrate.fake_reply
+
+    def no_order_id(request: plait.ModelRequest) -> Any:
+        reply = copy.deepcopy(scripted(request))
+        if isinstance(reply, dict) and reply["tasks"][1]["type"] == "return":
+            reply["tasks"][2]["reference"] = "my last order"
+        return reply
+
+    monkeypatch.setattr(orchestrate, "fake_reply", no_order_id)
+    out = demo("orchestrate", "fake:demo", monkeypatch, "plait-testing").output
+    assert "failed: no order id in the task (reference 'my last order')" in out
+    assert out.split("Tasks and workers")[1].count("  ok") == 2
+
+
+def test_unknown_demo_model_provider_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLAIT_LOAD_PLUGINS", "plait-testing")
+    result = CliRunner().invoke(cli, ["demo", "faq", "--model", "local:smollm2"])
+    assert result.exit_code == 2
+    assert ("Invalid value for '--model': unknown provider 'local' (installed: fake); "
+            "install plait-local to add it") in result.output
+
+
+# -- on the local model (slow; CI runs it) -------------------------------------------------
+
+
+@pytest.mark.local_model
+@pytest.mark.parametrize("name", ["faq", "support", "orchestrate"])
+def test_demo_on_smollm2(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever the small model answers, the demo finishes and accounts for every call."""
+    out = demo(name, "local:smollm2", monkeypatch, "plait-local").output
+    calls, tokens_in, tokens_out = usage(out)
+    assert calls >= {"faq": 4, "support": 10, "orchestrate": 2}[name]
+    assert tokens_in > 0
+    assert tokens_out > 0
+    assert "Caught by validation and retries" in out
+    if name == "faq":
+        assert "Run 2: answers fan-out (ctx.map)" in out
+    if name == "support":
+        assert len(re.findall(r"  routed to: (Technical Support|Billing Inquiry|General Question)",
+                              out)) == 5
+    if name == "orchestrate":
+        assert "─ Reply ─" in out or "✗" in out
