@@ -86,17 +86,14 @@ async def test_fifty_parallel_steps_against_a_budget_for_ten() -> None:
 async def test_fifty_parallel_calls_in_one_fan_out() -> None:
     held = HeldCalls()
 
-    async def call(i: int) -> str:
-        try:
-            return (await ctx_holder[0].ask(AGENT, "q")).text
-        except plait.BudgetExceeded:
-            held.refuse()
-            raise
-
-    ctx_holder: list[plait.StepContext] = []
-
     async def fan(ctx: plait.StepContext) -> Any:
-        ctx_holder.append(ctx)
+        async def call(i: int) -> str:
+            try:
+                return (await ctx.ask(AGENT, "q")).text
+            except plait.BudgetExceeded:
+                held.refuse()
+                raise
+
         result = await ctx.map(call, range(N_CALLS), on_error="collect")
         return {"values": list(result.values),
                 "errors": [e.error.type for e in result.errors],
