@@ -3,8 +3,11 @@
 A ```python block preceded by an ``<!-- test -->`` comment, in README.md, under docs/ or
 in a contrib distribution's README, is executed as it is written, in a module of its own.
 A block with top-level ``await`` runs on asyncio and on trio; any other block runs as a
-script (``plait.run_sync`` and all). In the guide (docs/index.md and docs/guide/) every
-python block is either tested or says why not with ``<!-- not tested: reason -->``.
+script (``plait.run_sync`` and all). A plugin and its tests are shown as they would be
+written: ``<!-- test: module NAME -->`` blocks are saved as NAME.py, and the page's
+``<!-- test: pytest -->`` blocks are run by pytest next to them. In the guide
+(docs/index.md and docs/guide/) every python block is either tested or says why not with
+``<!-- not tested: reason -->``.
 
 The examples name real models ("openai:gpt-4o-mini", "local:smollm2"...) and run on the
 process's default Runtime, or on Runtimes they build, as a user's script would. Here every
@@ -34,12 +37,16 @@ import plait
 import pytest
 from plait_testing import FakeProvider, provider_plugin
 
+pytest_plugins = ["pytester"]
+
 ROOT = Path(__file__).resolve().parents[2]
 GUIDE = [ROOT / "docs" / "index.md", *sorted((ROOT / "docs" / "guide").glob("*.md"))]
 SOURCES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")),
            *sorted((ROOT / "contrib").glob("*/README.md"))]
 
-TESTED = re.compile(r"^<!-- test -->$")
+# <!-- test -->: run the block. <!-- test: module NAME -->: the block is module NAME.py
+# for the page's <!-- test: pytest --> blocks, which are test files run by pytest.
+TESTED = re.compile(r"^<!-- test(?:: (?P<kind>pytest|module (?P<module>\w+)))? -->$")
 NOT_TESTED = re.compile(r"^<!-- not tested: .+ -->$")
 
 # Providers the examples name, each answered by the scripted fake: priced like a small
@@ -64,6 +71,21 @@ class Block:
     def id(self) -> str:
         return f"{self.path.relative_to(ROOT)}:{self.line}"
 
+    @property
+    def kind(self) -> str | None:
+        """``"run"``, ``"pytest"``, ``"module"``, or ``None`` for an untested block."""
+        found = TESTED.match(self.marker or "")
+        if found is None:
+            return None
+        return "module" if found["module"] else found["kind"] or "run"
+
+    @property
+    def module(self) -> str:
+        found = TESTED.match(self.marker or "")
+        if found is None or not found["module"]:
+            raise ValueError(f"{self.id} is not a module block")
+        return str(found["module"])
+
 
 def python_blocks(path: Path) -> Iterator[Block]:
     lines = path.read_text(encoding="utf-8").splitlines()
@@ -81,13 +103,13 @@ def python_blocks(path: Path) -> Iterator[Block]:
         i += 1
 
 
-def marked_blocks() -> list[Any]:
+def marked_blocks(kind: str = "run") -> list[Any]:
     return [pytest.param(b, id=b.id) for path in SOURCES for b in python_blocks(path)
-            if b.marker is not None and TESTED.match(b.marker)]
+            if b.kind == kind]
 
 
 def markers_without_a_block(path: Path) -> list[int]:
-    """Lines of ``<!-- test -->`` comments not followed by a python block."""
+    """Lines of ``<!-- test... -->`` comments not followed by a python block."""
     lines = path.read_text(encoding="utf-8").splitlines()
     bad = []
     for i, line in enumerate(lines):
@@ -264,13 +286,36 @@ def test_the_readme_workflow_routes_and_prices_its_run(docs_runtime: plait.Runti
     assert ns["__stdout__"].startswith("I was charged twice this month. billing ")
 
 
+@pytest.mark.parametrize("block", marked_blocks("pytest"))
+def test_pytest_example_passes(block: Block, pytester: pytest.Pytester) -> None:
+    """A test file of the docs, next to the page's module blocks, in a pytest session of
+    its own with the suite's strictness (warnings are errors, anyio in auto mode)."""
+    for module in (b for b in python_blocks(block.path) if b.kind == "module"):
+        pytester.makepyfile(**{module.module: module.source})
+    pytester.makepyfile(test_docs_example=block.source)
+    pytester.makeini("[pytest]\nanyio_mode = auto\nfilterwarnings = error\n")
+    pytester.syspathinsert()
+    result = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:hypothesispytest")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    outcomes = result.parseoutcomes()
+    assert set(outcomes) == {"passed"}  # nothing skipped, failed or errored
+    assert outcomes["passed"] > 0
+
+
 def test_the_guide_is_tested() -> None:
     """Every python block of the guide is run, or says why it cannot be."""
     untested = [b.id for path in GUIDE for b in python_blocks(path)
-                if b.marker is None or not (TESTED.match(b.marker) or NOT_TESTED.match(b.marker))]
+                if b.kind is None and not NOT_TESTED.match(b.marker or "")]
     assert not untested, (
         f"python blocks with neither <!-- test --> nor <!-- not tested: reason -->: {untested}")
     assert marked_blocks(), "no example is marked <!-- test -->"
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_module_blocks_serve_a_test_file(path: Path) -> None:
+    kinds = [b.kind for b in python_blocks(path)]
+    assert "module" not in kinds or "pytest" in kinds, (
+        f"{path.relative_to(ROOT)} has <!-- test: module --> blocks but no test file using them")
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
@@ -278,3 +323,24 @@ def test_every_test_marker_precedes_a_python_block(path: Path) -> None:
     assert not markers_without_a_block(path), (
         f"{path.relative_to(ROOT)}: <!-- test --> not followed by a ```python block at lines "
         f"{markers_without_a_block(path)}")
+
+
+def test_the_error_tree_in_the_docs_is_the_real_one() -> None:
+    """docs/guide/errors.md draws the hierarchy; it must be the classes' own."""
+    text = (ROOT / "docs" / "guide" / "errors.md").read_text(encoding="utf-8")
+    tree = text.split("```\nPlaitError\n", 1)[1].split("```", 1)[0]
+    drawn = {}
+    parents = ["PlaitError"]
+    for line in tree.splitlines():
+        found = re.match(r"^((?:│   |    )*)[├└]── (\w+)", line)
+        assert found, f"not a line of the tree: {line!r}"
+        depth = len(found[1]) // 4 + 1
+        parents[depth:] = [found[2]]
+        drawn[found[2]] = parents[depth - 1]
+    errors = {name: getattr(plait, name) for name in plait.__all__
+              if isinstance(getattr(plait, name), type)
+              and issubclass(getattr(plait, name), plait.PlaitError)
+              and name != "PlaitError"}
+    real = {name: next(b.__name__ for b in cls.__mro__[1:] if issubclass(b, plait.PlaitError))
+            for name, cls in errors.items()}
+    assert drawn == real
