@@ -15,12 +15,12 @@ from collections.abc import Callable
 import plait
 
 from ._grounding import grounded
-from ._llm import Verdict, llm_check
+from ._llm import CheckVerdict, llm_check
 from ._schema import json_schema, structure
 from ._text import is_json, length, non_empty, one_of, regex
 
 __all__ = [
-    "Verdict",
+    "CheckVerdict",
     "grounded",
     "is_json",
     "json_schema",

@@ -11,11 +11,11 @@ import plait
 
 from ._naming import named, show
 
-__all__ = ["Verdict", "llm_check"]
+__all__ = ["CheckVerdict", "llm_check"]
 
 
 @attrs.frozen
-class Verdict:
+class CheckVerdict:
     """What the checking agent answers (its structured output)."""
 
     reason: str  # first, so the model explains before it decides
@@ -42,11 +42,11 @@ def llm_check(agent: plait.Agent, question: str
                   f"\n\nOutput to check:\n{_render(value, ctx)}")
         try:
             # validate=[]: the step's own validators are for the step's output, not this one
-            reply = await ctx.ask(agent, prompt, output=Verdict, validate=[])
+            reply = await ctx.ask(agent, prompt, output=CheckVerdict, validate=[])
         except plait.OutputParseError as exc:
             raise plait.PluginError(f"llm_check({show(question)}): the checking agent gave "
                                     f"no usable verdict: {exc}") from exc
-        verdict: Verdict = reply.output
+        verdict: CheckVerdict = reply.output
         return None if verdict.answer == "yes" else f"{question} No: {verdict.reason}"
 
     return named(f"llm_check({show(question)})", check)

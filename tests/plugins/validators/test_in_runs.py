@@ -93,7 +93,7 @@ async def test_llm_check_no_re_asks_the_writer_with_the_reason(
     assert result.output == "Please press reset."
     judged = [r for r in fake_provider.requests if r.model == "judge"]
     assert len(judged) == 2
-    assert judged[0].json_schema is not None  # structured output: the Verdict
+    assert judged[0].json_schema is not None  # structured output: the CheckVerdict
     prompt = judged[0].messages[-1].content
     assert "Question: Is the reply polite?" in prompt
     assert prompt.endswith("You idiot, press reset.")
