@@ -13,7 +13,6 @@ from typing import Any
 
 import anyio
 import attrs
-from anyio.lowlevel import checkpoint_if_cancelled
 
 from ._budget import Budget, UsageMeter
 from ._config import NOTSET, Config, ResolvedConfig
@@ -151,7 +150,6 @@ class Pipeline(Step):
                 # Run ``sid``, then carry on in this same task with one of the dependents it
                 # made ready (a chain of steps costs no task at all); the others get tasks.
                 while sid is not None:
-                    await checkpoint_if_cancelled()  # nothing starts once the run is cancelled
                     started.add(sid)
                     ctx = self._context(state, sid, outputs)
                     if limiter is None:

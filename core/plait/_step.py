@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+import anyio.lowlevel
 import anyio.to_thread
 
 from ._config import NOTSET, Config, Validator
@@ -110,6 +111,9 @@ async def run_in_thread(fn: Callable[..., Any], *args: Any) -> Any:
     coroutine."""
     # boxed in a tuple: trio refuses a thread function whose result is a coroutine
     (value,) = await anyio.to_thread.run_sync(lambda: (fn(*args),))
+    # the thread could not be interrupted: if the run was cancelled meanwhile, stop here
+    # instead of handing the value on (a step that never suspends needs no such check)
+    await anyio.lowlevel.checkpoint_if_cancelled()
     return (await value) if inspect.isawaitable(value) else value
 
 
