@@ -1,30 +1,24 @@
 """Tracing overhead on W1 (a chain of 100 trivial steps): untraced vs plait-otel.
 
-Run on demand, never as a test: ``.venv/bin/python tests/bench/bench_tracing.py
-[--backend asyncio|trio] [--rounds 40]``. The target: at most 2x the untraced per-step
-time with plait-otel on an SDK ``TracerProvider`` (spans built, processed and handed to an
-exporter that drops them).
-
-Setups run round-robin, one W1 run each per round, so a burst of load elsewhere on the
-machine hits them all alike. Each run is timed twice: CPU time of this process (every
-thread, so a batch processor's worker counts) and wall time. The CPU time is the
-overhead itself; on a busy machine wall time mostly measures the neighbours. Prints the
-median per setup and its ratio to untraced, and the floor any tracer starts from: a
-wrapper that makes one bare SDK span per step and nothing else.
+Target: with plait-otel on an SDK ``TracerProvider`` (spans built, processed and handed to
+an exporter that drops them), at most 2x the untraced time per step. Also shown: the
+tracer with no SDK configured (the default when an application sets none up), the step
+log, and the floor any tracer starts from: a wrapper that makes one bare SDK span per step
+and nothing else. CPU time of this process is the overhead itself (a batch processor's
+worker thread included); on a busy machine wall time mostly measures the neighbours.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import statistics
 import tempfile
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 import anyio
 import plait
+from _harness import alternate, header, line, median, parse_args, verdict
+from bench_w1_chain import STEPS, chain
 from opentelemetry import context, trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -36,7 +30,8 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from plait_otel import OtelTracer
 
-STEPS = 100
+RUNS_PER_SAMPLE = 5
+TARGET = 2.0
 
 
 class DropExporter(SpanExporter):
@@ -46,36 +41,8 @@ class DropExporter(SpanExporter):
         return SpanExportResult.SUCCESS
 
 
-def w1() -> plait.Pipeline:
-    """W1: step i adds one to step i-1; nothing but the engine's own work."""
-
-    def make(prev: str | None) -> plait.FunctionStep:
-        @plait.step
-        async def add_one(ctx: plait.StepContext) -> int:
-            return 0 if prev is None else int(ctx.dep(prev)) + 1
-
-        return add_one
-
-    ids = [f"s{i}" for i in range(STEPS)]
-    return plait.Pipeline("w1", steps={sid: make(ids[i - 1] if i else None)
-                                       for i, sid in enumerate(ids)},
-                          deps={sid: [ids[i - 1]] for i, sid in enumerate(ids) if i})
-
-
-def _sdk(processor: Callable[[], Any]) -> TracerProvider:
-    provider = TracerProvider()
-    provider.add_span_processor(processor())
-    return provider
-
-
-def _traced(provider: TracerProvider) -> plait.Runtime:
-    return plait.Runtime(entry_points=False, tracers=[],
-                         plugins=[OtelTracer(tracer_provider=provider)])
-
-
 class BareSpans:
-    """The floor of any tracer: one SDK span per step (start, make current, end), no
-    attributes, no run span."""
+    """The floor: one SDK span per step (start, make current, end), nothing on it."""
 
     def __init__(self, provider: TracerProvider) -> None:
         self.tracer = provider.get_tracer("bench")
@@ -91,65 +58,61 @@ class BareSpans:
             span.end()
 
 
-async def _time(run: Callable[[], Any]) -> tuple[float, float]:
-    """(CPU µs, wall µs) per step of one run."""
-    cpu, wall = time.process_time(), time.perf_counter()
-    await run()
-    return ((time.process_time() - cpu) / STEPS * 1e6,
-            (time.perf_counter() - wall) / STEPS * 1e6)
+def _sdk(processor: Callable[[], Any]) -> TracerProvider:
+    provider = TracerProvider()
+    provider.add_span_processor(processor())
+    return provider
+
+
+def _runtime(*plugins: object, tracers: Sequence[str] = ()) -> plait.Runtime:
+    return plait.Runtime(entry_points=False, tracers=tracers, plugins=plugins)
 
 
 async def main(rounds: int) -> None:
+    pipe = chain()
+    providers = {
+        "batch": _sdk(lambda: BatchSpanProcessor(DropExporter())),
+        "simple": _sdk(lambda: SimpleSpanProcessor(DropExporter())),
+        "memory": _sdk(lambda: SimpleSpanProcessor(InMemorySpanExporter())),
+    }
     with tempfile.TemporaryDirectory() as tmp:
-        providers = {
-            "batch": _sdk(lambda: BatchSpanProcessor(DropExporter())),
-            "simple": _sdk(lambda: SimpleSpanProcessor(DropExporter())),
-            "memory": _sdk(lambda: SimpleSpanProcessor(InMemorySpanExporter())),
-        }
         os.environ["PLAIT_STEP_LOG"] = os.path.join(tmp, "steps.jsonl")
-        pipe = w1()
-        runtimes: dict[str, plait.Runtime] = {
-            "untraced": plait.Runtime(entry_points=False, tracers=[]),
-            "otel, no SDK configured": plait.Runtime(
-                entry_points=False, tracers=[], plugins=[OtelTracer()]),
-            "otel, SDK + batch processor": _traced(providers["batch"]),
-            "otel, SDK + simple processor": _traced(providers["simple"]),
-            "otel, SDK + in-memory exporter": _traced(providers["memory"]),
-            "floor: a bare SDK span per step": plait.Runtime(
-                entry_points=False, tracers=[], plugins=[BareSpans(providers["simple"])]),
-            "steplog to a file": plait.Runtime(entry_points=False, tracers=["steplog"]),
+        runtimes = {
+            "untraced": _runtime(),
+            "otel, no SDK configured": _runtime(OtelTracer()),
+            "otel, SDK + batch processor": _runtime(OtelTracer(providers["batch"])),
+            "otel, SDK + simple processor": _runtime(OtelTracer(providers["simple"])),
+            "otel, SDK + in-memory exporter": _runtime(OtelTracer(providers["memory"])),
+            "floor: a bare SDK span per step": _runtime(BareSpans(providers["simple"])),
+            "steplog to a file": _runtime(tracers=["steplog"]),
         }
-        runs: dict[str, Callable[[], Any]] = {
-            name: (lambda rt=rt: pipe.run({}, runtime=rt)) for name, rt in runtimes.items()}
 
-        for run in runs.values():  # warm up: plugins load, converters build, caches fill
-            for _ in range(3):
-                await run()
-        samples: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
-        for _ in range(rounds):
-            for name, run in runs.items():
-                samples[name].append(await _time(run))
+        def runs(runtime: plait.Runtime) -> Callable[[], Awaitable[None]]:
+            async def sample() -> None:
+                for _ in range(RUNS_PER_SAMPLE):
+                    result = await pipe.run({}, runtime=runtime)
+                assert result.output == STEPS - 1
 
-        def median(name: str, i: int) -> float:
-            return statistics.median(s[i] for s in samples[name])
+            return sample
 
-        import sniffio
+        samples = await alternate({name: runs(rt) for name, rt in runtimes.items()}, rounds,
+                                  warmup=2)
+    for provider in providers.values():
+        provider.shutdown()
 
-        print(f"W1: {STEPS}-step chain, {rounds} rounds, {sniffio.current_async_library()}; "
-              "median µs per step")
-        print(f"{'setup':34} {'CPU':>7} {'ratio':>6} {'wall':>8} {'ratio':>6}")
-        base_cpu, base_wall = median("untraced", 0), median("untraced", 1)
-        for name in runs:
-            cpu, wall = median(name, 0), median(name, 1)
-            print(f"{name:34} {cpu:7.1f} {cpu / base_cpu:5.2f}x {wall:8.1f} "
-                  f"{wall / base_wall:5.2f}x")
-        for provider in providers.values():
-            provider.shutdown()
+    per_step = 1e6 / (RUNS_PER_SAMPLE * STEPS)
+    base_cpu = median(samples["untraced"], 1) * per_step
+    base_wall = median(samples["untraced"]) * per_step
+    header(f"Tracing overhead on W1, {STEPS} trivial steps (median of {rounds} samples, "
+           "µs/step, ratio to untraced)")
+    for name in runtimes:
+        cpu, wall = median(samples[name], 1) * per_step, median(samples[name]) * per_step
+        judged = name.startswith("otel, SDK")
+        line(name, f"CPU {cpu:6.1f} {cpu / base_cpu:5.2f}x  wall {wall:6.1f} "
+             f"{wall / base_wall:5.2f}x",
+             verdict(cpu / base_cpu <= TARGET, f"<= {TARGET:g}x CPU") if judged else "")
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
-    parser.add_argument("--rounds", type=int, default=40)
-    args = parser.parse_args()
+    args = parse_args(__doc__, rounds=30)
     anyio.run(main, args.rounds, backend=args.backend)

@@ -68,6 +68,12 @@ class OtelTracer:
         return self.tracer_provider is not None or not isinstance(
             trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider)
 
+    def _traced(self) -> bool:
+        """Inside a run: whether it is traced, i.e. a span (its own or the application's)
+        is current. Cheaper than ``_on``, which steps would pay for a hundred times a run."""
+        return (self.tracer_provider is not None
+                or trace.get_current_span().get_span_context().is_valid)
+
     @property
     def tracer(self) -> trace.Tracer:
         if self._tracer is None:  # a proxy until the application sets a global provider
@@ -84,12 +90,12 @@ class OtelTracer:
 
     @plait.hookimpl
     def plait_wrap_step(self, step: plait.Step, ctx: plait.StepContext) -> Wrapper | None:
-        return self._step(step, ctx) if self._on() else None
+        return self._step(step, ctx) if self._traced() else None
 
     @plait.hookimpl
     def plait_wrap_fanout(self, job: plait.FanOutJob, ctx: plait.StepContext
                           ) -> Wrapper | None:
-        return self._fanout(job, ctx) if self._on() else None
+        return self._fanout(job, ctx) if self._traced() else None
 
     @plait.hookimpl
     def plait_wrap_aggregate(self, name: str, job: plait.AggregationJob) -> Wrapper | None:
