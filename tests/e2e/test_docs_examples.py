@@ -344,3 +344,32 @@ def test_the_error_tree_in_the_docs_is_the_real_one() -> None:
     real = {name: next(b.__name__ for b in cls.__mro__[1:] if issubclass(b, plait.PlaitError))
             for name, cls in errors.items()}
     assert drawn == real
+
+
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def anchors(path: Path) -> set[str]:
+    """GitHub's anchors for the headings of a markdown file."""
+    found = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#"):
+            title = line.lstrip("#").strip().lower()
+            found.add(re.sub(r"[^\w\- ]", "", title).replace(" ", "-"))
+    return found
+
+
+@pytest.mark.parametrize("path", [*GUIDE, ROOT / "README.md", ROOT / "docs" / "api.md",
+                                  *sorted((ROOT / "contrib").glob("**/README.md"))],
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_relative_links_resolve(path: Path) -> None:
+    broken = []
+    for target in LINK.findall(path.read_text(encoding="utf-8")):
+        if re.match(r"^[a-z]+://", target):
+            continue
+        file, _, anchor = target.partition("#")
+        linked = (path.parent / file).resolve() if file else path
+        if not linked.exists() or (anchor and linked.is_file()
+                                   and anchor not in anchors(linked)):
+            broken.append(target)
+    assert not broken, f"{path.relative_to(ROOT)}: broken links {broken}"
