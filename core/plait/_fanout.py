@@ -12,6 +12,7 @@ import attrs
 from ._budget import ITEM_METER, UsageMeter
 from ._config import Config
 from ._errors import FanOutError, PipelineDefinitionError
+from ._money import Usage
 from ._results import ErrorInfo, FanOutResult, ItemError, ItemOutcome
 from ._step import Step, is_async_callable, run_in_thread
 
@@ -115,7 +116,7 @@ def _collect(outcomes: Sequence[ItemOutcome], items: Sequence[Any], on_error: On
              min_success: int | None, label: str) -> FanOutResult:
     values: list[Any] = []
     errors: list[ItemError] = []
-    usage = [ItemOutcome(i).usage for i in range(len(items))]
+    usage = [Usage()] * len(items)  # frozen: items without an outcome share one
     for o in sorted(outcomes, key=lambda o: o.index):
         usage[o.index] = o.usage
         if o.error is None:

@@ -91,10 +91,12 @@ def _walk(data: Any, path: str, step_id: str) -> None:
             if not isinstance(key, str | int) or isinstance(key, bool):
                 # JSON writes int keys as strings; the converter structures them back
                 raise SerializationError(step_id, path, f"key {key!r} is not a string or int")
-            _walk(item, f"{path}.{key}", step_id)
+            if type(item) not in _SCALARS:  # a path is built only where there is more to see
+                _walk(item, f"{path}.{key}", step_id)
     elif isinstance(data, list | tuple):
         for i, item in enumerate(data):
-            _walk(item, f"{path}[{i}]", step_id)
+            if type(item) not in _SCALARS:
+                _walk(item, f"{path}[{i}]", step_id)
     else:
         raise SerializationError(
             step_id, path, f"{type(data).__name__} cannot be turned into JSON "
