@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
 from ._money import Usage
+
+if TYPE_CHECKING:
+    from ._runtime import Runtime
 
 __all__ = [
     "ErrorInfo",
@@ -147,15 +150,17 @@ class PipelineResult:
         """Ids of the steps that failed."""
         return [sid for sid, r in self.steps.items() if r.status == "failed"]
 
-    def to_json(self, *, indent: int | None = None) -> str:
-        """This result as JSON (outputs through the private cattrs converter)."""
+    def to_json(self, *, indent: int | None = None, runtime: Runtime | None = None) -> str:
+        """This result as JSON, outputs through ``runtime``'s converter (so types that
+        plugins taught it serialize too) or a default one."""
         from ._serialize import result_to_json
 
-        return result_to_json(self, indent=indent)
+        return result_to_json(self, indent=indent,
+                              converter=None if runtime is None else runtime.converter)
 
     @classmethod
-    def from_json(cls, text: str) -> PipelineResult:
+    def from_json(cls, text: str, *, runtime: Runtime | None = None) -> PipelineResult:
         """Rebuild a result from ``to_json``; outputs come back as plain JSON values."""
         from ._serialize import result_from_json
 
-        return result_from_json(text)
+        return result_from_json(text, None if runtime is None else runtime.converter)

@@ -438,3 +438,17 @@ async def test_hook_wrap_model_call(plait_runtime: plait.Runtime, fake_provider:
     assert [w for w, _ in calls] == ["enter call fake:m", "exit call fake:m"] * 2
     assert calls[1][1].text == "not a number"
     assert calls[3][1].text == "42"
+
+
+async def test_results_serialize_through_the_runtime_converter(
+        plait_runtime: plait.Runtime) -> None:
+    class Plugin:
+        @plait.hookimpl
+        def plait_register_converter_hooks(self, register: Any) -> None:
+            register(complex, lambda c: [c.real, c.imag], lambda v, _: complex(*v))
+
+    plait_runtime.register(Plugin())
+    result = await one_step(lambda ctx: 1 + 2j).run(runtime=plait_runtime)
+    text = result.to_json(runtime=plait_runtime)
+    assert '"output": [1.0, 2.0]' in text
+    assert plait.PipelineResult.from_json(text, runtime=plait_runtime).output == [1.0, 2.0]
