@@ -127,8 +127,10 @@ async def call_model(runtime: Runtime, agent: Agent, prompt: str,
         except BaseException as exc:
             if reservation is not None:
                 reservation.release()
-            if not isinstance(exc, ProviderError) or not exc.retryable or attempt > retries:
+            if not isinstance(exc, ProviderError) or not exc.retryable:
                 raise
+            if attempt > retries:
+                raise _spent(exc)
             await anyio.sleep(backoff(attempt, cfg, exc))
             continue
         cost = price.cost(response.usage) if price is not None else Decimal(0)
@@ -142,11 +144,11 @@ async def call_model(runtime: Runtime, agent: Agent, prompt: str,
             meter.add(usage)
         try:
             output = spec.parse(response.text, response.parsed, runtime.converter)
-            if cfg.validate and ctx is not None:
-                await gate(output, cfg.validate, ctx)
+            if cfg.validate:
+                await gate(output, cfg.validate, ctx, runtime)
         except (OutputParseError, ValidationFailed) as exc:
             if attempt > retries:
-                raise
+                raise _spent(exc)
             messages = (*messages, Message("assistant", response.text),
                         Message("user", _reask(exc, spec)))
             continue
@@ -167,6 +169,12 @@ async def _complete(provider: Any, request: ModelRequest, name: str) -> ModelRes
         raise ProviderError(f"provider returned {type(response).__name__}, not a "
                             "plait.ModelResponse", provider=name, model=request.model)
     return response
+
+
+def _spent(exc: PlaitError) -> PlaitError:
+    """This call already used its retries: a step retry must not multiply them again."""
+    exc.retryable = False
+    return exc
 
 
 def _reask(exc: PlaitError, spec: Any) -> str:

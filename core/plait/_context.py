@@ -136,6 +136,11 @@ class StepContext:
         return min(b.remaining for b in self._budget.chain())
 
     @property
+    def route(self) -> str | None:
+        """The branch this step took, when it is a router (set once it chose)."""
+        return self._route
+
+    @property
     def runtime(self) -> Runtime:
         return self._run.runtime
 

@@ -16,6 +16,7 @@ from ._serialize import check_serializable
 
 if TYPE_CHECKING:
     from ._context import StepContext
+    from ._runtime import Runtime
     from ._step import Step
 
 __all__ = ["backoff", "execute_step", "should_retry"]
@@ -102,15 +103,20 @@ def backoff(attempt: int, cfg: ResolvedConfig, exc: BaseException | None = None)
     return float(delay)
 
 
-async def gate(value: Any, validators: Any, ctx: StepContext) -> None:
+async def gate(value: Any, validators: Any, ctx: StepContext | None,
+               runtime: Runtime | None = None, where: str = "agent.ask") -> None:
     """Run the validation gate; the first rejection raises ``ValidationFailed``.
 
     A validator taking two positional parameters is called as ``validator(value, ctx)``,
-    so it can make model calls that count against the run's budget.
+    so it can make model calls that count against the run's budget (``ctx`` is ``None``
+    for ``agent.ask`` outside a step).
     """
+    if ctx is not None:
+        runtime, where = ctx.runtime, ctx.path
+    assert runtime is not None, "gate needs a context or a runtime"
     for validator in validators:
         if isinstance(validator, str):
-            name, check = validator, ctx.runtime.validator(validator)
+            name, check = validator, runtime.validator(validator)
         else:
             name, check = getattr(validator, "__name__", repr(validator)), validator
         try:
@@ -118,12 +124,12 @@ async def gate(value: Any, validators: Any, ctx: StepContext) -> None:
             if inspect.isawaitable(verdict):
                 verdict = await verdict
         except ValidationFailed as exc:
-            raise ValidationFailed(ctx.path, exc.validator or name, exc.reason) from exc
+            raise ValidationFailed(where, exc.validator or name, exc.reason) from exc
         if verdict is None or verdict is True:
             continue
         if verdict is False or isinstance(verdict, str):
             reason = verdict if isinstance(verdict, str) and verdict else "rejected the output"
-            raise ValidationFailed(ctx.path, name, reason)
+            raise ValidationFailed(where, name, reason)
         raise TypeError(f"validator {name!r} returned {verdict!r}; return None/True to pass, "
                         "False or a reason string to reject")
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import typing
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from decimal import Decimal
 from typing import Any
 
@@ -33,14 +35,27 @@ def make_converter() -> cattrs.Converter:
     conv.register_unstructure_hook(
         ItemError, make_dict_unstructure_fn(ItemError, conv, exception=override(omit=True))
     )
-    conv.register_unstructure_hook(set, sorted)
-    conv.register_unstructure_hook(frozenset, sorted)
+    # sets (bare, or declared as set[...] fields) become lists: JSON has no sets
+    conv.register_unstructure_hook_factory(_is_set, lambda _t: functools.partial(_set_list, conv))
     return conv
 
 
 @functools.cache
 def _default_converter() -> cattrs.Converter:
     return make_converter()
+
+
+def _is_set(tp: Any) -> bool:
+    origin = typing.get_origin(tp) or tp
+    return isinstance(origin, type) and issubclass(origin, AbstractSet)
+
+
+def _set_list(conv: cattrs.Converter, value: AbstractSet[Any]) -> list[Any]:
+    items = [conv.unstructure(v) for v in value]
+    try:
+        return sorted(items)
+    except TypeError:  # unorderable members: keep them, in iteration order
+        return items
 
 
 def check_serializable(conv: cattrs.Converter, value: Any, step_id: str) -> None:

@@ -148,3 +148,15 @@ def test_records_are_frozen() -> None:
     record = plait.StepRecord("s", "ok")
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         record.status = "failed"  # type: ignore[misc]
+
+
+@attrs.frozen
+class Tagged:
+    tags: frozenset[str]
+    ids: set[int]
+
+
+async def test_set_fields_serialize_as_sorted_lists(plait_runtime: plait.Runtime) -> None:
+    pipe = plait.Pipeline("p", {"t": lambda ctx: Tagged(frozenset({"b", "a"}), {3, 1})})
+    result = await pipe.run({}, runtime=plait_runtime)
+    assert json.loads(result.to_json())["output"] == {"tags": ["a", "b"], "ids": [1, 3]}

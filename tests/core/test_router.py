@@ -170,3 +170,18 @@ def test_definition_errors(kwargs: dict[str, Any], match: str) -> None:
                             "branches": {"a": lambda ctx: 1}, **kwargs}
     with pytest.raises(plait.PipelineDefinitionError, match=match):
         plait.Router(args.pop("name"), **args)
+
+
+async def test_the_route_taken_is_visible_on_the_context(plait_runtime: plait.Runtime) -> None:
+    seen: list[Any] = []
+
+    class Watch:
+        @plait.hookimpl
+        def plait_wrap_step(self, ctx: plait.StepContext) -> Any:
+            yield
+            seen.append((ctx.step_id, ctx.route))
+
+    plait_runtime.register(Watch())
+    router = plait.Router("r", route=lambda ctx: "b", branches={"a": lambda c: 1, "b": lambda c: 2})
+    await plait.Pipeline("p", {"r": router}).run({}, runtime=plait_runtime)
+    assert ("r", "b") in seen

@@ -347,3 +347,31 @@ async def test_step_validators_check_the_step_output_not_each_reply(
     result = await plait.Pipeline("p", steps={"build": build}).run({}, runtime=plait_runtime)
     assert result.output == {"text": "one"}
     assert fake_provider.calls == 1
+
+
+async def test_a_model_step_that_used_its_re_asks_is_not_run_again_by_step_retries(
+    plait_runtime: plait.Runtime, fake_provider: FakeProvider
+) -> None:
+    fake_provider.script(*["nope"] * 10)
+    step = plait.Agent("fake:m").as_step("Say yes.", retries=2,
+                                         validate=[lambda v: v == "yes" or "say yes"])
+    with pytest.raises(plait.StepFailed) as info:
+        await plait.Pipeline("p", {"s": step}).run({}, runtime=plait_runtime)
+    assert isinstance(info.value.cause, plait.ValidationFailed)
+    assert fake_provider.calls == 3  # 1 + 2 re-asks, not (1 + 2) * 3
+    assert info.value.attempts == 1
+
+
+async def test_validators_apply_to_agent_ask_outside_a_step(
+    plait_runtime: plait.Runtime, fake_provider: FakeProvider
+) -> None:
+    fake_provider.script("no", "yes")
+    reply = await plait.Agent("fake:m").ask(
+        "Say yes.", runtime=plait_runtime, validate=[lambda v: v == "yes" or "say yes"])
+    assert reply.output == "yes"
+    assert reply.attempts == 2
+    assert "say yes" in fake_provider.requests[1].messages[-1].content
+    fake_provider.script("no", "no")
+    with pytest.raises(plait.ValidationFailed, match="agent.ask"):
+        await plait.Agent("fake:m").ask("Say yes.", runtime=plait_runtime, retries=1,
+                                        validate=[lambda v: v == "yes" or "say yes"])
