@@ -130,7 +130,7 @@ async def call_model(runtime: Runtime, agent: Agent, prompt: str,
             if not isinstance(exc, ProviderError) or not exc.retryable:
                 raise
             if attempt > retries:
-                raise _spent(exc)
+                raise _spent(exc)  # noqa: B904  # the same error, re-raised marked as spent
             await anyio.sleep(backoff(attempt, cfg, exc))
             continue
         cost = price.cost(response.usage) if price is not None else Decimal(0)
@@ -148,7 +148,7 @@ async def call_model(runtime: Runtime, agent: Agent, prompt: str,
                 await gate(output, cfg.validate, ctx, runtime)
         except (OutputParseError, ValidationFailed) as exc:
             if attempt > retries:
-                raise _spent(exc)
+                raise _spent(exc)  # noqa: B904  # the same error, re-raised marked as spent
             messages = (*messages, Message("assistant", response.text),
                         Message("user", _reask(exc, spec)))
             continue

@@ -12,9 +12,8 @@ from typing import Any
 
 import attrs
 import click
-import pytest
-
 import plait
+import pytest
 from plait import hookspecs
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -370,15 +369,14 @@ async def test_hook_wrap_step_errors_and_misbehaving_wrappers(plait_runtime: pla
 
     pipe = one_step(lambda ctx: 1)
     for plugin, needle in ((NoYield(), "without yielding"), (TwoYields(), "more than once")):
-        with plait_runtime.plugin(plugin, name="misbehaving"):
-            with pytest.raises(plait.StepFailed) as info:
-                await pipe.run(runtime=plait_runtime)
+        with (plait_runtime.plugin(plugin, name="misbehaving"),
+              pytest.raises(plait.StepFailed) as info):
+            await pipe.run(runtime=plait_runtime)
         assert isinstance(info.value.cause, plait.PluginError)
         assert needle in str(info.value.cause)
         assert "'misbehaving'" in str(info.value.cause)
-    with plait_runtime.plugin(Swallow()):
-        with pytest.raises(plait.StepFailed) as info:
-            await one_step(lambda ctx: 1 / 0).run(runtime=plait_runtime)
+    with plait_runtime.plugin(Swallow()), pytest.raises(plait.StepFailed) as info:
+        await one_step(lambda ctx: 1 / 0).run(runtime=plait_runtime)
     assert isinstance(info.value.cause, ZeroDivisionError)
 
 

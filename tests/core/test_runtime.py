@@ -8,9 +8,8 @@ import sys
 import textwrap
 from typing import Any
 
-import pytest
-
 import plait
+import pytest
 
 
 def _install_fake_distribution(tmp: pathlib.Path, monkeypatch: pytest.MonkeyPatch, name: str,
@@ -20,7 +19,8 @@ def _install_fake_distribution(tmp: pathlib.Path, monkeypatch: pytest.MonkeyPatc
     (tmp / f"{module}.py").write_text(textwrap.dedent(module_source))
     info = tmp / f"plait_{name}_test-0.3.dist-info"
     info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: plait-{name}-test\nVersion: 0.3\n")
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: plait-{name}-test\nVersion: 0.3\n")
     (info / "entry_points.txt").write_text(f"[plait]\n{name} = {module}\n")
     monkeypatch.syspath_prepend(str(tmp))
 
@@ -78,7 +78,7 @@ def test_strict_plugins_makes_a_broken_plugin_fatal(tmp_path: pathlib.Path,
                                                     clean_env: pytest.MonkeyPatch) -> None:
     _install_fake_distribution(tmp_path, clean_env, "broken", "raise ImportError('nope')\n")
     clean_env.setenv("PLAIT_STRICT_PLUGINS", "1")
-    with pytest.raises(plait.PluginError, match="'broken'.*failed to load"):
+    with pytest.raises(plait.PluginError, match=r"'broken'.*failed to load"):
         plait.Runtime().load()
 
 

@@ -372,6 +372,6 @@ async def test_validators_apply_to_agent_ask_outside_a_step(
     assert reply.attempts == 2
     assert "say yes" in fake_provider.requests[1].messages[-1].content
     fake_provider.script("no", "no")
-    with pytest.raises(plait.ValidationFailed, match="agent.ask"):
+    with pytest.raises(plait.ValidationFailed, match=r"agent\.ask"):
         await plait.Agent("fake:m").ask("Say yes.", runtime=plait_runtime, retries=1,
                                         validate=[lambda v: v == "yes" or "say yes"])
