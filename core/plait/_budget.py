@@ -17,7 +17,7 @@ from typing import Any
 from ._errors import BudgetExceeded
 from ._money import Usage
 
-__all__ = ["ITEM_METER", "Budget", "Reservation", "UsageMeter", "meter_for"]
+__all__ = ["ITEM_METER", "Budget", "ItemMeter", "Reservation", "UsageMeter", "meter_for"]
 
 _NO_USAGE = Usage()  # frozen: one instance starts every meter
 
@@ -103,13 +103,38 @@ class Reservation:
         self.settle(Decimal(0))
 
 
-# (context, meter) of the fan-out item running in this task, so a model call made inside a
-# mapped function charges that item (and through it the step and the run).
-ITEM_METER: contextvars.ContextVar[tuple[Any, UsageMeter] | None] = contextvars.ContextVar(
+class ItemMeter:
+    """The fan-out item a worker task is running, so a model call made inside a mapped
+    function charges that item (and through it the step and the run).
+
+    One per worker task, reused item after item; an item's meter is made on its first
+    charge, since most items of a large fan-out never make a model call.
+    """
+
+    __slots__ = ("_meter", "ctx")
+
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx
+        self._meter: UsageMeter | None = None
+
+    def next_item(self) -> None:
+        self._meter = None
+
+    def meter(self) -> UsageMeter:
+        if self._meter is None:
+            self._meter = UsageMeter(self.ctx._meter)
+        return self._meter
+
+    @property
+    def usage(self) -> Usage:
+        return _NO_USAGE if self._meter is None else self._meter.usage
+
+
+ITEM_METER: contextvars.ContextVar[ItemMeter | None] = contextvars.ContextVar(
     "plait_fanout_item", default=None)
 
 
 def meter_for(ctx: Any, own: UsageMeter) -> UsageMeter:
     """The meter work done with ``ctx`` should charge: its fan-out item's, else its own."""
     current = ITEM_METER.get()
-    return current[1] if current is not None and current[0] is ctx else own
+    return current.meter() if current is not None and current.ctx is ctx else own

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio
 import attrs
 
-from ._budget import ITEM_METER, UsageMeter
+from ._budget import ITEM_METER, ItemMeter
 from ._config import Config
 from ._errors import FanOutError, PipelineDefinitionError
 from ._money import Usage
@@ -89,22 +89,21 @@ async def local_executor(job: FanOutJob, ctx: StepContext) -> list[ItemOutcome]:
     pending = iter(range(n))
 
     async def worker() -> None:
+        item = ItemMeter(ctx)
+        ITEM_METER.set(item)  # in this worker task's own context: never seen outside it
         for i in pending:
-            meter = UsageMeter(ctx._meter)
-            token = ITEM_METER.set((ctx, meter))
+            item.next_item()
             try:
                 value = await job.fn(i, job.items[i])
             except Exception as exc:
-                outcomes[i] = ItemOutcome(i, None, exc, meter.usage)
+                outcomes[i] = ItemOutcome(i, None, exc, item.usage)
                 job.item_done(i)
                 if job.fail_fast:
                     tg.cancel_scope.cancel()
                     return
             else:
-                outcomes[i] = ItemOutcome(i, value, None, meter.usage)
+                outcomes[i] = ItemOutcome(i, value, None, item.usage)
                 job.item_done(i)
-            finally:
-                ITEM_METER.reset(token)
 
     async with anyio.create_task_group() as tg:
         for _ in range(n if job.limit is None else min(job.limit, n)):
