@@ -221,3 +221,33 @@ async def test_context_variables_set_by_steps_stay_in_the_run(
     result = await run(pipe, plait_runtime)
     assert result.outputs["set"] == "step"
     assert var.get() == "caller"
+
+
+async def test_one_pipeline_runs_many_times_at_once(plait_runtime: plait.Runtime) -> None:
+    both_running = anyio.Event()
+    running = 0
+
+    async def first(ctx: plait.StepContext) -> str:
+        nonlocal running
+        running += 1
+        if running == 2:
+            both_running.set()
+        await both_running.wait()  # deadlocks unless the two runs overlap
+        return ctx.input("who")
+
+    async def second(ctx: plait.StepContext) -> str:
+        return f"{ctx.dep('first')} in {ctx.run_id}"
+
+    pipe = plait.Pipeline("shared", steps={"first": first, "second": second},
+                          deps={"second": ["first"]})
+    outputs: dict[str, str] = {}
+
+    async def one(who: str) -> None:
+        outputs[who] = (await run(pipe, plait_runtime, who=who)).output
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(one, "ann")
+        tg.start_soon(one, "bob")
+    assert outputs["ann"].startswith("ann in ")
+    assert outputs["bob"].startswith("bob in ")
+    assert outputs["ann"] != outputs["bob"].replace("bob", "ann")  # separate run ids
