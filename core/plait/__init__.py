@@ -33,7 +33,7 @@ from ._errors import (
     ValidationFailed,
 )
 from ._fanout import FanOut, FanOutJob
-from ._http import error_for_response, http_errors
+from ._http import error_for_response, http_errors, json_excerpt, json_or_none, token_count
 from ._model import Limits, Message, ModelRequest, ModelResponse, Provider, ProviderEnv
 from ._money import Price, TokenCount, Usage, usd
 from ._orchestrator import Orchestrator, OrchestratorResult, TaskReport
@@ -122,7 +122,10 @@ __all__ = [
     "error_for_response",
     "hookimpl",
     "http_errors",
+    "json_excerpt",
+    "json_or_none",
     "run_sync",
     "step",
+    "token_count",
     "usd",
 ]

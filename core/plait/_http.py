@@ -1,9 +1,14 @@
-"""HTTP plumbing every provider plugin shares: vendor failures to plait's typed errors.
+"""HTTP plumbing every provider plugin shares: vendor failures to plait's typed errors,
+and the small readers of a vendor's reply.
 
 ``error_for_response`` turns an error status into the matching ``ProviderError``;
 ``http_errors`` translates what httpx raises (timeouts, dropped connections) and a reply
 body that is not JSON. Messages carry the vendor's own words, never request headers, and
 credential-looking tokens are masked in case a vendor echoes a key back.
+
+``token_count``, ``json_or_none`` and ``json_excerpt`` read a decoded reply the same way
+in every provider: usage fields, structured output sent as text, and the glimpse of an
+unexpected reply that goes into an error message.
 
 httpx is imported on first use, not at import time, so ``import plait`` stays light for
 plugin registration; by the time these run the caller already holds an httpx client.
@@ -32,7 +37,14 @@ from ._errors import (
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["error_for_response", "http_errors", "parse_retry_after"]
+__all__ = [
+    "error_for_response",
+    "http_errors",
+    "json_excerpt",
+    "json_or_none",
+    "parse_retry_after",
+    "token_count",
+]
 
 _EXCERPT = 200
 
@@ -124,6 +136,40 @@ def http_errors(provider: str, model: str) -> Iterator[None]:
         raise unavailable("the reply is not valid UTF-8 JSON") from exc
 
 
+def token_count(value: Any) -> int:
+    """A token count from a vendor's usage field: ``value`` if it is a positive int, else 0.
+
+    Vendors leave usage fields out or send ``null``; a missing count is no reason to fail a
+    call, so it counts as nothing::
+
+        plait.TokenCount(input_tokens=plait.token_count(usage.get("prompt_tokens")), ...)
+    """
+    return value if isinstance(value, int) and value > 0 else 0
+
+
+def json_or_none(text: str) -> Any:
+    """The JSON value ``text`` holds, or ``None`` when it is not JSON.
+
+    For ``ModelResponse.parsed`` when a vendor returns structured output as text. Strict on
+    purpose: a reply in a code fence, or with prose around it, gives ``None``, and plait
+    then parses ``text`` itself, leniently, and re-asks when it must.
+    """
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def json_excerpt(value: Any) -> str:
+    """``value`` (a decoded reply) as JSON, cut to 200 characters, for an error message.
+
+    For a reply that is not the shape the vendor documents::
+
+        raise plait.ProviderError(f"the reply has no choices: {plait.json_excerpt(data)}", ...)
+    """
+    return _shorten(json.dumps(value))
+
+
 def _retry_after(response: httpx.Response) -> float | None:
     millis = response.headers.get("retry-after-ms")
     if millis is not None:
@@ -161,8 +207,11 @@ def _vendor_message(response: httpx.Response) -> str:
 
 
 def _excerpt(text: str) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= _EXCERPT else flat[: _EXCERPT - 1] + "…"
+    return _shorten(" ".join(text.split()))
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= _EXCERPT else text[: _EXCERPT - 1] + "…"
 
 
 def _redact(text: str) -> str:

@@ -299,3 +299,41 @@ def test_other_errors_pass_through_untouched() -> None:
         raise KeyError("not ours")
     with pytest.raises(plait.BadRequest), plait.http_errors("acme", "m-1"):
         raise error_for(400)
+
+
+# -- reading a decoded reply ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(12, 12), (0, 0), (-3, 0), (None, 0), ("7", 0), (2.5, 0)]
+)
+def test_token_count_is_a_positive_int_or_zero(value: object, expected: int) -> None:
+    assert plait.token_count(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"city": "Oslo", "celsius": -3}', {"city": "Oslo", "celsius": -3}),
+        ("[1, 2]", [1, 2]),
+        ("42", 42),
+        ('{"city": "Par', None),  # cut short by max_tokens
+        ('```json\n{"a": 1}\n```', None),  # fences and prose are left to plait's own parser
+        ("Sure! {}", None),
+        ("", None),
+    ],
+)
+def test_json_or_none_is_strict(text: str, expected: object) -> None:
+    assert plait.json_or_none(text) == expected
+
+
+def test_json_excerpt_shows_a_short_reply_whole() -> None:
+    assert plait.json_excerpt({"id": "x", "choices": []}) == '{"id": "x", "choices": []}'
+    assert plait.json_excerpt(["not", "an", "object"]) == '["not", "an", "object"]'
+
+
+def test_json_excerpt_cuts_a_long_reply_to_200_characters() -> None:
+    shown = plait.json_excerpt({"text": "word  " * 100})
+    assert len(shown) == 200
+    assert shown.startswith('{"text": "word  word  ')  # the JSON as it is, spaces kept
+    assert shown.endswith("…")

@@ -85,8 +85,11 @@ EXPORTED = [
     "error_for_response",
     "hookimpl",
     "http_errors",
+    "json_excerpt",
+    "json_or_none",
     "run_sync",
     "step",
+    "token_count",
     "usd",
 ]
 

@@ -76,7 +76,9 @@ class AnthropicProvider:
         where: dict[str, Any] = {"provider": self._env.name, "model": request.model}
         content = data.get("content") if isinstance(data, dict) else None
         if not isinstance(content, list):
-            raise plait.ProviderError(f"the reply has no content: {_excerpt(data)}", **where)
+            raise plait.ProviderError(
+                f"the reply has no content: {plait.json_excerpt(data)}", **where
+            )
         stop_reason = data.get("stop_reason")
         text = "".join(
             str(b.get("text", ""))
@@ -103,7 +105,7 @@ class AnthropicProvider:
                 # A call cut short by max_tokens carries an incomplete input.
                 parsed = call.get("input") if finish_reason == "stop" else None
             else:
-                parsed = _json_or_none(text)
+                parsed = plait.json_or_none(text)
         return plait.ModelResponse(
             text=text,
             usage=_usage(data.get("usage")),
@@ -151,27 +153,11 @@ def _usage(usage: Any) -> plait.TokenCount:
     if not isinstance(usage, dict):
         return plait.TokenCount()
     # Anthropic's input_tokens excludes cached tokens; plait counts them as part of the input.
-    read = _count(usage.get("cache_read_input_tokens"))
-    written = _count(usage.get("cache_creation_input_tokens"))
+    read = plait.token_count(usage.get("cache_read_input_tokens"))
+    written = plait.token_count(usage.get("cache_creation_input_tokens"))
     return plait.TokenCount(
-        input_tokens=_count(usage.get("input_tokens")) + read + written,
-        output_tokens=_count(usage.get("output_tokens")),
+        input_tokens=plait.token_count(usage.get("input_tokens")) + read + written,
+        output_tokens=plait.token_count(usage.get("output_tokens")),
         cached_tokens=read,
         cache_write_tokens=written,
     )
-
-
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and value > 0 else 0
-
-
-def _json_or_none(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
-
-
-def _excerpt(data: Any) -> str:
-    shown = json.dumps(data)
-    return shown if len(shown) <= 200 else shown[:199] + "…"

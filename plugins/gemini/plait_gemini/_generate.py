@@ -7,7 +7,6 @@ I/O.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from typing import TYPE_CHECKING, Any
@@ -74,7 +73,9 @@ class GeminiProvider:
     def _response(self, data: Any, request: plait.ModelRequest) -> plait.ModelResponse:
         where: dict[str, Any] = {"provider": self._env.name, "model": request.model}
         if not isinstance(data, dict):
-            raise plait.ProviderError(f"the reply has no candidates: {_excerpt(data)}", **where)
+            raise plait.ProviderError(
+                f"the reply has no candidates: {plait.json_excerpt(data)}", **where
+            )
         feedback = data.get("promptFeedback")
         blocked = feedback.get("blockReason") if isinstance(feedback, dict) else None
         if blocked:
@@ -82,7 +83,9 @@ class GeminiProvider:
         candidates = data.get("candidates")
         candidate = candidates[0] if isinstance(candidates, list) and candidates else None
         if not isinstance(candidate, dict):
-            raise plait.ProviderError(f"the reply has no candidates: {_excerpt(data)}", **where)
+            raise plait.ProviderError(
+                f"the reply has no candidates: {plait.json_excerpt(data)}", **where
+            )
         reason = candidate.get("finishReason")
         if reason in _BLOCKED:
             raise plait.ContentRefused(f"the reply was blocked ({reason})", **where)
@@ -97,7 +100,7 @@ class GeminiProvider:
             text=text,
             usage=_usage(data.get("usageMetadata")),
             finish_reason=finish_reason,
-            parsed=_json_or_none(text) if request.json_schema is not None else None,
+            parsed=plait.json_or_none(text) if request.json_schema is not None else None,
             model=data.get("modelVersion") if isinstance(data.get("modelVersion"), str) else None,
             raw=data,
         )
@@ -168,25 +171,9 @@ def _usage(usage: Any) -> plait.TokenCount:
     if not isinstance(usage, dict):
         return plait.TokenCount()
     return plait.TokenCount(
-        input_tokens=_count(usage.get("promptTokenCount")),
+        input_tokens=plait.token_count(usage.get("promptTokenCount")),
         # Thinking is billed as output, but counted apart from the candidates.
-        output_tokens=_count(usage.get("candidatesTokenCount"))
-        + _count(usage.get("thoughtsTokenCount")),
-        cached_tokens=_count(usage.get("cachedContentTokenCount")),
+        output_tokens=plait.token_count(usage.get("candidatesTokenCount"))
+        + plait.token_count(usage.get("thoughtsTokenCount")),
+        cached_tokens=plait.token_count(usage.get("cachedContentTokenCount")),
     )
-
-
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and value > 0 else 0
-
-
-def _json_or_none(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
-
-
-def _excerpt(data: Any) -> str:
-    shown = json.dumps(data)
-    return shown if len(shown) <= 200 else shown[:199] + "…"

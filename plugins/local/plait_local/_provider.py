@@ -24,7 +24,6 @@ propagate; not worth the risk for a bounded generation.)
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -210,14 +209,7 @@ def _response(completion: Any, model: str, *, structured: bool) -> plait.ModelRe
         usage=plait.TokenCount(input_tokens=usage.get("prompt_tokens", 0),
                                output_tokens=usage.get("completion_tokens", 0)),
         finish_reason=choice.get("finish_reason"),
-        parsed=_json_or_none(text) if structured else None,
+        parsed=plait.json_or_none(text) if structured else None,
         model=model,
         raw=completion,
     )
-
-
-def _json_or_none(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None

@@ -114,7 +114,9 @@ class ChatCompletionsProvider:
         choices = data.get("choices") if isinstance(data, dict) else None
         choice = choices[0] if isinstance(choices, list) and choices else None
         if not isinstance(choice, dict):
-            raise plait.ProviderError(f"the reply has no choices: {_excerpt(data)}", **where)
+            raise plait.ProviderError(
+                f"the reply has no choices: {plait.json_excerpt(data)}", **where
+            )
         message = choice.get("message")
         message = message if isinstance(message, dict) else {}
         if refusal := message.get("refusal"):
@@ -127,7 +129,7 @@ class ChatCompletionsProvider:
             text=text,
             usage=_usage(data.get("usage")),
             finish_reason=finish_reason,
-            parsed=_json_or_none(text) if request.json_schema is not None else None,
+            parsed=plait.json_or_none(text) if request.json_schema is not None else None,
             model=data.get("model") if isinstance(data.get("model"), str) else None,
             raw=data,
         )
@@ -235,23 +237,7 @@ def _usage(usage: Any) -> plait.TokenCount:
     details = usage.get("prompt_tokens_details")
     cached = details.get("cached_tokens") if isinstance(details, dict) else None
     return plait.TokenCount(
-        input_tokens=_count(usage.get("prompt_tokens")),
-        output_tokens=_count(usage.get("completion_tokens")),
-        cached_tokens=_count(cached),
+        input_tokens=plait.token_count(usage.get("prompt_tokens")),
+        output_tokens=plait.token_count(usage.get("completion_tokens")),
+        cached_tokens=plait.token_count(cached),
     )
-
-
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and value > 0 else 0
-
-
-def _json_or_none(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
-
-
-def _excerpt(data: Any) -> str:
-    shown = json.dumps(data)
-    return shown if len(shown) <= 200 else shown[:199] + "…"
