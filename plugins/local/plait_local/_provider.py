@@ -47,7 +47,7 @@ _SETTINGS = ("n_ctx", "n_threads")
 class ChatModel(Protocol):
     """What the provider needs from a loaded model (``llama_cpp.Llama`` is one)."""
 
-    def create_chat_completion(self, **kwargs: Any) -> Any: ...
+    def create_chat_completion(self, *args: Any, **kwargs: Any) -> Any: ...
 
 
 @attrs.frozen
