@@ -70,7 +70,7 @@ def cli() -> None:
     """
 
 
-@cli.command()
+@cli.command(short_help="List installed plugins, their hooks and registrations.")
 @click.option("--all", "show_all", is_flag=True, help="Include plait's built-in plugin.")
 @click.option("--hook", metavar="NAME",
               help="Only plugins implementing this hook (with or without the plait_ prefix).")
@@ -82,7 +82,7 @@ def plugins(show_all: bool, hook: str | None, as_json: bool) -> None:
     show_plugins(show_all=show_all, hook=hook, as_json=as_json)
 
 
-@cli.command()
+@cli.command(short_help="Run a pipeline or step (MODULE:OBJECT).")
 @click.argument("target", metavar="MODULE:OBJECT")
 @click.option("--input", "-i", "inputs", multiple=True, metavar="KEY=VALUE",
               help="A run input (repeatable); the value is a string.")
@@ -111,7 +111,7 @@ def demo(name: str, model: str) -> None:
     """Run one of the worked examples: faq, support or orchestrate.
 
     \b
-    faq          generate questions from three pages, answer each with sources,
+    faq          a question per page, then an answer and its sources for each,
                  sequentially and then as a fan-out (timings and speed-up)
     support      classify support queries (Enum output) and route to a handler
     orchestrate  split a multi-intent request into typed tasks, run workers in
@@ -124,4 +124,11 @@ def demo(name: str, model: str) -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    # A warning (a plugin that failed to load, say) is one line, not a source listing.
+    warnings.formatwarning = _one_line_warning
     cli(prog_name="plait")
+
+
+def _one_line_warning(message: Warning | str, category: type[Warning], *_: Any,
+                      **__: Any) -> str:
+    return f"plait: {category.__name__}: {message}\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 import sys
 import textwrap
 import uuid
@@ -360,3 +361,25 @@ def test_run_import_error_inside_the_module(tmp_path: pathlib.Path,
     assert result.exit_code == 2
     assert (f"Error: importing '{name}' failed: ModuleNotFoundError: No module named "
             "'not_installed_anywhere'") in result.stderr
+
+
+# -- docs/cli.md -----------------------------------------------------------------------------
+
+DOCS = pathlib.Path(__file__).resolve().parents[2] / "docs" / "cli.md"
+
+
+def _help_blocks() -> list[tuple[str, str]]:
+    blocks = re.findall(r"```console\n\$ (plait[^\n]*--help)\n(.*?)```", DOCS.read_text(),
+                        re.DOTALL)
+    assert len(blocks) == 4, "docs/cli.md should show the help of plait, plugins, run, demo"
+    return blocks
+
+
+@pytest.mark.parametrize(("command", "shown"), _help_blocks())
+def test_docs_show_the_current_help(command: str, shown: str,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    only(monkeypatch)  # the docs list the built-in commands only
+    # as an 80-column terminal shows it (click keeps two columns free; CliRunner would not)
+    result = CliRunner().invoke(cli, command.split()[1:], prog_name="plait", terminal_width=78)
+    assert result.exit_code == 0
+    assert result.output == shown

@@ -26,12 +26,13 @@ from plait.hookspecs import hookimpl
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from plait._agent import Reply
     from plait._context import StepContext
     from plait._model import ModelRequest
     from plait._pipeline import Pipeline
     from plait._results import PipelineResult
 
-__all__ = ["Caught", "CaughtLog", "DemoSession"]
+__all__ = ["Caught", "CaughtLog", "DemoSession", "complete_sentences", "escape"]
 
 # Errors that no retry fixes: the demo stops and says what to do instead.
 _SETUP_ERRORS = (PluginError, ModelNotFound, AuthenticationError)
@@ -114,7 +115,7 @@ class DemoSession:
                 self.usage = self.usage + partial.usage
                 if table:
                     self.console.print(step_table(partial, title or pipeline.label))
-            self.say(f"[red]✗ {_escape(str(exc))}[/]")
+            self.say(f"[red]✗ {escape(str(exc))}[/]")
             return None
         self.usage = self.usage + result.usage
         if table:
@@ -127,12 +128,22 @@ class DemoSession:
         if not self.log.caught:
             self.say("Nothing this time: every reply parsed and passed its checks first time.")
         for c in self.log.caught:
-            self.say(f"[yellow]•[/] {_escape(c.where)}: {_escape(c.what)}")
+            self.say(f"[yellow]•[/] {escape(c.where)}: {escape(c.what)}")
         self.heading("Usage")
         self.say(f"{self.model}: {usage_line(self.usage, time.perf_counter() - self._t0)}")
         if self.provider == "local":
             self.say("(local models cost nothing; with a priced provider the cost is exact "
                      "decimal dollars)")
+
+
+def complete_sentences(reply: Reply) -> str:
+    """A text reply; one that ``max_tokens`` cut off is trimmed back to its last full
+    sentence (small models ramble until stopped)."""
+    text = str(reply.output).strip()
+    end = max(text.rfind(". "), text.rfind("! "), text.rfind("? "), text.rfind(".\n"))
+    if reply.finish_reason != "length" or text.endswith((".", "!", "?")) or end < 0:
+        return text
+    return text[: end + 1]
 
 
 def _reason(reask: str) -> str:
@@ -146,7 +157,8 @@ def _first_line(text: str, limit: int = 400) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def _escape(text: str) -> str:
-    from rich.markup import escape
+def escape(text: str) -> str:
+    """Text shown as it is, never read as rich markup (model output, step ids, errors)."""
+    from rich.markup import escape as rich_escape
 
-    return escape(text)
+    return rich_escape(text)

@@ -1,36 +1,44 @@
 """FAQ generation over three renewable-energy pages (the seeds' prompt-chaining example).
 
-Step one asks for a list of questions (structured output); step two answers each one
-from the pages and names the pages it used (structured: answer + sources), first one
-question after another, then as a fan-out with ``ctx.map``. Sources are checked against
-the real page titles by a validation gate, so a made-up title is re-asked, not kept.
+For each page, ask for a question (structured output); for each question, ask for an
+answer, then for the pages it came from (structured: one yes/no per page). The workflow
+runs twice: one call after another, then with every independent call fanned out with
+``ctx.map``; both timings and the speed-up are printed. Validation gates catch what small
+models get wrong (a statement instead of a question, a page the answer did not use), and
+plait re-asks with the reason.
+
+The output shapes are bounded on purpose: a small model asked for an open-ended list
+keeps adding items until ``max_tokens`` cuts the JSON, so each call asks for one question,
+one answer, or a fixed yes/no per page.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import attrs
 
 import plait
 
-if TYPE_CHECKING:
-    from ._session import DemoSession
+from ._session import DemoSession, complete_sentences, escape
 
-N_QUESTIONS = 4
+T = TypeVar("T")
+U = TypeVar("U")
+
 FAKE_LATENCY = 0.05  # seconds per fake call, so the fan-out's speed-up shows with the fake
-
 
 @attrs.frozen
 class Page:
+    key: str  # its field in PagesUsed
     title: str
     content: str
 
 
 PAGES = (
-    Page("The Benefits of Solar Energy",
+    Page("solar_energy", "The Benefits of Solar Energy",
          "Solar energy is a renewable powerhouse, offering numerous environmental and economic "
          "benefits. By converting sunlight into electricity through photovoltaic (PV) panels, "
          "it reduces reliance on fossil fuels, thereby cutting down greenhouse gas emissions. "
@@ -39,7 +47,7 @@ PAGES = (
          "initial installation cost can be high, government incentives and long-term savings "
          "make it a financially viable option for many. Solar power is also a key component "
          "in achieving energy independence for nations worldwide."),
-    Page("Understanding Wind Turbines",
+    Page("wind_turbines", "Understanding Wind Turbines",
          "Wind turbines are towering structures that capture kinetic energy from the wind and "
          "convert it into electrical power. They are a critical part of the global shift "
          "towards sustainable energy. Turbines can be installed both onshore and offshore, "
@@ -48,7 +56,7 @@ PAGES = (
          "only generates power when the wind blows. This necessitates the use of energy "
          "storage solutions, like large-scale batteries, to ensure a steady supply of "
          "electricity."),
-    Page("Energy Storage Solutions",
+    Page("energy_storage", "Energy Storage Solutions",
          "Effective energy storage is the key to unlocking the full potential of renewable "
          "sources like solar and wind. Because these sources are intermittent, storing excess "
          "energy when it's plentiful and releasing it when it's needed is crucial for a stable "
@@ -58,29 +66,40 @@ PAGES = (
          "scale to balance energy supply and demand, making our energy system more resilient "
          "and reliable."),
 )
-TITLES = tuple(p.title for p in PAGES)
 CONTENT = "\n\n".join(f"Source Title: {p.title}\nContent: {p.content}" for p in PAGES)
 
-QUESTIONS_PROMPT = (
-    "Based on the content below, write {n} distinct questions a reader might ask.\n\n"
-    "<provided_content>\n{content}\n</provided_content>"
+QUESTION_PROMPT = (
+    "<page>\nSource Title: {title}\nContent: {content}\n</page>\n\n"
+    "Write one question a reader might ask about this page."
 )
+# The pages come first and the system prompt is shared, so consecutive calls share a
+# prefix that an in-process model (llama.cpp) does not evaluate again.
+PAGES_SYSTEM = "You answer questions about the web pages below, using only them."
 ANSWER_PROMPT = (
-    "Using ONLY the content below, answer the question in one or two sentences, and list "
-    "the Source Title of each page you used.\n\n<question>{question}</question>\n\n"
-    "<provided_content>\n{content}\n</provided_content>"
+    "<provided_content>\n{content}\n</provided_content>\n\n<question>{question}</question>"
+    "\n\nAnswer the question in one or two sentences."
+)
+SOURCES_PROMPT = (
+    "<provided_content>\n{content}\n</provided_content>\n\n<question>{question}</question>\n"
+    "<answer>{answer}</answer>\n\nFor each page, say whether the answer used it. Reply in JSON."
 )
 
 
 @attrs.frozen
-class Questions:
-    questions: list[str]
+class Question:
+    question: str
 
 
 @attrs.frozen
-class Answer:
-    answer: str
-    sources: list[str]
+class PagesUsed:
+    """Which pages an answer came from, one yes/no per page."""
+
+    solar_energy: bool
+    wind_turbines: bool
+    energy_storage: bool
+
+    def titles(self) -> list[str]:
+        return [p.title for p in PAGES if getattr(self, p.key)]
 
 
 @attrs.frozen
@@ -92,96 +111,100 @@ class FAQ:
 
 @attrs.frozen
 class FAQs:
-    """The answered questions, and the ones that could not be answered (with why)."""
+    """The answered questions, and what could not be done (with why)."""
 
     faqs: list[FAQ]
     failed: list[str] = attrs.field(factory=list)
 
 
-def agents(model: str) -> tuple[plait.Agent, plait.Agent]:
-    questioner = plait.Agent(model=model, output=Questions, temperature=0, max_tokens=160,
-                             system="You write FAQ questions about web pages. Reply in JSON.")
-    answerer = plait.Agent(model=model, output=Answer, temperature=0, max_tokens=160,
-                           system="You answer questions from web pages and cite their Source "
-                                  "Titles. Reply in JSON.")
-    return questioner, answerer
-
-
-def page_title(source: str) -> str | None:
-    """The page a cited source names, forgiving case, quotes and a partial title."""
-    wanted = re.sub(r"[^a-z0-9 ]", "", source.casefold()).strip()
-    for title in TITLES:
-        folded = title.casefold()
-        if wanted and (wanted == folded or wanted in folded or folded in wanted):
-            return title
+def is_question(value: Question) -> str | None:
+    """Validation gate: a real question, not a statement or a page title."""
+    text = value.question.strip()
+    if not text.endswith("?") or len(text.split()) < 3:
+        return f"{text!r} is not a question; write one ending with '?'"
     return None
 
 
-def has_questions(value: Questions) -> str | None:
-    """Validation gate: at least one non-empty question."""
-    if not any(q.strip() for q in value.questions):
-        return "the list of questions is empty"
-    return None
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z]{5,}", text.casefold()))  # long enough to mean something
 
 
-def cites_pages(value: Answer) -> str | None:
-    """Validation gate: a non-empty answer citing only real page titles."""
-    if not value.answer.strip():
-        return "the answer is empty"
-    if not value.sources:
-        return "no Source Title listed"
-    unknown = [s for s in value.sources if page_title(s) is None]
-    if unknown:
-        return (f"{unknown[0]!r} is not a Source Title; the Source Titles are "
-                + ", ".join(repr(t) for t in TITLES))
-    return None
+# Words only one page uses: what tells the pages apart.
+_OWN_WORDS = {p.title: _words(p.content) - set().union(*(_words(o.content) for o in PAGES
+                                                          if o is not p)) for p in PAGES}
 
 
-def distinct(questions: list[str], n: int) -> list[str]:
-    seen: set[str] = set()
-    kept = []
-    for q in (q.strip() for q in questions):
-        if q and q.casefold() not in seen:
-            seen.add(q.casefold())
-            kept.append(q)
-    return kept[:n]
+def used_by(answer: str) -> Callable[[PagesUsed], str | None]:
+    """Validation gate: every page marked as used shares words with ``answer`` that no
+    other page has, unless the answer shares such words with no page at all."""
+
+    def pages_used(value: PagesUsed) -> str | None:
+        marked = value.titles()
+        if not marked:
+            return "no page is marked as used; mark the page the answer came from"
+        words = _words(answer)
+        shared = {title: sorted(words & own) for title, own in _OWN_WORDS.items()}
+        if not any(shared.values()):
+            return None  # nothing distinctive in the answer: nothing to check against
+        for title in marked:
+            if not shared[title]:
+                best = max(shared, key=lambda t: len(shared[t]))
+                return (f"the answer uses nothing from {title!r}; it shares "
+                        f"{', '.join(map(repr, shared[best][:3]))} with {best!r}")
+        return None
+
+    return pages_used
+
+
+async def each(ctx: plait.StepContext, fn: Callable[[T], Awaitable[U]], items: Sequence[T],
+               *, fan_out: bool) -> tuple[list[U], list[str]]:
+    """``fn`` over ``items``: one after another, or all at once through ``ctx.map``. A
+    failed item is reported (with why) and the others still finish, both ways."""
+    if fan_out:
+        done = await ctx.map(fn, items, on_error="collect")
+        return list(done.values), [f"{e.item}: {e.error.type}: {e.error.message}"
+                                   for e in done.errors]
+    values, failed = [], []
+    for item in items:
+        try:
+            values.append(await fn(item))
+        except plait.PlaitError as exc:
+            failed.append(f"{item}: {type(exc).__name__}: {exc}")
+    return values, failed
 
 
 def faq_pipeline(model: str, *, fan_out: bool) -> plait.Pipeline:
-    """Questions, then answers: one after another, or all at once with ``ctx.map``."""
-    questioner, answerer = agents(model)
+    """Questions (one per page), then an answer and its pages for each question."""
+    questioner = plait.Agent(model=model, output=Question, temperature=0, max_tokens=48,
+                             system="You write FAQ questions about web pages. Reply in JSON.")
+    answerer = plait.Agent(model=model, system=PAGES_SYSTEM, temperature=0, max_tokens=48)
+    attributor = plait.Agent(model=model, system=PAGES_SYSTEM, output=PagesUsed,
+                             temperature=0, max_tokens=48)
 
     @plait.step
-    async def questions(ctx: plait.StepContext) -> list[str]:
-        reply = await ctx.ask(questioner, QUESTIONS_PROMPT.format(n=N_QUESTIONS,
-                                                                  content=CONTENT),
-                              validate=[has_questions])
-        return distinct(reply.output.questions, N_QUESTIONS)
+    async def questions(ctx: plait.StepContext) -> FAQs:
+        async def ask(page: Page) -> str:
+            reply = await ctx.ask(questioner, QUESTION_PROMPT.format(
+                title=page.title, content=page.content), validate=[is_question])
+            return str(reply.output.question.strip())
 
-    async def answer(ctx: plait.StepContext, question: str) -> FAQ:
-        reply = await ctx.ask(answerer, ANSWER_PROMPT.format(question=question,
-                                                             content=CONTENT),
-                              validate=[cites_pages])
-        sources = sorted({t for t in map(page_title, reply.output.sources) if t is not None})
-        return FAQ(question, reply.output.answer.strip(), sources)
+        asked, failed = await each(ctx, ask, PAGES, fan_out=fan_out)
+        return FAQs([FAQ(q, "", []) for q in asked], failed)
 
     @plait.step
     async def answers(ctx: plait.StepContext) -> FAQs:
-        asked: list[str] = ctx.dep("questions")
-        if fan_out:
-            async def one(question: str) -> FAQ:
-                return await answer(ctx, question)
+        async def answer(question: str) -> FAQ:
+            reply = await ctx.ask(answerer, ANSWER_PROMPT.format(question=question,
+                                                                 content=CONTENT))
+            text = complete_sentences(reply)
+            pages = await ctx.ask(attributor, SOURCES_PROMPT.format(
+                content=CONTENT, question=question, answer=text), validate=[used_by(text)])
+            return FAQ(question, text, pages.output.titles())
 
-            done = await ctx.map(one, asked, on_error="collect")
-            return FAQs(list(done.values), [f"{e.item}: {e.error.type}: {e.error.message}"
-                                            for e in done.errors])
-        faqs, failed = [], []
-        for question in asked:
-            try:
-                faqs.append(await answer(ctx, question))
-            except plait.PlaitError as exc:  # one bad answer must not lose the others
-                failed.append(f"{question}: {type(exc).__name__}: {exc}")
-        return FAQs(faqs, failed)
+        asked: FAQs = ctx.dep("questions")
+        faqs, failed = await each(ctx, answer, [f.question for f in asked.faqs],
+                                  fan_out=fan_out)
+        return FAQs(faqs, [*asked.failed, *failed])
 
     name = "faq-fanout" if fan_out else "faq-sequential"
     return plait.Pipeline(name, steps={"questions": questions, "answers": answers},
@@ -190,87 +213,74 @@ def faq_pipeline(model: str, *, fan_out: bool) -> plait.Pipeline:
 
 async def main(session: DemoSession) -> None:
     session.heading("FAQ generation: questions, then answers with sources")
-    session.say("Pages: " + ", ".join(TITLES))
-    timings: dict[str, tuple[float, float | None]] = {}
+    session.say("Pages: " + ", ".join(p.title for p in PAGES))
+    timings: list[float] = []
     final: FAQs | None = None
-    for fan_out in (False, True):
-        label = "fan-out (ctx.map)" if fan_out else "sequential"
-        session.say(f"\n[bold]Run {'2' if fan_out else '1'}: answers {label}[/]")
+    for n, (fan_out, label) in enumerate(((False, "sequential"), (True, "fan-out (ctx.map)")), 1):
+        session.say(f"\n[bold]Run {n}: {label}[/]")
         t0 = time.perf_counter()
         result = await session.run(faq_pipeline(session.model, fan_out=fan_out), {},
                                    title=label)
-        if result is None:
-            continue
-        final = result.output
-        timings[label] = (time.perf_counter() - t0, result.steps["answers"].latency_s)
+        if result is not None:
+            final = result.output
+            timings.append(time.perf_counter() - t0)
     if final is not None:
         show_faqs(session, final)
     if len(timings) == 2:
-        show_speedup(session, timings)
+        session.heading("Timings")
+        session.say(f"sequential:        {timings[0]:6.2f} s")
+        session.say(f"fan-out (ctx.map): {timings[1]:6.2f} s")
+        session.say(f"speed-up: {timings[0] / timings[1]:.2f}x")
+        if session.provider == "local":
+            session.say("[dim]The local provider runs one generation at a time per loaded "
+                        "model (a llama.cpp context is not re-entrant), so the fan-out "
+                        "cannot overlap the calls here; with a hosted provider the same "
+                        "code does.[/]")
 
 
 def show_faqs(session: DemoSession, faqs: FAQs) -> None:
     session.heading("FAQ")
     for i, faq in enumerate(faqs.faqs, 1):
-        session.say(f"[bold]Q{i}. {_escape(faq.question)}[/]")
-        session.say(f"    {_escape(faq.answer)}")
-        session.say(f"    [dim]sources: {_escape(', '.join(faq.sources))}[/]")
+        session.say(f"[bold]Q{i}. {escape(faq.question)}[/]")
+        session.say(f"    {escape(faq.answer)}")
+        session.say(f"    [dim]sources: {escape(', '.join(faq.sources))}[/]")
     for failure in faqs.failed:
-        session.say(f"[red]✗ not answered: {_escape(failure)}[/]")
+        session.say(f"[red]✗ {escape(failure)}[/]")
 
-
-def show_speedup(session: DemoSession, timings: dict[str, tuple[float, float | None]]) -> None:
-    (seq_run, seq_answers), (par_run, par_answers) = timings.values()
-    session.heading("Timings")
-    session.say(f"sequential:        run {seq_run:6.2f} s, answers step {seq_answers or 0:6.2f} s")
-    session.say(f"fan-out (ctx.map): run {par_run:6.2f} s, answers step {par_answers or 0:6.2f} s")
-    if seq_answers and par_answers:
-        session.say(f"speed-up of the answers step: {seq_answers / par_answers:.2f}x")
-    if session.provider == "local":
-        session.say("[dim]The local provider runs one generation at a time per loaded model "
-                    "(a llama.cpp context is not re-entrant), so the fan-out cannot overlap "
-                    "the calls here; with a hosted provider the same code does.[/]")
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
 
 
 # -- the scripted model behind `--model fake:...` ---------------------------------------
 
-_FAKE_QUESTIONS = [
-    "What are the benefits of solar energy?",
-    "How do wind turbines generate electricity?",
-    "Why is energy storage important for renewables?",
-    "Can homeowners sell solar power back to the grid?",
-]
-_FAKE_ANSWERS = {
-    "solar energy?": ("It cuts greenhouse gas emissions and lowers electricity bills.",
-                      ["The Benefits of Solar Energy"]),
-    "wind turbines": ("They turn the kinetic energy of the wind into electrical power.",
-                      ["Understanding Wind Turbines"]),
-    "storage": ("Solar and wind are intermittent, so storage keeps the grid stable.",
-                ["Energy Storage Solutions", "understanding wind turbines"]),
-    "grid": ("Yes, in some cases excess power can be sold back to the grid.",
-             ["The Benefits of Solar Energy"]),
+_FAKE = {  # page key -> (question, answer, pages used)
+    "solar_energy": ("What are the benefits of solar energy?",
+                     "Solar panels lower electricity bills and cut greenhouse gas emissions.",
+                     {"solar_energy"}),
+    "wind_turbines": ("How do wind turbines generate electricity?",
+                      "They capture kinetic energy from the wind and convert it into power.",
+                      {"wind_turbines"}),
+    "energy_storage": ("Why is energy storage important for renewables?",
+                       "Solar and wind are intermittent, so storage such as lithium-ion "
+                       "batteries keeps the grid stable.",
+                       {"energy_storage"}),
 }
 
 
 def fake_reply(request: plait.ModelRequest) -> Any:
-    """Answers like a small model would: the first list of questions comes back cut off,
-    and the first answer about wind cites a page that does not exist."""
+    """Answers like a small model would: the first question about wind comes back as a
+    statement, and the first attribution of the solar answer marks the wind page."""
     users = [m.content for m in request.messages if m.role == "user"]
     reasked = len(users) > 1
-    if "<question>" not in users[0]:
-        if not reasked:
-            return '{"questions": ["What are the benefits of solar energy?", "How do wi'
-        return {"questions": _FAKE_QUESTIONS}
-    question = users[0].split("<question>", 1)[1].split("</question>", 1)[0]
-    for key, (text, sources) in _FAKE_ANSWERS.items():
-        if key in question:
-            if key == "wind turbines" and not reasked:
-                return {"answer": text, "sources": ["Wind Power Basics"]}
-            return {"answer": text, "sources": sources}
-    return {"answer": "", "sources": []}
+    prompt = users[0]
+    if "<page>" in prompt:
+        key = next(p.key for p in PAGES if p.title in prompt)
+        question = _FAKE[key][0]
+        if key == "wind_turbines" and not reasked:
+            return {"question": "Wind turbines generate electricity."}
+        return {"question": question}
+    key = next(k for k, (q, _, _) in _FAKE.items() if q in prompt)
+    _, answer, used = _FAKE[key]
+    if "<answer>" not in prompt:
+        return answer
+    if key == "solar_energy" and not reasked:
+        used = {"wind_turbines"}
+    return {p.key: p.key in used for p in PAGES}

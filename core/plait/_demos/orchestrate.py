@@ -13,14 +13,13 @@ import enum
 import json
 import re
 import zlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
 import plait
 
-if TYPE_CHECKING:
-    from ._session import DemoSession
+from ._session import DemoSession, complete_sentences, escape
 
 FAKE_LATENCY = 0.05
 
@@ -40,9 +39,11 @@ EXTRACT_PROMPT = (
     "From the customer's message below, quote in one sentence their concern about invoice "
     "{invoice}.\n\n<user_query>\n{query}\n</user_query>"
 )
-SYNTHESIZER_SYSTEM = (
-    "You write one short, friendly email to a customer from our support team's results: "
-    "start with a greeting, cover every result, end with 'Best regards'."
+SYNTHESIZER_SYSTEM = "You are a master communicator writing to a customer."
+SYNTHESIZER_PROMPT = (
+    "Combine these points from our support team into one short, friendly email to the "
+    "customer. Start with a greeting and end with 'Best regards'.\n\n<points>\n{points}\n"
+    "</points>"
 )
 
 
@@ -105,9 +106,9 @@ def plan_is_usable(value: Any) -> str | None:
     return None
 
 
-def _code(text: str) -> str | None:
+def _code(text: str, prefix: str = r"[A-Za-z]{1,4}") -> str | None:
     """An identifier such as INV-7890 or A-12345 in ``text``."""
-    found = re.search(r"[A-Za-z]{1,4}-?\d{3,}", text)
+    found = re.search(rf"\b{prefix}-?\d{{3,}}", text)
     return found.group(0).upper() if found else None
 
 
@@ -116,25 +117,48 @@ def _pick(key: str, n: int) -> int:
     return zlib.crc32(key.encode()) % n
 
 
+def describe(report: plait.TaskReport) -> str:
+    """One task's outcome as the points of the reply (the seed's synthesizer input)."""
+    out = report.output
+    if isinstance(out, BillingResult):
+        return (f"Regarding invoice {out.invoice_number}:\n- Your concern: {out.user_concern}"
+                f"\n- Our action: {out.action_taken}\n- Expected resolution: within "
+                f"{out.resolution_eta}.")
+    if isinstance(out, ReturnResult):
+        return (f"Regarding the return of {out.product_name}:\n- Return authorization: "
+                f"{out.rma_number}\n- Instructions: {out.shipping_instructions}")
+    if isinstance(out, StatusResult):
+        tracking = "" if out.carrier == "N/A" else \
+            f"\n- Carrier: {out.carrier}, tracking number {out.tracking_number}"
+        return (f"Regarding order {out.order_id}:\n- Status: {out.current_status}{tracking}"
+                f"\n- Delivery: {out.expected_delivery}")
+    why = report.error.message if report.error else report.status
+    return f"Regarding the {report.type} request: we could not handle it ({why})."
+
+
 def orchestrate_pipeline(model: str) -> plait.Pipeline:
     extractor = plait.Agent(model=model, temperature=0, max_tokens=40,
                             system="You quote customers' concerns in one sentence.")
+    writer = plait.Agent(model=model, system=SYNTHESIZER_SYSTEM, temperature=0,
+                         max_tokens=160)
 
     async def billing(ctx: plait.StepContext, task: Task) -> BillingResult:
-        invoice = _code(task.reference)
+        invoice = _code(task.reference, "INV")
         if invoice is None:
             raise TaskRejected(f"no invoice number in the task (reference {task.reference!r})")
         concern = await ctx.ask(extractor, EXTRACT_PROMPT.format(invoice=invoice,
                                                                  query=ctx.input("query")))
         case = 1000 + _pick(invoice, 9000)
-        return BillingResult(invoice, concern.output.strip(),
+        return BillingResult(invoice, complete_sentences(concern),
                              f"An investigation (case INV_CASE_{case}) has been opened.",
                              "2 business days")
 
     def product_return(ctx: plait.StepContext, task: Task) -> ReturnResult:
-        product = task.reference.strip(" '\"")
-        if not product:
-            raise TaskRejected("no product named in the return task")
+        product = task.reference.strip(" '\"#")
+        if _code(product) is not None:
+            raise TaskRejected(f"{product!r} is an order or invoice number, not a product")
+        if not product or product.casefold() not in ctx.input("query").casefold():
+            raise TaskRejected(f"the customer did not mention a product {product!r}")
         rma = f"RMA-{10000 + _pick(product, 90000)}"
         return ReturnResult(product, task.details, rma,
                             f"Pack the '{product}' with its accessories, write {rma} on the "
@@ -142,7 +166,7 @@ def orchestrate_pipeline(model: str) -> plait.Pipeline:
 
     def status(ctx: plait.StepContext, task: Task) -> StatusResult:
         order = _code(task.reference)
-        if order is None:
+        if order is None or order.startswith("INV"):
             raise TaskRejected(f"no order id in the task (reference {task.reference!r})")
         current, carrier, eta = (
             ("Processing", "N/A", "3-5 business days"),
@@ -153,13 +177,17 @@ def orchestrate_pipeline(model: str) -> plait.Pipeline:
         tracking = "N/A" if carrier == "N/A" else f"{carrier[:2].upper()}{_pick(order, 10**6):06d}"
         return StatusResult(order, current, carrier, tracking, eta)
 
+    async def synthesize(ctx: plait.StepContext, reports: list[plait.TaskReport]) -> str:
+        points = "\n\n".join(describe(r) for r in reports)
+        reply = await ctx.ask(writer, SYNTHESIZER_PROMPT.format(points=points))
+        return complete_sentences(reply)
+
     orchestrator = plait.Orchestrator(
         planner=plait.Agent(model=model, system=PLANNER_SYSTEM, output=Plan, temperature=0,
                             max_tokens=200),
         workers={TaskType.BILLING: billing, TaskType.RETURN: product_return,
                  TaskType.STATUS: status},
-        synthesizer=plait.Agent(model=model, system=SYNTHESIZER_SYSTEM, temperature=0,
-                          max_tokens=220),
+        synthesizer=synthesize,
         max_tasks=6,
     )
     return plait.Pipeline("orchestrate", steps={"orchestrate": orchestrator},
@@ -168,7 +196,7 @@ def orchestrate_pipeline(model: str) -> plait.Pipeline:
 
 async def main(session: DemoSession) -> None:
     session.heading("Orchestrator-worker: plan typed tasks, run workers, synthesize")
-    session.say(f"[bold]Customer:[/] {_escape(QUERY)}\n")
+    session.say(f"[bold]Customer:[/] {escape(QUERY)}\n")
     result = await session.run(orchestrate_pipeline(session.model), {"query": QUERY},
                                title="orchestrate")
     if result is None:
@@ -179,27 +207,22 @@ async def main(session: DemoSession) -> None:
     for report in done.tasks:
         task = report.task
         session.say(f"[bold]task {report.index + 1}[/] {report.type}: "
-                    f"{_escape(task.reference)!s} [dim]({_escape(task.details)})[/]")
+                    f"{escape(task.reference)!s} [dim]({escape(task.details)})[/]")
         if report.status == "ok":
             session.say("  [green]ok[/]")
             for key, value in converter.unstructure(report.output).items():
-                session.say(f"    {key}: {_escape(str(value))}")
+                session.say(f"    {key}: {escape(str(value))}")
         else:
             why = report.error.message if report.error else ""
-            session.say(f"  [red]{report.status}[/]: {_escape(why)}")
+            session.say(f"  [red]{report.status}[/]: {escape(why)}")
     planned = {r.type for r in done.tasks}
     missing = [t.value for t in TaskType if t.value not in planned]
     session.say(f"\nplanned {len(done.tasks)} task(s); "
                 + (f"[yellow]missing: {', '.join(missing)}[/]" if missing
                    else "billing, return and status all present"))
     session.heading("Reply")
-    session.say(_escape(str(done.answer).strip()))
+    session.say(escape(str(done.answer).strip()))
 
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
 
 
 # -- the scripted model behind `--model fake:...` ---------------------------------------

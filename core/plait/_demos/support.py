@@ -9,14 +9,13 @@ instead of failing the query.
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
 import plait
 
-if TYPE_CHECKING:
-    from ._session import DemoSession
+from ._session import DemoSession, escape
 
 FAKE_LATENCY = 0.0
 CLASSIFY_RETRIES = 2
@@ -84,7 +83,7 @@ def support_pipeline(model: str) -> plait.Pipeline:
         return intent if intent is not None else "unclassified"
 
     branches = {
-        intent: plait.Agent(model=model, system=system, temperature=0, max_tokens=80,
+        intent: plait.Agent(model=model, system=system, temperature=0, max_tokens=60,
                             name=intent.value).as_step(prompt)
         for intent, (system, prompt) in HANDLERS.items()
     }
@@ -99,14 +98,14 @@ async def main(session: DemoSession) -> None:
     pipeline = support_pipeline(session.model)
     as_expected = 0
     for n, (query, expected) in enumerate(QUERIES, 1):
-        session.say(f"\n[bold]Query {n}:[/] {_escape(query)}")
+        session.say(f"\n[bold]Query {n}:[/] {escape(query)}")
         result = await session.run(pipeline, {"query": query}, title=f"query {n}")
         if result is None:
             continue
         got: Classification = result.outputs["classify"]
         if got.intent is None:
             session.say(f"  [yellow]intent: unparseable after {got.attempts} attempts "
-                        f"({_escape(got.problem or '')}); the router's fallback took it[/]")
+                        f"({escape(got.problem or '')}); the router's fallback took it[/]")
         else:
             mark = "[green]✓[/]" if got.intent is expected else \
                 f"[red]✗ expected {expected.value}[/]"
@@ -114,14 +113,9 @@ async def main(session: DemoSession) -> None:
             session.say(f"  intent: {got.intent.value} {mark}{asks}")
             as_expected += got.intent is expected
         session.say(f"  routed to: {result.steps['handle'].route}")
-        session.say(f"  reply: {_escape(str(result.output).strip())}")
+        session.say(f"  reply: {escape(str(result.output).strip())}")
     session.say(f"\n{as_expected} of {len(QUERIES)} queries got the expected label.")
 
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
 
 
 # -- the scripted model behind `--model fake:...` ---------------------------------------
