@@ -2,22 +2,39 @@
 
 - ``FakeProvider``: a deterministic provider for ``fake:<anything>`` models.
 - ``provider_plugin``: register any provider object on a Runtime (for one test).
+- ``MockVendor``: a vendor's HTTP API behind ``httpx.MockTransport``, for a provider's tests,
+  with ``registered_providers``, ``registration_imports``, ``assert_no_secret`` and
+  ``cut_to_max_tokens``.
 - ``plait_testing.contracts``: contract suites a plugin's tests subclass.
 - pytest fixtures (loaded automatically): ``plait_runtime``, ``fake_provider``,
   ``register_plugin``, ``no_network``, ``span_exporter``, ``tracer_provider``.
 """
 
-from ._fake import HANG, PRICES, FakeProvider, Reply, Responder, ScriptExhausted
+from ._fake import (
+    HANG,
+    PRICES,
+    FakeProvider,
+    Reply,
+    Responder,
+    ScriptExhausted,
+    cut_to_max_tokens,
+)
 from ._registration import provider_plugin
+from ._vendor import MockVendor, assert_no_secret, registered_providers, registration_imports
 
 __all__ = [
     "HANG",
     "PRICES",
     "FakeProvider",
+    "MockVendor",
     "Reply",
     "Responder",
     "ScriptExhausted",
+    "assert_no_secret",
+    "cut_to_max_tokens",
     "provider_plugin",
+    "registered_providers",
+    "registration_imports",
 ]
 
 __version__ = "0.1.0"

@@ -13,7 +13,15 @@ import anyio
 import anyio.lowlevel
 import plait
 
-__all__ = ["HANG", "PRICES", "FakeProvider", "Reply", "Responder", "ScriptExhausted"]
+__all__ = [
+    "HANG",
+    "PRICES",
+    "FakeProvider",
+    "Reply",
+    "Responder",
+    "ScriptExhausted",
+    "cut_to_max_tokens",
+]
 
 PRICES: Final[Mapping[str, plait.Price]] = {
     "priced": plait.Price.per_million("1", "2"),
@@ -183,14 +191,14 @@ def _respond(request: plait.ModelRequest, reply: Reply) -> plait.ModelResponse:
         text, parsed = reply, None
     else:
         text, parsed = json.dumps(reply), reply
-    kept = _cut_at_stop(text, request.stop)
-    kept, truncated = _truncate_words(kept, request.max_tokens)
+    kept, tokens_out, truncated = cut_to_max_tokens(_cut_at_stop(text, request.stop),
+                                                    request.max_tokens)
     if kept != text:
         parsed = None  # a cut JSON text no longer means the scripted value
     tokens_in = sum(_count_words(m.content) for m in request.messages)
     return plait.ModelResponse(
         text=kept,
-        usage=plait.TokenCount(input_tokens=tokens_in, output_tokens=_count_words(kept)),
+        usage=plait.TokenCount(input_tokens=tokens_in, output_tokens=tokens_out),
         finish_reason="length" if truncated else "stop",
         parsed=parsed,
         model=request.model,
@@ -212,9 +220,15 @@ def _cut_at_stop(text: str, stop: Sequence[str]) -> str:
     return text[: min(found)] if found else text
 
 
-def _truncate_words(text: str, max_tokens: int | None) -> tuple[str, bool]:
-    """The text cut to ``max_tokens`` words, and whether it had to be cut."""
+def cut_to_max_tokens(text: str, max_tokens: int | None) -> tuple[str, int, bool]:
+    """``text`` as a model limited to ``max_tokens`` returns it, counting words as tokens.
+
+    Returns the text kept, its tokens, and whether it was cut. ``FakeProvider`` answers
+    this way, and so should a mocked vendor API in a ``ProviderContract``::
+
+        text, tokens, cut = cut_to_max_tokens(reply, body.get("max_tokens"))
+    """
     words = list(_WORD.finditer(text))
     if max_tokens is None or len(words) <= max_tokens:
-        return text, False
-    return (text[: words[max_tokens - 1].end()] if max_tokens > 0 else ""), True
+        return text, len(words), False
+    return (text[: words[max_tokens - 1].end()] if max_tokens > 0 else ""), max_tokens, True

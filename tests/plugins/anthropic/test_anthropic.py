@@ -11,11 +11,16 @@ import httpx
 import plait
 import plait_anthropic
 import pytest
+from plait_testing import (
+    MockVendor,
+    assert_no_secret,
+    cut_to_max_tokens,
+    registered_providers,
+    registration_imports,
+)
 from plait_testing.contracts import ProviderContract
 
 KEY = "sk-ant-api03-TESTkey0123456789abcdefDoNotLeak-AA"
-# Headers httpx adds to every request; the rest is what the provider chose to send.
-HTTPX_HEADERS = {"host", "accept", "accept-encoding", "connection", "user-agent", "content-length"}
 SENT_HEADERS = {
     "x-api-key": KEY,
     "anthropic-version": "2023-06-01",
@@ -23,72 +28,23 @@ SENT_HEADERS = {
 }
 URL = "https://api.anthropic.com/v1/messages"
 
-Reply = httpx.Response | Callable[[httpx.Request], httpx.Response]
 
-
-class FakeAPI:
-    """A MockTransport handler: records every request, answers with the queued replies."""
-
-    def __init__(self) -> None:
-        self.requests: list[httpx.Request] = []
-        self.replies: list[Reply] = []
-
-    def queue(
-        self,
-        status: int = 200,
-        body: Any = None,
-        *,
-        content: bytes | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        kwargs: dict[str, Any] = {"content": content} if content is not None else {"json": body}
-        self.replies.append(httpx.Response(status, headers=headers, **kwargs))
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        assert self.replies, f"unexpected request: {request.method} {request.url}"
-        reply = self.replies.pop(0)
-        return reply if isinstance(reply, httpx.Response) else reply(request)
-
-    def body(self, index: int = -1) -> Any:
-        return json.loads(self.requests[index].content)
-
-    def headers(self, index: int = -1) -> dict[str, str]:
-        request = self.requests[index]
-        return {k: v for k, v in request.headers.items() if k not in HTTPX_HEADERS}
+@pytest.fixture
+def api() -> MockVendor:
+    return MockVendor()
 
 
 @pytest.fixture
-def api() -> FakeAPI:
-    return FakeAPI()
-
-
-@pytest.fixture
-def make_provider(api: FakeAPI, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
+def make_provider(api: MockVendor, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
     """The registered provider, talking to ``api``; no real key in the environment."""
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
 
     def make(settings: dict[str, Any] | None = None) -> Any:
-        env = plait.ProviderEnv(
-            name="anthropic",
-            settings={"api_key": KEY} if settings is None else settings,
-            http=lambda: httpx.AsyncClient(transport=httpx.MockTransport(api)),
-        )
-        return registrations()["anthropic"]["factory"](env)
+        env = api.env("anthropic", {"api_key": KEY} if settings is None else settings)
+        return registered_providers(plait_anthropic)["anthropic"]["factory"](env)
 
     return make
-
-
-def registrations() -> dict[str, dict[str, Any]]:
-    seen: dict[str, dict[str, Any]] = {}
-
-    def register(name: str, factory: Any, **kwargs: Any) -> None:
-        assert name not in seen, f"{name!r} registered twice"
-        seen[name] = {"factory": factory, **kwargs}
-
-    plait_anthropic.plait_register_providers(register)
-    return seen
 
 
 def message(
@@ -154,19 +110,10 @@ SCHEMA = {
 }
 
 
-def assert_no_key(*things: object) -> None:
-    for thing in things:
-        shown = f"{thing!s} {thing!r}"
-        if isinstance(thing, BaseException):
-            shown += repr(thing.args) + repr(vars(thing))
-        assert KEY not in shown
-        assert "TESTkey0123" not in shown
-
-
 # -- requests ---------------------------------------------------------------------------
 
 
-async def test_plain_request_and_reply(api: FakeAPI, make_provider: Callable[..., Any]) -> None:
+async def test_plain_request_and_reply(api: MockVendor, make_provider: Callable[..., Any]) -> None:
     api.queue(body=message(input_tokens=50, output_tokens=9, cache_read=2000, cache_write=300))
     request = ask(
         messages=(
@@ -211,7 +158,9 @@ async def test_plain_request_and_reply(api: FakeAPI, make_provider: Callable[...
     assert response.raw["id"] == "msg_013Zva2CMHLNnXjNJJKqJ2EF"
 
 
-async def test_max_tokens_defaults_to_1024(api: FakeAPI, make_provider: Callable[..., Any]) -> None:
+async def test_max_tokens_defaults_to_1024(
+    api: MockVendor, make_provider: Callable[..., Any]
+) -> None:
     api.queue(body=message())
     await make_provider().complete(ask())
     assert api.body() == {
@@ -222,14 +171,14 @@ async def test_max_tokens_defaults_to_1024(api: FakeAPI, make_provider: Callable
 
 
 async def test_default_max_tokens_from_settings(
-    api: FakeAPI, make_provider: Callable[..., Any]
+    api: MockVendor, make_provider: Callable[..., Any]
 ) -> None:
     api.queue(body=message())
     await make_provider({"api_key": KEY, "max_tokens": 4096}).complete(ask())
     assert api.body()["max_tokens"] == 4096
 
 
-async def test_text_blocks_are_joined(api: FakeAPI, make_provider: Callable[..., Any]) -> None:
+async def test_text_blocks_are_joined(api: MockVendor, make_provider: Callable[..., Any]) -> None:
     api.queue(
         body=message(
             [{"type": "text", "text": "Part one. "}, {"type": "text", "text": "Part two."}]
@@ -240,7 +189,7 @@ async def test_text_blocks_are_joined(api: FakeAPI, make_provider: Callable[...,
 
 
 async def test_extra_fields_are_sent_as_given(
-    api: FakeAPI, make_provider: Callable[..., Any]
+    api: MockVendor, make_provider: Callable[..., Any]
 ) -> None:
     api.queue(body=message())
     await make_provider().complete(ask(extra={"top_k": 5, "metadata": {"user_id": "u-1"}}))
@@ -249,7 +198,7 @@ async def test_extra_fields_are_sent_as_given(
 
 
 async def test_structured_output_is_a_forced_tool_call(
-    api: FakeAPI, make_provider: Callable[..., Any]
+    api: MockVendor, make_provider: Callable[..., Any]
 ) -> None:
     api.queue(
         body=message(
@@ -271,7 +220,9 @@ async def test_structured_output_is_a_forced_tool_call(
     assert response.finish_reason == "stop"
 
 
-async def test_structured_output_cut_short(api: FakeAPI, make_provider: Callable[..., Any]) -> None:
+async def test_structured_output_cut_short(
+    api: MockVendor, make_provider: Callable[..., Any]
+) -> None:
     api.queue(
         body=message(
             [tool_use("output", {"city": "Par"})], stop_reason="max_tokens", output_tokens=8
@@ -284,7 +235,7 @@ async def test_structured_output_cut_short(api: FakeAPI, make_provider: Callable
 
 
 async def test_structured_output_answered_in_text(
-    api: FakeAPI, make_provider: Callable[..., Any]
+    api: MockVendor, make_provider: Callable[..., Any]
 ) -> None:
     api.queue(body=message('{"city": "Oslo", "celsius": -3}'))
     response = await make_provider().complete(ask(json_schema=SCHEMA))
@@ -292,7 +243,7 @@ async def test_structured_output_answered_in_text(
     assert response.finish_reason == "stop"
 
 
-async def test_truncated_reply(api: FakeAPI, make_provider: Callable[..., Any]) -> None:
+async def test_truncated_reply(api: MockVendor, make_provider: Callable[..., Any]) -> None:
     api.queue(body=message("One, two, three, four", stop_reason="max_tokens", output_tokens=5))
     response = await make_provider().complete(ask(max_tokens=5))
     assert response.finish_reason == "length"
@@ -301,7 +252,7 @@ async def test_truncated_reply(api: FakeAPI, make_provider: Callable[..., Any]) 
 
 
 async def test_other_tool_use_is_reported_as_tool_calls(
-    api: FakeAPI, make_provider: Callable[..., Any]
+    api: MockVendor, make_provider: Callable[..., Any]
 ) -> None:
     api.queue(
         body=message(
@@ -318,7 +269,7 @@ async def test_other_tool_use_is_reported_as_tool_calls(
 
 
 async def test_key_from_environment_at_call_time(
-    api: FakeAPI, make_provider: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+    api: MockVendor, make_provider: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     provider = make_provider({})  # built before the key exists: no I/O yet
     monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
@@ -328,7 +279,7 @@ async def test_key_from_environment_at_call_time(
 
 
 async def test_missing_key_fails_before_any_request(
-    api: FakeAPI, make_provider: Callable[..., Any]
+    api: MockVendor, make_provider: Callable[..., Any]
 ) -> None:
     with pytest.raises(plait.AuthenticationError) as caught:
         await make_provider({}).complete(ask())
@@ -338,7 +289,7 @@ async def test_missing_key_fails_before_any_request(
 
 
 async def test_settings_base_url_and_timeout(
-    api: FakeAPI, make_provider: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+    api: MockVendor, make_provider: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ANTHROPIC_BASE_URL", "https://env.example")
     provider = make_provider(
@@ -354,7 +305,7 @@ async def test_settings_base_url_and_timeout(
 
 
 async def test_base_url_from_environment(
-    api: FakeAPI, make_provider: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+    api: MockVendor, make_provider: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://localhost:4000")
     api.queue(body=message())
@@ -367,14 +318,14 @@ def test_repr_never_shows_the_key(make_provider: Callable[..., Any]) -> None:
     assert repr(provider) == (
         "AnthropicProvider(name='anthropic', base_url='https://api.anthropic.com')"
     )
-    assert_no_key(provider)
+    assert_no_secret(KEY, provider)
 
 
 # -- replies that are failures ----------------------------------------------------------
 
 
 async def test_refusal_raises_content_refused(
-    api: FakeAPI, make_provider: Callable[..., Any]
+    api: MockVendor, make_provider: Callable[..., Any]
 ) -> None:
     api.queue(body=message("I can't help with that.", stop_reason="refusal"))
     with pytest.raises(plait.ContentRefused) as caught:
@@ -384,14 +335,14 @@ async def test_refusal_raises_content_refused(
     )
 
 
-async def test_silent_refusal(api: FakeAPI, make_provider: Callable[..., Any]) -> None:
+async def test_silent_refusal(api: MockVendor, make_provider: Callable[..., Any]) -> None:
     api.queue(body=message([], stop_reason="refusal"))
     with pytest.raises(plait.ContentRefused, match=r"the model refused$"):
         await make_provider().complete(ask(json_schema=SCHEMA))
 
 
 async def test_rate_limited_with_retry_after(
-    api: FakeAPI, make_provider: Callable[..., Any]
+    api: MockVendor, make_provider: Callable[..., Any]
 ) -> None:
     text = (
         "Number of request tokens has exceeded your per-minute rate limit "
@@ -415,7 +366,7 @@ async def test_rate_limited_with_retry_after(
     [(500, "api_error", "Internal server error"), (529, "overloaded_error", "Overloaded")],
 )
 async def test_server_errors_are_retryable(
-    api: FakeAPI, make_provider: Callable[..., Any], status: int, kind: str, text: str
+    api: MockVendor, make_provider: Callable[..., Any], status: int, kind: str, text: str
 ) -> None:
     api.queue(status, api_error(kind, text))
     with pytest.raises(plait.ProviderUnavailable) as caught:
@@ -451,7 +402,7 @@ async def test_server_errors_are_retryable(
     ],
 )
 async def test_client_errors_carry_the_vendor_message(
-    api: FakeAPI,
+    api: MockVendor,
     make_provider: Callable[..., Any],
     status: int,
     kind: str,
@@ -464,22 +415,22 @@ async def test_client_errors_carry_the_vendor_message(
     assert type(caught.value) is cls
     assert caught.value.message == text
     assert not caught.value.retryable
-    assert_no_key(caught.value)
+    assert_no_secret(KEY, caught.value)
 
 
-async def test_malformed_json_body(api: FakeAPI, make_provider: Callable[..., Any]) -> None:
+async def test_malformed_json_body(api: MockVendor, make_provider: Callable[..., Any]) -> None:
     api.queue(200, content=b'{"id": "msg_01", "content": [{"type": "te')
     with pytest.raises(plait.ProviderUnavailable, match="not valid JSON"):
         await make_provider().complete(ask())
 
 
-async def test_reply_without_content(api: FakeAPI, make_provider: Callable[..., Any]) -> None:
+async def test_reply_without_content(api: MockVendor, make_provider: Callable[..., Any]) -> None:
     api.queue(body={"id": "msg_01", "type": "message"})
     with pytest.raises(plait.ProviderError, match="no content"):
         await make_provider().complete(ask())
 
 
-async def test_connection_failure(api: FakeAPI, make_provider: Callable[..., Any]) -> None:
+async def test_connection_failure(api: MockVendor, make_provider: Callable[..., Any]) -> None:
     def drop(request: httpx.Request) -> httpx.Response:
         raise httpx.ReadTimeout("timed out", request=request)
 
@@ -487,25 +438,25 @@ async def test_connection_failure(api: FakeAPI, make_provider: Callable[..., Any
     with pytest.raises(plait.ProviderUnavailable, match="timed out") as caught:
         await make_provider().complete(ask())
     assert isinstance(caught.value.__cause__, httpx.ReadTimeout)
-    assert_no_key(caught.value)
+    assert_no_secret(KEY, caught.value)
 
 
 async def test_the_key_never_leaks_into_errors(
-    api: FakeAPI, make_provider: Callable[..., Any]
+    api: MockVendor, make_provider: Callable[..., Any]
 ) -> None:
     provider = make_provider()
     for status in (400, 401, 403, 404, 429, 500, 529):
         api.queue(status, api_error("some_error", f"rejected key {KEY}"))
         with pytest.raises(plait.ProviderError) as caught:
             await provider.complete(ask())
-        assert_no_key(caught.value)
+        assert_no_secret(KEY, caught.value)
 
 
 # -- registration and prices ------------------------------------------------------------
 
 
 def test_registration() -> None:
-    seen = registrations()
+    seen = registered_providers(plait_anthropic)
     assert list(seen) == ["anthropic"]
     assert seen["anthropic"]["factory"] is plait_anthropic.AnthropicProvider
     assert seen["anthropic"]["prices"] is plait_anthropic.PRICES
@@ -531,18 +482,7 @@ def test_price_table() -> None:
 
 
 def test_import_and_registration_are_light() -> None:
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, plait\n"
-        "before = set(sys.modules)\n"
-        "import plait_anthropic\n"
-        "plait_anthropic.plait_register_providers(lambda *a, **k: None)\n"
-        "print(sorted(m for m in set(sys.modules) - before if not m.startswith('plait_')))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert "httpx" not in out.stdout, out.stdout
+    assert "httpx" not in registration_imports("plait_anthropic")
 
 
 # -- the shared provider contract -------------------------------------------------------
@@ -550,7 +490,7 @@ def test_import_and_registration_are_light() -> None:
 
 class TestAnthropicContract(ProviderContract):
     @pytest.fixture
-    def provider(self, api: FakeAPI, make_provider: Callable[..., Any]) -> Any:
+    def provider(self, api: MockVendor, make_provider: Callable[..., Any]) -> Any:
         self.api = api
         return make_provider()
 
@@ -568,13 +508,10 @@ class TestAnthropicContract(ProviderContract):
             if "tool_choice" in body:
                 call = tool_use(body["tool_choice"]["name"], json.loads(reply))
                 return httpx.Response(200, json=message([call], stop_reason="tool_use"))
-            words = reply.split()
-            if len(words) > body["max_tokens"]:
-                cut = " ".join(words[: body["max_tokens"]])
-                return httpx.Response(
-                    200,
-                    json=message(cut, stop_reason="max_tokens", output_tokens=body["max_tokens"]),
-                )
-            return httpx.Response(200, json=message(reply, output_tokens=len(words)))
+            text, tokens, cut = cut_to_max_tokens(reply, body["max_tokens"])
+            stop_reason = "max_tokens" if cut else "end_turn"
+            return httpx.Response(
+                200, json=message(text, stop_reason=stop_reason, output_tokens=tokens)
+            )
 
         self.api.replies.append(answer)

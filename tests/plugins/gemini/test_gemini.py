@@ -12,80 +12,36 @@ import plait
 import plait_gemini
 import pytest
 from plait_gemini import response_schema
+from plait_testing import (
+    MockVendor,
+    assert_no_secret,
+    cut_to_max_tokens,
+    registered_providers,
+    registration_imports,
+)
 from plait_testing.contracts import ProviderContract
 
 KEY = "AIzaSyTESTkey0123456789abcdefDoNotLeak"
 KEY_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
-# Headers httpx adds to every request; the rest is what the provider chose to send.
-HTTPX_HEADERS = {"host", "accept", "accept-encoding", "connection", "user-agent", "content-length"}
 BASE = "https://generativelanguage.googleapis.com/v1beta/models"
 
-Reply = httpx.Response | Callable[[httpx.Request], httpx.Response]
 
-
-class FakeAPI:
-    """A MockTransport handler: records every request, answers with the queued replies."""
-
-    def __init__(self) -> None:
-        self.requests: list[httpx.Request] = []
-        self.replies: list[Reply] = []
-
-    def queue(
-        self,
-        status: int = 200,
-        body: Any = None,
-        *,
-        content: bytes | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        kwargs: dict[str, Any] = {"content": content} if content is not None else {"json": body}
-        self.replies.append(httpx.Response(status, headers=headers, **kwargs))
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        assert self.replies, f"unexpected request: {request.method} {request.url}"
-        reply = self.replies.pop(0)
-        return reply if isinstance(reply, httpx.Response) else reply(request)
-
-    def body(self, index: int = -1) -> Any:
-        return json.loads(self.requests[index].content)
-
-    def headers(self, index: int = -1) -> dict[str, str]:
-        request = self.requests[index]
-        return {k: v for k, v in request.headers.items() if k not in HTTPX_HEADERS}
+@pytest.fixture
+def api() -> MockVendor:
+    return MockVendor()
 
 
 @pytest.fixture
-def api() -> FakeAPI:
-    return FakeAPI()
-
-
-@pytest.fixture
-def make_provider(api: FakeAPI, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
+def make_provider(api: MockVendor, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
     """The registered provider, talking to ``api``; no real key in the environment."""
     for var in KEY_VARS:
         monkeypatch.delenv(var, raising=False)
 
     def make(settings: dict[str, Any] | None = None) -> Any:
-        env = plait.ProviderEnv(
-            name="gemini",
-            settings={"api_key": KEY} if settings is None else settings,
-            http=lambda: httpx.AsyncClient(transport=httpx.MockTransport(api)),
-        )
-        return registrations()["gemini"]["factory"](env)
+        env = api.env("gemini", {"api_key": KEY} if settings is None else settings)
+        return registered_providers(plait_gemini)["gemini"]["factory"](env)
 
     return make
-
-
-def registrations() -> dict[str, dict[str, Any]]:
-    seen: dict[str, dict[str, Any]] = {}
-
-    def register(name: str, factory: Any, **kwargs: Any) -> None:
-        assert name not in seen, f"{name!r} registered twice"
-        seen[name] = {"factory": factory, **kwargs}
-
-    plait_gemini.plait_register_providers(register)
-    return seen
 
 
 SAFETY_RATINGS = [
@@ -170,19 +126,10 @@ GEMINI_SCHEMA = {
 }
 
 
-def assert_no_key(*things: object) -> None:
-    for thing in things:
-        shown = f"{thing!s} {thing!r}"
-        if isinstance(thing, BaseException):
-            shown += repr(thing.args) + repr(vars(thing))
-        assert KEY not in shown
-        assert "TESTkey0123" not in shown
-
-
 # -- requests ---------------------------------------------------------------------------
 
 
-async def test_plain_request_and_reply(api: FakeAPI, make_provider: Callable[..., Any]) -> None:
+async def test_plain_request_and_reply(api: MockVendor, make_provider: Callable[..., Any]) -> None:
     api.queue(body=generated(prompt=1200, candidates=9, thoughts=23, cached=1024))
     request = ask(
         messages=(
@@ -229,7 +176,9 @@ async def test_plain_request_and_reply(api: FakeAPI, make_provider: Callable[...
     assert response.raw["responseId"] == "ZyFbaPWBE8HNnvgP3_rNkQY"
 
 
-async def test_unset_fields_are_not_sent(api: FakeAPI, make_provider: Callable[..., Any]) -> None:
+async def test_unset_fields_are_not_sent(
+    api: MockVendor, make_provider: Callable[..., Any]
+) -> None:
     api.queue(body=generated())
     await make_provider().complete(ask("models/gemini-2.0-flash"))
     assert str(api.requests[-1].url) == f"{BASE}/gemini-2.0-flash:generateContent"
@@ -237,7 +186,7 @@ async def test_unset_fields_are_not_sent(api: FakeAPI, make_provider: Callable[.
 
 
 async def test_extra_fields_merge_into_the_body_and_generation_config(
-    api: FakeAPI, make_provider: Callable[..., Any]
+    api: MockVendor, make_provider: Callable[..., Any]
 ) -> None:
     api.queue(body=generated())
     safety = [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_ONLY_HIGH"}]
@@ -258,7 +207,9 @@ async def test_extra_fields_merge_into_the_body_and_generation_config(
     }
 
 
-async def test_thought_parts_are_not_text(api: FakeAPI, make_provider: Callable[..., Any]) -> None:
+async def test_thought_parts_are_not_text(
+    api: MockVendor, make_provider: Callable[..., Any]
+) -> None:
     api.queue(
         body=generated(parts=[{"text": "Let me think...", "thought": True}, {"text": "Forty-two."}])
     )
@@ -266,7 +217,7 @@ async def test_thought_parts_are_not_text(api: FakeAPI, make_provider: Callable[
     assert response.text == "Forty-two."
 
 
-async def test_structured_output(api: FakeAPI, make_provider: Callable[..., Any]) -> None:
+async def test_structured_output(api: MockVendor, make_provider: Callable[..., Any]) -> None:
     api.queue(body=generated('{"city": "Paris", "celsius": 21.5}'))
     response = await make_provider().complete(ask(json_schema=SCHEMA, temperature=0))
     assert api.body()["generationConfig"] == {
@@ -279,7 +230,7 @@ async def test_structured_output(api: FakeAPI, make_provider: Callable[..., Any]
 
 
 async def test_schema_gemini_cannot_express_still_asks_for_json(
-    api: FakeAPI, make_provider: Callable[..., Any]
+    api: MockVendor, make_provider: Callable[..., Any]
 ) -> None:
     api.queue(body=generated('{"anything": 1}'))
     schema = {"type": "object", "properties": {"data": {"type": "object"}}, "required": ["data"]}
@@ -288,7 +239,7 @@ async def test_schema_gemini_cannot_express_still_asks_for_json(
     assert response.parsed == {"anything": 1}
 
 
-async def test_truncated_reply(api: FakeAPI, make_provider: Callable[..., Any]) -> None:
+async def test_truncated_reply(api: MockVendor, make_provider: Callable[..., Any]) -> None:
     api.queue(body=generated('{"city": "Pa', finish_reason="MAX_TOKENS", candidates=5))
     response = await make_provider().complete(ask(json_schema=SCHEMA, max_tokens=5))
     assert response.finish_reason == "length"
@@ -297,7 +248,7 @@ async def test_truncated_reply(api: FakeAPI, make_provider: Callable[..., Any]) 
 
 
 async def test_thinking_ate_the_whole_budget(
-    api: FakeAPI, make_provider: Callable[..., Any]
+    api: MockVendor, make_provider: Callable[..., Any]
 ) -> None:
     api.queue(
         body=generated(None, finish_reason="MAX_TOKENS", prompt=10, candidates=None, thoughts=49)
@@ -309,7 +260,7 @@ async def test_thinking_ate_the_whole_budget(
 
 
 async def test_other_finish_reasons_pass_through_lower_case(
-    api: FakeAPI, make_provider: Callable[..., Any]
+    api: MockVendor, make_provider: Callable[..., Any]
 ) -> None:
     api.queue(body=generated("", finish_reason="MALFORMED_FUNCTION_CALL"))
     response = await make_provider().complete(ask())
@@ -470,7 +421,7 @@ def test_schemas_gemini_cannot_express(schema: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("var", KEY_VARS)
 async def test_key_from_environment_at_call_time(
-    api: FakeAPI, make_provider: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, var: str
+    api: MockVendor, make_provider: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, var: str
 ) -> None:
     provider = make_provider({})  # built before the key exists: no I/O yet
     monkeypatch.setenv(var, KEY)
@@ -480,7 +431,7 @@ async def test_key_from_environment_at_call_time(
 
 
 async def test_gemini_api_key_wins_over_google_api_key(
-    api: FakeAPI, make_provider: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+    api: MockVendor, make_provider: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GEMINI_API_KEY", KEY)
     monkeypatch.setenv("GOOGLE_API_KEY", "AIzaSyOTHERkeyOTHERkeyOTHERkey00")
@@ -490,7 +441,7 @@ async def test_gemini_api_key_wins_over_google_api_key(
 
 
 async def test_missing_key_fails_before_any_request(
-    api: FakeAPI, make_provider: Callable[..., Any]
+    api: MockVendor, make_provider: Callable[..., Any]
 ) -> None:
     with pytest.raises(plait.AuthenticationError) as caught:
         await make_provider({}).complete(ask())
@@ -500,7 +451,7 @@ async def test_missing_key_fails_before_any_request(
 
 
 async def test_settings_base_url_and_timeout(
-    api: FakeAPI, make_provider: Callable[..., Any]
+    api: MockVendor, make_provider: Callable[..., Any]
 ) -> None:
     provider = make_provider(
         {"api_key": KEY, "base_url": "https://proxy.example/google/", "timeout": 45}
@@ -521,13 +472,13 @@ def test_repr_never_shows_the_key(make_provider: Callable[..., Any]) -> None:
     assert repr(provider) == (
         "GeminiProvider(name='gemini', base_url='https://generativelanguage.googleapis.com')"
     )
-    assert_no_key(provider)
+    assert_no_secret(KEY, provider)
 
 
 # -- replies that are failures ----------------------------------------------------------
 
 
-async def test_blocked_prompt(api: FakeAPI, make_provider: Callable[..., Any]) -> None:
+async def test_blocked_prompt(api: MockVendor, make_provider: Callable[..., Any]) -> None:
     api.queue(
         body={
             "promptFeedback": {
@@ -552,7 +503,9 @@ async def test_blocked_prompt(api: FakeAPI, make_provider: Callable[..., Any]) -
 @pytest.mark.parametrize(
     "reason", ["SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII"]
 )
-async def test_blocked_reply(api: FakeAPI, make_provider: Callable[..., Any], reason: str) -> None:
+async def test_blocked_reply(
+    api: MockVendor, make_provider: Callable[..., Any], reason: str
+) -> None:
     reply = generated(None, finish_reason=reason, candidates=None)
     reply["candidates"][0]["safetyRatings"][1] = {
         "category": "HARM_CATEGORY_DANGEROUS_CONTENT",
@@ -565,7 +518,7 @@ async def test_blocked_reply(api: FakeAPI, make_provider: Callable[..., Any], re
 
 
 async def test_rate_limited_with_retry_after_header(
-    api: FakeAPI, make_provider: Callable[..., Any]
+    api: MockVendor, make_provider: Callable[..., Any]
 ) -> None:
     api.queue(
         429,
@@ -579,7 +532,7 @@ async def test_rate_limited_with_retry_after_header(
 
 
 async def test_rate_limited_with_retry_info(
-    api: FakeAPI, make_provider: Callable[..., Any]
+    api: MockVendor, make_provider: Callable[..., Any]
 ) -> None:
     message = (
         "You exceeded your current quota, please check your plan and billing details. "
@@ -625,7 +578,7 @@ async def test_rate_limited_with_retry_info(
 
 
 async def test_bad_key_is_an_authentication_error(
-    api: FakeAPI, make_provider: Callable[..., Any]
+    api: MockVendor, make_provider: Callable[..., Any]
 ) -> None:
     api.queue(
         400,
@@ -653,7 +606,7 @@ async def test_bad_key_is_an_authentication_error(
     assert str(caught.value) == (
         "gemini:gemini-2.5-flash: API key not valid. Please pass a valid API key. (HTTP 400)"
     )
-    assert_no_key(caught.value)
+    assert_no_secret(KEY, caught.value)
 
 
 @pytest.mark.parametrize(
@@ -697,7 +650,7 @@ async def test_bad_key_is_an_authentication_error(
     ],
 )
 async def test_errors_carry_googles_message(
-    api: FakeAPI,
+    api: MockVendor,
     make_provider: Callable[..., Any],
     status: int,
     code: str,
@@ -710,10 +663,10 @@ async def test_errors_carry_googles_message(
     assert type(caught.value) is cls
     assert caught.value.message == message.strip()
     assert caught.value.retryable is (status >= 500)
-    assert_no_key(caught.value)
+    assert_no_secret(KEY, caught.value)
 
 
-async def test_malformed_json_body(api: FakeAPI, make_provider: Callable[..., Any]) -> None:
+async def test_malformed_json_body(api: MockVendor, make_provider: Callable[..., Any]) -> None:
     api.queue(200, content=b'{"candidates": [{"content": {"parts": [{"text": "Hel')
     with pytest.raises(plait.ProviderUnavailable, match="not valid JSON"):
         await make_provider().complete(ask())
@@ -729,7 +682,7 @@ async def test_malformed_json_body(api: FakeAPI, make_provider: Callable[..., An
     ],
 )
 async def test_reply_without_candidates(
-    api: FakeAPI, make_provider: Callable[..., Any], body: Any
+    api: MockVendor, make_provider: Callable[..., Any], body: Any
 ) -> None:
     api.queue(body=body)
     with pytest.raises(plait.ProviderError, match="no candidates"):
@@ -737,14 +690,14 @@ async def test_reply_without_candidates(
 
 
 async def test_candidate_with_odd_content_is_empty_text(
-    api: FakeAPI, make_provider: Callable[..., Any]
+    api: MockVendor, make_provider: Callable[..., Any]
 ) -> None:
     api.queue(body={"candidates": [{"content": "hi", "finishReason": "STOP"}]})
     response = await make_provider().complete(ask())
     assert (response.text, response.finish_reason) == ("", "stop")
 
 
-async def test_connection_failure(api: FakeAPI, make_provider: Callable[..., Any]) -> None:
+async def test_connection_failure(api: MockVendor, make_provider: Callable[..., Any]) -> None:
     def drop(request: httpx.Request) -> httpx.Response:
         raise httpx.RemoteProtocolError(
             "Server disconnected without sending a response.", request=request
@@ -754,18 +707,18 @@ async def test_connection_failure(api: FakeAPI, make_provider: Callable[..., Any
     with pytest.raises(plait.ProviderUnavailable, match="Server disconnected") as caught:
         await make_provider().complete(ask())
     assert caught.value.retryable
-    assert_no_key(caught.value)
+    assert_no_secret(KEY, caught.value)
 
 
 async def test_the_key_never_leaks_into_errors(
-    api: FakeAPI, make_provider: Callable[..., Any]
+    api: MockVendor, make_provider: Callable[..., Any]
 ) -> None:
     provider = make_provider()
     for status in (400, 401, 403, 404, 429, 500, 503):
         api.queue(status, google_error(status, "X", f"API key {KEY} rejected"))
         with pytest.raises(plait.ProviderError) as caught:
             await provider.complete(ask())
-        assert_no_key(caught.value)
+        assert_no_secret(KEY, caught.value)
         assert KEY not in str(api.requests[-1].url)
 
 
@@ -773,7 +726,7 @@ async def test_the_key_never_leaks_into_errors(
 
 
 def test_registration() -> None:
-    seen = registrations()
+    seen = registered_providers(plait_gemini)
     assert list(seen) == ["gemini"]
     assert seen["gemini"]["factory"] is plait_gemini.GeminiProvider
     assert seen["gemini"]["prices"] is plait_gemini.PRICES
@@ -793,18 +746,7 @@ def test_price_table() -> None:
 
 
 def test_import_and_registration_are_light() -> None:
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, plait\n"
-        "before = set(sys.modules)\n"
-        "import plait_gemini\n"
-        "plait_gemini.plait_register_providers(lambda *a, **k: None)\n"
-        "print(sorted(m for m in set(sys.modules) - before if not m.startswith('plait_')))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert "httpx" not in out.stdout, out.stdout
+    assert "httpx" not in registration_imports("plait_gemini")
 
 
 # -- the shared provider contract -------------------------------------------------------
@@ -812,7 +754,7 @@ def test_import_and_registration_are_light() -> None:
 
 class TestGeminiContract(ProviderContract):
     @pytest.fixture
-    def provider(self, api: FakeAPI, make_provider: Callable[..., Any]) -> Any:
+    def provider(self, api: MockVendor, make_provider: Callable[..., Any]) -> Any:
         self.api = api
         return make_provider()
 
@@ -827,14 +769,10 @@ class TestGeminiContract(ProviderContract):
     def script(self, provider: Any, reply: str) -> None:
         def answer(request: httpx.Request) -> httpx.Response:
             limit = json.loads(request.content).get("generationConfig", {}).get("maxOutputTokens")
-            words = reply.split()
-            if limit is not None and len(words) > limit:
-                return httpx.Response(
-                    200,
-                    json=generated(
-                        " ".join(words[:limit]), finish_reason="MAX_TOKENS", candidates=limit
-                    ),
-                )
-            return httpx.Response(200, json=generated(reply, candidates=len(words)))
+            text, tokens, cut = cut_to_max_tokens(reply, limit)
+            finish_reason = "MAX_TOKENS" if cut else "STOP"
+            return httpx.Response(
+                200, json=generated(text, finish_reason=finish_reason, candidates=tokens)
+            )
 
         self.api.replies.append(answer)
