@@ -195,9 +195,13 @@ class Pipeline(Step):
         )
         if failures:
             sid, error, attempts = failures[0]
-            if isinstance(error, BudgetExceeded):
+            budget = _budget_refusal(error)
+            if budget is error:
                 error.partial = result
                 raise error
+            if budget is not None:  # the run ran out of money inside, e.g., a fan-out
+                raise BudgetExceeded(budget.spent, budget.reserved, budget.limit, budget.scope,
+                                     partial=result) from error
             raise StepFailed(state.prefix + sid, attempts, error, result) from error
         return result
 
@@ -215,6 +219,17 @@ class Pipeline(Step):
 
     def __repr__(self) -> str:
         return f"<Pipeline {self.name!r} steps={list(self._steps)}>"
+
+
+def _budget_refusal(error: BaseException) -> BudgetExceeded | None:
+    """The budget refusal that caused ``error``, if one did: a run out of money is a
+    run-level error, raised as ``BudgetExceeded`` whatever step it surfaced in."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, BudgetExceeded):
+            return seen
+        seen = seen.__cause__
+    return None
 
 
 def _sum_usage(steps: Mapping[str, StepRecord]) -> Any:

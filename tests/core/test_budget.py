@@ -109,7 +109,7 @@ async def test_fifty_parallel_calls_in_one_fan_out() -> None:
     assert held.fake.calls == 10
 
 
-async def test_a_fan_out_that_raises_on_the_budget_keeps_the_cause() -> None:
+async def test_a_fan_out_that_runs_out_of_budget_raises_budget_exceeded() -> None:
     held = HeldCalls()
 
     async def fan(ctx: plait.StepContext) -> Any:
@@ -119,11 +119,14 @@ async def test_a_fan_out_that_raises_on_the_budget_keeps_the_cause() -> None:
         return await ctx.map(call, range(N_CALLS))
 
     pipe = plait.Pipeline("budget", steps={"fan": fan}, config=plait.Config(budget=WORST_TEN))
-    with anyio.fail_after(10), pytest.raises(plait.StepFailed) as info:
+    with anyio.fail_after(10), pytest.raises(plait.BudgetExceeded) as info:
         await pipe.run({}, runtime=held.runtime())
-    error = info.value.cause
-    assert isinstance(error, plait.FanOutError)
-    assert isinstance(error.__cause__, plait.BudgetExceeded)
+    assert info.value.limit == WORST_TEN
+    assert info.value.partial is not None
+    assert info.value.partial.steps["fan"].status == "failed"
+    fanout = info.value.__cause__  # the fan-out's error keeps every finished value
+    assert isinstance(fanout, plait.FanOutError)
+    assert isinstance(fanout.__cause__, plait.BudgetExceeded)
     assert held.fake.calls == 10
 
 

@@ -397,3 +397,11 @@ async def test_fanout_over_a_missing_input_names_it(plait_runtime: plait.Runtime
         await plait.Pipeline("p", steps={"f": fan}).run({}, runtime=plait_runtime)
     assert isinstance(info.value.cause, plait.MissingInput)
     assert info.value.cause.name == "items"
+
+
+async def test_a_fan_out_can_run_over_an_earlier_fan_out(plait_runtime: plait.Runtime) -> None:
+    first = plait.FanOut(lambda ctx, x: x * 2, over="xs")
+    second = plait.FanOut(lambda ctx, x: x + 1, over="first")
+    pipe = plait.Pipeline("p", {"first": first, "second": second}, {"second": ["first"]})
+    result = await pipe.run({"xs": [1, 2, 3]}, runtime=plait_runtime)
+    assert list(result.output) == [3, 5, 7]
