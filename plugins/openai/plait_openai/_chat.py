@@ -55,8 +55,11 @@ class ChatCompletionsProvider:
         json_mode = request.json_schema is not None and base_url in self._json_mode_only
         try:
             data = await self._post(base_url, headers, request, json_mode=json_mode)
-        except plait.BadRequest as exc:
-            if json_mode or request.json_schema is None or not _rejects_json_schema(exc.message):
+        except plait.ProviderError as exc:
+            # 400 from most servers; llama.cpp's server answers 500 with pydantic's error
+            refused = isinstance(exc, plait.BadRequest) or exc.status in (422, 500)
+            if (json_mode or request.json_schema is None or not refused
+                    or not _rejects_json_schema(exc.message)):
                 raise
             self._json_mode_only.add(base_url)
             data = await self._post(base_url, headers, request, json_mode=True)
@@ -152,6 +155,8 @@ def _body(request: plait.ModelRequest, *, openai_host: bool, json_mode: bool) ->
         schema = dict(request.json_schema)
         if json_mode:
             body["response_format"] = {"type": "json_object"}
+            if not openai_host:  # llama.cpp (and others) enforce a schema given here
+                body["response_format"]["schema"] = schema
             body["messages"] = _with_schema_hint(messages, schema)
         else:
             body["response_format"] = {
@@ -205,12 +210,14 @@ def _strict_compatible(schema: Any) -> bool:
 
 
 def _rejects_json_schema(message: str) -> bool:
-    """Does a 400 say the server cannot do ``response_format`` json_schema at all?"""
+    """Does an error say the server cannot do ``response_format`` json_schema at all?"""
     text = message.lower()
     if "invalid schema" in text:  # it can; this schema broke a rule
         return False
     if not any(word in text for word in ("json_schema", "response_format", "response format")):
         return False
+    if "json_object" in text and "input should be" in text:  # pydantic: only text/json_object
+        return True
     return "support" in text or ("json_object" in text and "json_schema" not in text)
 
 

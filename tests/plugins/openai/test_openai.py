@@ -285,14 +285,16 @@ NO_JSON_SCHEMA = {
 
 
 @pytest.mark.parametrize("refusal", list(NO_JSON_SCHEMA.values()), ids=list(NO_JSON_SCHEMA))
+@pytest.mark.parametrize("status", [400, 500], ids=["400", "llama.cpp-500"])
 async def test_server_without_json_schema_gets_json_mode_and_it_is_remembered(
     api: MockVendor,
     make_provider: Callable[..., Any],
     monkeypatch: pytest.MonkeyPatch,
     refusal: dict[str, Any],
+    status: int,
 ) -> None:
     provider = make_provider("llamacpp", settings={})
-    api.queue(400, refusal)
+    api.queue(status, refusal)
     api.queue(body=completion('{"city": "Oslo", "celsius": -3}'))
     request = ask(
         "smollm2",
@@ -305,7 +307,8 @@ async def test_server_without_json_schema_gets_json_mode_and_it_is_remembered(
     assert [r.url.path for r in api.requests] == ["/v1/chat/completions"] * 2
     assert api.body(0)["response_format"]["type"] == "json_schema"
     retry = api.body(1)
-    assert retry["response_format"] == {"type": "json_object"}
+    # JSON mode, with the schema where servers such as llama.cpp enforce it
+    assert retry["response_format"] == {"type": "json_object", "schema": SCHEMA}
     hint = f"Reply with one JSON object that matches this JSON schema:\n{json.dumps(SCHEMA)}"
     assert retry["messages"] == [
         {"role": "system", "content": f"You report weather.\n\n{hint}"},
@@ -317,7 +320,7 @@ async def test_server_without_json_schema_gets_json_mode_and_it_is_remembered(
     api.queue(body=completion('{"city": "Rome", "celsius": 30}'))
     await provider.complete(ask("smollm2", json_schema=SCHEMA))
     assert len(api.requests) == 3
-    assert api.body()["response_format"] == {"type": "json_object"}
+    assert api.body()["response_format"] == {"type": "json_object", "schema": SCHEMA}
     assert api.body()["messages"][0] == {"role": "system", "content": hint}
 
     # ...but another server behind the same provider still gets json_schema.
