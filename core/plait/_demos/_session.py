@@ -122,6 +122,14 @@ class DemoSession:
             self.console.print(step_table(result, title or pipeline.label))
         return result
 
+    async def warm_up(self) -> None:
+        """One tiny call, so a model that loads on first use (plait-local) is loaded before
+        anything is timed. Its usage counts like any other."""
+        from plait._agent import Agent
+
+        reply = await Agent(model=self.model, max_tokens=1).ask("Hi", runtime=self.runtime)
+        self.usage = self.usage + reply.usage
+
     def finish(self) -> None:
         """What validation and retries caught, then usage and cost of the whole demo."""
         self.heading("Caught by validation and retries")

@@ -39,11 +39,10 @@ EXTRACT_PROMPT = (
     "From the customer's message below, quote in one sentence their concern about invoice "
     "{invoice}.\n\n<user_query>\n{query}\n</user_query>"
 )
-SYNTHESIZER_SYSTEM = "You are a master communicator writing to a customer."
+SYNTHESIZER_SYSTEM = "You write short, friendly emails to customers for a support team."
 SYNTHESIZER_PROMPT = (
-    "Combine these points from our support team into one short, friendly email to the "
-    "customer. Start with a greeting and end with 'Best regards'.\n\n<points>\n{points}\n"
-    "</points>"
+    "Write the email to the customer from these notes:\n\n{points}\n\n"
+    "Start with 'Dear Customer,' and end with 'Best regards'."
 )
 
 
