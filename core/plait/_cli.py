@@ -38,15 +38,15 @@ class PlaitGroup(click.Group):
                 warnings.simplefilter("always", PluginWarning)
                 registered = Runtime(tracers=[]).registry.commands
             for w in caught:
-                click.echo(f"warning: {w.message}", err=True)
+                click.echo(_one_line_warning(w.message, w.category), err=True, nl=False)
             for cmd in registered:
                 name = getattr(cmd, "name", None)
                 if not isinstance(cmd, click.Command) or not name:
-                    click.echo(f"warning: a plugin registered {cmd!r}, which is not a named "
-                               "click.Command; ignored", err=True)
+                    click.echo(f"plait: warning: a plugin registered {cmd!r}, which is not a "
+                               "named click.Command; ignored", err=True)
                 elif name in self.commands:
-                    click.echo(f"warning: a plugin command is named {name!r} like a built-in "
-                               "command; the built-in wins", err=True)
+                    click.echo(f"plait: warning: a plugin command is named {name!r} like a "
+                               "built-in command; the built-in wins", err=True)
                 else:
                     found.setdefault(name, cmd)
             self._plugin_commands = found

@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from collections.abc import Mapping
 from typing import IO, Any
 
@@ -21,7 +22,7 @@ from ._agent import split_model
 from ._errors import PlaitError, UnknownPlugin
 from ._pipeline import Pipeline
 from ._results import PipelineResult
-from ._runtime import KNOWN_DISTRIBUTIONS, Runtime
+from ._runtime import KNOWN_DISTRIBUTIONS, PluginWarning, Runtime
 from ._step import Step
 
 __all__ = ["cli_runtime", "load_target", "parse_inputs", "run_target"]
@@ -30,8 +31,10 @@ __all__ = ["cli_runtime", "load_target", "parse_inputs", "run_target"]
 def cli_runtime(**kwargs: Any) -> Runtime:
     """A Runtime with its default tracers plus the live ``progress`` display (which stays
     silent when stderr is not a terminal)."""
-    defaults = [name for name, (_, default) in Runtime(**kwargs).registry.tracers.items()
-                if default and name != "progress"]
+    with warnings.catch_warnings():  # the Runtime returned reports broken plugins itself
+        warnings.simplefilter("ignore", PluginWarning)
+        tracers = Runtime(**kwargs).registry.tracers
+    defaults = [name for name, (_, default) in tracers.items() if default and name != "progress"]
     return Runtime(**kwargs, tracers=[*defaults, "progress"])
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import re
+import subprocess
 import sys
 import textwrap
 import uuid
@@ -56,6 +58,16 @@ async def ask(ctx):
 @plait.step
 async def boom(ctx):
     raise ValueError("the step broke")
+
+
+@plait.step
+async def structured(ctx):
+    return {"text": ctx.input("text"), "words": len(ctx.input("text").split())}
+
+
+@plait.step
+async def halt(ctx):
+    return plait.Stop("nothing to do", {"seen": ctx.input("text")})
 
 
 pipe = plait.Pipeline("flow", steps={"shout": shout, "ask": ask}, deps={"ask": ["shout"]})
@@ -166,7 +178,8 @@ def test_a_plugin_command_cannot_shadow_a_builtin(install: Callable[..., str],
     only(monkeypatch, install(PLUGIN.format(command="run")))
     result = invoke("--help")
     assert result.exit_code == 0
-    assert "a plugin command is named 'run' like a built-in command" in result.stderr
+    assert ("plait: warning: a plugin command is named 'run' like a built-in command; the "
+            "built-in wins") in result.stderr
     assert "Run a pipeline or step" in result.stdout
 
 
@@ -196,6 +209,36 @@ def test_plugins_table_shows_registrations_and_broken_plugins(
     assert rows[broken] == [broken, f"{broken} 0.7", "broken",
                             "failed to load: ImportError: needs numpy"]
     assert "1 plugin(s) failed to load and were skipped." in result.output
+
+
+def test_help_reports_a_broken_plugin_in_one_line(two_plugins: tuple[str, str]) -> None:
+    _, broken = two_plugins
+    result = invoke("--help")
+    assert result.exit_code == 0
+    assert result.stderr == (f"plait: PluginWarning: plait plugin {broken!r} ({broken} 0.7) "
+                             "failed to load and was skipped: ImportError: needs numpy\n")
+    assert "greet" in result.stdout
+
+
+def test_the_command_reports_a_broken_plugin_in_one_line(tmp_path: pathlib.Path) -> None:
+    """Through the console script, as a user runs it: one line on stderr, no traceback."""
+    (tmp_path / "broken_mod.py").write_text("raise ImportError('needs numpy')\n")
+    info = tmp_path / "plait_broken-0.7.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: plait-broken\nVersion: 0.7\n")
+    (info / "entry_points.txt").write_text("[plait]\nbroken = broken_mod\n")
+    (tmp_path / "hello_flow.py").write_text(
+        "import plait\n\n@plait.step\ndef hello(ctx):\n    return 'hello'\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "PLAIT_LOAD_PLUGINS": "plait-broken"}
+    env.pop("PYTHONWARNINGS", None)
+    done = subprocess.run([sys.executable, "-c", "from plait._cli import main; main()", "run",
+                           "hello_flow:hello"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, check=False)
+    assert (done.returncode, done.stdout) == (0, "hello\n")
+    assert done.stderr.splitlines()[0] == (
+        "plait: PluginWarning: plait plugin 'broken' (plait-broken 0.7) failed to load and "
+        "was skipped: ImportError: needs numpy")
+    assert "Traceback" not in done.stderr
 
 
 def test_plugins_json(two_plugins: tuple[str, str]) -> None:
@@ -303,6 +346,20 @@ def test_run_model_override_reaches_every_agent(flows: str) -> None:
     back = plait.PipelineResult.from_json(result.stdout)
     # fake:priced costs $1/$2 per million tokens; the agent's own fake:echo has no price
     assert back.usage.cost == plait.Price.per_million("1", "2").cost(plait.TokenCount(2, 2))
+
+
+def test_run_prints_structured_output_as_json(flows: str) -> None:
+    result = invoke("run", f"{flows}:structured", "-i", "text=two words")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"text": "two words", "words": 2}
+
+
+def test_run_stopped_early_says_why(flows: str) -> None:
+    result = invoke("run", f"{flows}:halt", "-i", "text=x")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    assert "stopped early: nothing to do" in result.stderr
+    assert table_rows(result.stderr)["halt"][1] == "stopped"
 
 
 def test_run_step_failure_names_the_step_and_shows_the_partial_table(flows: str) -> None:
