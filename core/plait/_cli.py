@@ -1,6 +1,7 @@
 """The ``plait`` command: ``plugins``, ``run``, ``demo``, and whatever plugins add.
 
-Start-up stays fast: this module imports click only. Each command imports what it needs
+Start-up stays fast: this module imports click (and the plait package it is part of)
+and nothing else. Each command imports what it needs
 when it runs, and plugins (which may add commands through ``plait_register_commands``)
 are loaded only when a name that is not a built-in is asked for, or when the help lists
 every command.

@@ -164,6 +164,16 @@ def test_unknown_demo_model_provider_is_a_usage_error(monkeypatch: pytest.Monkey
             "install plait-local to add it") in result.output
 
 
+def test_a_model_that_cannot_be_used_stops_the_demo_at_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLAIT_LOAD_PLUGINS", "plait-local")
+    result = CliRunner().invoke(cli, ["demo", "support", "--model", "local:/nowhere/m.gguf"])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: the demo cannot use its model: local:/nowhere/m.gguf:"
+                                    " no GGUF file at '/nowhere/m.gguf'")
+    assert "Query 1" not in result.output
+
+
 # -- on the local model (slow; CI runs it) -------------------------------------------------
 
 

@@ -19,13 +19,11 @@ import click
 
 from plait._cli_output import step_table, usage_line
 from plait._cli_run import cli_runtime
-from plait._errors import AuthenticationError, ModelNotFound, PlaitError, PluginError, StepFailed
+from plait._errors import PlaitError
 from plait._money import Usage
 from plait.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from plait._agent import Reply
     from plait._context import StepContext
     from plait._model import ModelRequest
@@ -33,10 +31,6 @@ if TYPE_CHECKING:
     from plait._results import PipelineResult
 
 __all__ = ["Caught", "CaughtLog", "DemoSession", "complete_sentences", "escape"]
-
-# Errors that no retry fixes: the demo stops and says what to do instead.
-_SETUP_ERRORS = (PluginError, ModelNotFound, AuthenticationError)
-
 
 @attrs.frozen
 class Caught:
@@ -76,14 +70,13 @@ class DemoSession:
     makes each fake call take that long, so timings mean something.
     """
 
-    def __init__(self, model: str, *, console: Console | None = None,
-                 fake_replies: Callable[[ModelRequest], Any] | None = None,
+    def __init__(self, model: str, *, fake_replies: Callable[[ModelRequest], Any] | None = None,
                  fake_latency: float = 0.0) -> None:
         from rich.console import Console
 
         self.model = model
         self.provider = model.split(":", 1)[0]
-        self.console = console or Console(highlight=False)
+        self.console = Console(highlight=False)
         self.log = CaughtLog()
         settings: dict[str, Mapping[str, Any]] = {}
         if self.provider == "fake" and fake_replies is not None:
@@ -99,7 +92,7 @@ class DemoSession:
         self.console.print(text, **kwargs)
 
     async def run(self, pipeline: Pipeline, inputs: Mapping[str, Any], *,
-                  title: str | None = None, table: bool = True) -> PipelineResult | None:
+                  title: str | None = None) -> PipelineResult | None:
         """Run ``pipeline``; print its step table; ``None`` (after saying why) if it failed."""
         run_id = uuid.uuid4().hex
         self.log.runs[run_id] = title or pipeline.label
@@ -107,27 +100,25 @@ class DemoSession:
             result: PipelineResult = await pipeline.run(inputs, runtime=self.runtime,
                                                         run_id=run_id)
         except PlaitError as exc:
-            cause = exc.cause if isinstance(exc, StepFailed) else exc
-            if isinstance(cause, _SETUP_ERRORS):
-                raise click.ClickException(f"{self.model}: {cause}") from exc
-            partial = exc.partial
-            if partial is not None:
-                self.usage = self.usage + partial.usage
-                if table:
-                    self.console.print(step_table(partial, title or pipeline.label))
+            if exc.partial is not None:
+                self.usage = self.usage + exc.partial.usage
+                self.console.print(step_table(exc.partial, title or pipeline.label))
             self.say(f"[red]✗ {escape(str(exc))}[/]")
             return None
         self.usage = self.usage + result.usage
-        if table:
-            self.console.print(step_table(result, title or pipeline.label))
+        self.console.print(step_table(result, title or pipeline.label))
         return result
 
     async def warm_up(self) -> None:
-        """One tiny call, so a model that loads on first use (plait-local) is loaded before
-        anything is timed. Its usage counts like any other."""
+        """One tiny call before the demo: a model that cannot be used (not installed, no
+        API key, unknown name) stops the demo at once with why, and a model that loads on
+        first use (plait-local) is loaded before anything is timed. Its usage counts."""
         from plait._agent import Agent
 
-        reply = await Agent(model=self.model, max_tokens=1).ask("Hi", runtime=self.runtime)
+        try:
+            reply = await Agent(model=self.model, max_tokens=1).ask("Hi", runtime=self.runtime)
+        except PlaitError as exc:
+            raise click.ClickException(f"the demo cannot use its model: {exc}") from exc
         self.usage = self.usage + reply.usage
 
     def finish(self) -> None:

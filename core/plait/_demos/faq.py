@@ -221,8 +221,6 @@ def faq_pipeline(model: str, *, fan_out: bool) -> plait.Pipeline:
 async def main(session: DemoSession) -> None:
     session.heading("FAQ generation: questions, then answers with sources")
     session.say("Pages: " + ", ".join(p.title for p in PAGES))
-    if session.provider == "local":  # load the model now, not inside the first timing
-        await session.warm_up()
     timings: list[float] = []
     final: FAQs | None = None
     for n, (fan_out, label) in enumerate(((False, "sequential"), (True, "fan-out (ctx.map)")), 1):
