@@ -22,7 +22,6 @@ import math
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 from ._errors import (
@@ -68,6 +67,8 @@ def parse_retry_after(value: str | None) -> float | None:
         seconds = float(value)
     except ValueError:
         try:
+            from email.utils import parsedate_to_datetime  # rare: only HTTP-date values
+
             when = parsedate_to_datetime(value)
         except (TypeError, ValueError):
             return None

@@ -11,7 +11,6 @@ Switches: ``PLAIT_LOAD_PLUGINS`` (comma-separated distribution names; empty = no
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
 import os
 import re
 import sys
@@ -204,6 +203,8 @@ class Runtime:
         allow = None if allow_env is None else {
             _norm(n) for n in allow_env.split(",") if n.strip()}
         strict = bool(os.environ.get("PLAIT_STRICT_PLUGINS"))
+        import importlib.metadata
+
         for ep in importlib.metadata.entry_points(group="plait"):
             dist = ep.dist.name if ep.dist else None
             version = ep.dist.version if ep.dist else None
@@ -532,6 +533,8 @@ def _norm(name: str) -> str:
 
 def _plugin_distributions() -> dict[str, tuple[str, str]]:
     out = {}
+    import importlib.metadata
+
     for ep in importlib.metadata.entry_points(group="plait"):
         if ep.dist is not None:
             out[ep.name] = (ep.dist.name, ep.dist.version)

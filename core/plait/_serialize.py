@@ -13,14 +13,15 @@ import typing
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import cattrs
-from cattrs.gen import make_dict_unstructure_fn, override
 
 from ._errors import SerializationError
 from ._results import ItemError, PipelineResult
+
+if TYPE_CHECKING:  # cattrs loads on first use: `import plait` (and `plait --help`) stay fast
+    import cattrs
 
 __all__ = ["check_serializable", "make_converter", "result_from_json", "result_to_json"]
 
@@ -29,6 +30,9 @@ _SCALARS = (str, int, float, bool, type(None))
 
 def make_converter() -> cattrs.Converter:
     """A fresh converter that knows plait's own types."""
+    import cattrs
+    from cattrs.gen import make_dict_unstructure_fn, override
+
     conv = cattrs.Converter()
     conv.register_unstructure_hook(Decimal, str)
     conv.register_structure_hook(Decimal, lambda v, _: Decimal(str(v)))
@@ -126,6 +130,8 @@ def result_to_json(result: PipelineResult, *, indent: int | None = None,
 
 
 def result_from_json(text: str, converter: cattrs.Converter | None = None) -> PipelineResult:
+    import cattrs
+
     conv = converter or _default_converter()
     try:
         return conv.structure(json.loads(text), PipelineResult)

@@ -7,8 +7,6 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-import cattrs
-
 from ._naming import named
 
 if TYPE_CHECKING:
@@ -25,6 +23,7 @@ def json_schema(schema: Mapping[str, Any]) -> Callable[..., str | None]:
     the Runtime's converter first, exactly as they cross the step boundary.
     """
     # heavy: imported when a schema is built, never at plugin load; ships no type stubs
+    import cattrs
     import jsonschema  # type: ignore[import-untyped]
 
     cls = jsonschema.validators.validator_for(schema)
@@ -58,6 +57,8 @@ def structure(tp: Any, *, forbid_extra_keys: bool = False) -> Callable[[Any], st
     ``list[...]``, ``Literal``, Enums...). Scalars are strict: ``"3"`` is not an ``int``
     and ``True`` is not a number. Uses a private converter; the global one is untouched.
     """
+    import cattrs  # imported when the validator is built, never at plugin load
+
     converter = cattrs.Converter(forbid_extra_keys=forbid_extra_keys)
     for scalar in (str, int, float, bool):
         converter.register_structure_hook(scalar, _strict(scalar))
