@@ -2,7 +2,9 @@
 
 Each distribution under plugins/ (except the _template) and contrib/ has a pyproject.toml
 with an entry point, a README, a CHANGELOG with an entry for its version, and its tests in
-tests/plugins/<name> or tests/contrib/<name>. Tool configuration lives only at the root.
+tests/plugins/<name> or tests/contrib/<name>. A plugin also has a reference page,
+docs/plugins/<name>.md, and a row in the root README's Distributions table. Tool
+configuration lives only at the root.
 The template itself must stay a working plugin.
 """
 
@@ -64,6 +66,24 @@ def test_distribution_has_docs_files(kind: str, path: Path) -> None:
     assert changelog.is_file(), f"{kind}/{path.name} has no CHANGELOG.md"
     assert re.search(rf"^## {re.escape(version)}\b", changelog.read_text(), re.MULTILINE), (
         f"{kind}/{path.name}/CHANGELOG.md has no '## {version}' entry for the current version")
+
+
+def listed_distributions() -> set[str]:
+    """The distribution names in the first column of the root README's Distributions table."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = text.split("\n## Distributions\n", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"^\| `([\w.-]+)`", table, re.MULTILINE))
+
+
+PLUGINS = [p for p in DISTRIBUTIONS if p.values[0] == "plugins"]
+
+
+@pytest.mark.parametrize(("kind", "path"), PLUGINS)
+def test_plugin_has_a_docs_page_and_a_readme_row(kind: str, path: Path) -> None:
+    page = ROOT / "docs" / "plugins" / f"{path.name}.md"
+    assert page.is_file(), f"plugins/{path.name} has no reference page docs/plugins/{path.name}.md"
+    assert f"plait-{path.name}" in listed_distributions(), (
+        f"the Distributions table of README.md does not list `plait-{path.name}`")
 
 
 @pytest.mark.parametrize(("kind", "path"), DISTRIBUTIONS)
