@@ -56,8 +56,10 @@ _WRAPPER_HOOKS = ("plait_wrap_run", "plait_wrap_step", "plait_wrap_fanout",
                   "plait_wrap_aggregate", "plait_wrap_model_call")
 
 
-# a dated or numbered snapshot of a model: gpt-4o-2024-08-06, claude-x-20241022, gemini-x-001
-_SNAPSHOT = re.compile(r"(?P<base>.+?)-(\d{4}-\d{2}-\d{2}|\d{8}|\d{3}|latest)$")
+# a snapshot of a model: gpt-4o-2024-08-06, claude-x-20241022, gemini-x-001, x-latest,
+# gemini-2.5-flash-preview-09-2025
+_SNAPSHOT = re.compile(
+    r"(?P<base>.+?)-(\d{4}-\d{2}-\d{2}|\d{8}|\d{3}|latest|preview(-\d{2}-\d{4})?)$")
 
 
 class PluginWarning(UserWarning):
@@ -344,7 +346,8 @@ class Runtime:
 
     def price(self, provider: str, model: str) -> Price | None:
         """Price of ``provider:model``: user override, then the plugin's table (exact name,
-        then a dated snapshot's base: ``gpt-4o-2024-08-06`` -> ``gpt-4o``), then ``*``.
+        then a snapshot's base: ``gpt-4o-2024-08-06`` -> ``gpt-4o``, ``x-preview`` -> ``x``),
+        then ``*``.
 
         Only snapshot suffixes fall back to the base, so a variant such as ``o3-pro`` is
         never priced as the cheaper ``o3``."""

@@ -169,6 +169,8 @@ def test_prices_fall_back_only_to_a_dated_snapshot_base() -> None:
     runtime = plait.Runtime(entry_points=False, plugins=[P()], prices={"x:o3": override})
     assert runtime.price("x", "gpt-4o-2024-08-06") == gpt
     assert runtime.price("x", "gpt-4o-latest") == gpt
+    assert runtime.price("x", "gpt-4o-preview") == gpt
+    assert runtime.price("x", "gpt-4o-preview-09-2025") == gpt
     assert runtime.price("x", "o3-pro") is None  # a pricier variant is never priced as o3
     assert runtime.price("x", "o3") == override  # the user's table wins
 

@@ -1,8 +1,8 @@
 """Gemini API list prices in USD per million tokens (paid tier, text, not Batch).
 
 Registered with the ``gemini`` provider; users can override them per Runtime. The Runtime
-prices a dated or preview id by its longest listed prefix (``gemini-2.5-flash-preview-09-2025``
-by ``gemini-2.5-flash``). Pro models list their rate for prompts up to 200k tokens: Google
+prices a dated or preview snapshot by its base (``gemini-2.5-flash-preview-09-2025`` by
+``gemini-2.5-flash``). Pro models list their rate for prompts up to 200k tokens: Google
 bills longer prompts at a higher rate. Context-cache reads are left at the input rate, an
 overestimate. ``PRICES_AS_OF`` is the date the table was compiled: check Google's pricing
 page before relying on it for billing.

@@ -25,7 +25,7 @@ class Profile:
     base_url: str
     api_key_env: str | None = None
     base_url_env: str | None = None  # overrides base_url when set (OPENAI_BASE_URL)
-    headers: Mapping[str, str] = attrs.field(factory=dict)
+    headers: Mapping[str, str] = attrs.field(factory=dict, repr=False)  # may carry a key
 
     def __call__(self, env: plait.ProviderEnv) -> ChatCompletionsProvider:
         return ChatCompletionsProvider(self, env)
