@@ -166,10 +166,14 @@ class Runtime:
                 self.pm.unregister(plugin)
             raise PluginError(f"cannot register plugin {name or plugin!r}: {exc}") from exc
         self._changed()
+        if self._loaded:  # a tracer it registers is enabled like one found at load
+            self._enable_tracers()
 
     def unregister(self, plugin: object) -> None:
         self.pm.unregister(plugin)
         self._changed()
+        if self._loaded:  # and a tracer it had registered goes with it
+            self._enable_tracers()
 
     @contextlib.contextmanager
     def plugin(self, plugin: object, name: str | None = None) -> Iterator[object]:
@@ -231,8 +235,13 @@ class Runtime:
                               f"was skipped: {error}", PluginWarning, stacklevel=3)
 
     def _enable_tracers(self) -> None:
+        """Register the wanted tracers as plugins, and drop those no longer registered."""
         registry = self.registry
         names = self._tracer_names
+        current = {id(tracer) for tracer, _ in registry.tracers.values()}
+        for name, plugin in self.pm.list_name_plugin():
+            if name.startswith("tracer:") and id(plugin) not in current:
+                self.pm.unregister(plugin)
         for name, (tracer, default) in registry.tracers.items():
             wanted = default if names is None else name in names
             if wanted and not self.pm.is_registered(tracer):

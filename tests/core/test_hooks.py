@@ -450,3 +450,26 @@ async def test_results_serialize_through_the_runtime_converter(
     text = result.to_json(runtime=plait_runtime)
     assert '"output": [1.0, 2.0]' in text
     assert plait.PipelineResult.from_json(text, runtime=plait_runtime).output == [1.0, 2.0]
+
+
+async def test_a_tracer_registered_after_loading_is_enabled_and_leaves_with_its_plugin(
+        plait_runtime: plait.Runtime) -> None:
+    seen: list[str] = []
+
+    class Tracer:
+        @plait.hookimpl
+        def plait_wrap_step(self, ctx: plait.StepContext) -> Any:
+            seen.append(ctx.step_id)
+            yield
+
+    class Plugin:
+        @plait.hookimpl
+        def plait_register_tracers(self, register: Any) -> None:
+            register("late", Tracer())
+
+    pipe = one_step(lambda ctx: 1)
+    await pipe.run(runtime=plait_runtime)  # plugins are loaded by now
+    with plait_runtime.plugin(Plugin()):
+        await pipe.run(runtime=plait_runtime)
+    await pipe.run(runtime=plait_runtime)
+    assert seen == ["only"]
