@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -51,10 +52,19 @@ async def ask(ctx: StepContext, agent: Agent, prompt: str, overrides: Mapping[st
     return await call_model(ctx.runtime, agent, prompt, overrides, ctx=ctx)
 
 
-def estimate_input_tokens(messages: tuple[Message, ...]) -> int:
+# Providers send a schema as a tool definition or a system-prompt hint, and vendors add
+# their own instructions around it (Anthropic's tool use adds a few hundred tokens).
+STRUCTURED_OVERHEAD_TOKENS = 512
+
+
+def estimate_input_tokens(request: ModelRequest) -> int:
     """An upper bound on input tokens: byte-level tokenizers never make more tokens than
-    bytes, plus a few per message for the chat template. Loose, but a budget can trust it."""
-    return sum(len(m.content.encode()) + 8 for m in messages)
+    bytes, plus a few per message for the chat template, plus the schema and the vendors'
+    structured-output instructions. Loose, but a budget can trust it."""
+    tokens = sum(len(m.content.encode()) + 8 for m in request.messages)
+    if request.json_schema is not None:
+        tokens += len(json.dumps(request.json_schema).encode()) + STRUCTURED_OVERHEAD_TOKENS
+    return tokens
 
 
 async def call_model(runtime: Runtime, agent: Agent, prompt: str,
@@ -113,7 +123,7 @@ async def call_model(runtime: Runtime, agent: Agent, prompt: str,
         request = ModelRequest(
             model, messages, agent.temperature, max_tokens, agent.stop, agent.seed,
             spec.schema, spec.name, timeout, agent.extra)
-        estimate = estimate_input_tokens(messages)
+        estimate = estimate_input_tokens(request)
         reservation = None
         if budget is not None and price is not None:
             reservation = budget.reserve(price.worst_case(estimate, max_tokens or 0))

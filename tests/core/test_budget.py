@@ -323,3 +323,29 @@ def test_budget_exceeded_carries_exact_amounts() -> None:
     assert str(error) == ("run budget of $0.10 exceeded: $0.01 spent, $0.095 reserved by "
                           "calls in flight and this call's worst case")
     assert not error.retryable
+
+
+async def test_a_structured_call_reserves_room_for_its_schema(
+        plait_runtime: plait.Runtime, fake_provider: FakeProvider) -> None:
+    """Providers send the schema (as a tool or a hint): the worst case must include it."""
+    held: list[Decimal] = []
+
+    class Watch:
+        @plait.hookimpl
+        def plait_wrap_model_call(self, ctx: plait.StepContext) -> Any:
+            held.append(plait.usd("1") - ctx.budget_left)  # reserved while the call runs
+            yield
+
+    plait_runtime.register(Watch())
+    fake_provider.script("plain", '{"value": 3}')
+    plain = plait.Agent(model="fake:priced", max_tokens=10)
+
+    async def both(ctx: plait.StepContext) -> None:
+        await ctx.ask(plain, "q")
+        await ctx.ask(plait.Agent(model="fake:priced", max_tokens=10, output=int), "q")
+
+    pipe = plait.Pipeline("p", {"s": both}, config=plait.Config(budget=plait.usd("1")))
+    await pipe.run({}, runtime=plait_runtime)
+    input_price = PRICES["priced"].input / 1_000_000
+    # the schema's bytes plus 512 tokens of vendor instructions, at the input price
+    assert held[1] - held[0] > 512 * input_price
