@@ -51,6 +51,7 @@ from ._router import Router
 from ._runtime import PluginInfo, PluginWarning, Runtime
 from ._step import FunctionStep, Step, step
 from ._sync import run_sync
+from ._targets import load_target
 from .hookspecs import hookimpl
 
 __version__ = "0.1.0"
@@ -124,6 +125,7 @@ __all__ = [
     "http_errors",
     "json_excerpt",
     "json_or_none",
+    "load_target",
     "run_sync",
     "step",
     "token_count",

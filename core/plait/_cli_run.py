@@ -6,9 +6,7 @@ run that fails prints the failing step and the partial table (exit code 1).
 
 from __future__ import annotations
 
-import importlib
 import json
-import os
 import sys
 import time
 import warnings
@@ -20,12 +18,11 @@ import click
 
 from ._agent import split_model
 from ._errors import PlaitError, UnknownPlugin
-from ._pipeline import Pipeline
 from ._results import PipelineResult
 from ._runtime import KNOWN_DISTRIBUTIONS, PluginWarning, Runtime
-from ._step import Step
+from ._targets import load_target
 
-__all__ = ["cli_runtime", "load_target", "parse_inputs", "run_target"]
+__all__ = ["cli_runtime", "parse_inputs", "run_target"]
 
 
 def cli_runtime(**kwargs: Any) -> Runtime:
@@ -36,44 +33,6 @@ def cli_runtime(**kwargs: Any) -> Runtime:
         tracers = Runtime(**kwargs).registry.tracers
     defaults = [name for name, (_, default) in tracers.items() if default and name != "progress"]
     return Runtime(**kwargs, tracers=[*defaults, "progress"])
-
-
-def load_target(spec: str) -> Pipeline:
-    """``module:object`` (``object`` may be dotted) as a Pipeline; a bare step is wrapped
-    in a one-step pipeline named after it."""
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise click.BadParameter(f"{spec!r} is not MODULE:OBJECT (e.g. flows:pipeline)",
-                                 param_hint="'MODULE:OBJECT'")
-    cwd = os.getcwd()
-    if cwd not in sys.path:
-        sys.path.insert(0, cwd)
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name is not None and (module_name == exc.name
-                                     or module_name.startswith(exc.name + ".")):
-            raise click.UsageError(f"no module named {module_name!r} (looked in {cwd} and on "
-                                   "the Python path)") from None
-        raise click.UsageError(f"importing {module_name!r} failed: {_one_line(exc)}") from None
-    except Exception as exc:
-        raise click.UsageError(f"importing {module_name!r} failed: {_one_line(exc)}") from None
-    obj: Any = module
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise click.UsageError(f"module {module_name!r} has no attribute {attr!r}") from None
-    if isinstance(obj, Pipeline):
-        return obj
-    if isinstance(obj, Step):
-        name = attr.rsplit(".", 1)[-1]
-        return Pipeline(name, steps={name: obj})
-    kind = type(obj).__name__
-    article = "an" if kind[:1].lower() in "aeiou" else "a"
-    raise click.UsageError(f"{spec} is {article} {kind}, not a plait.Pipeline or "
-                           "plait.Step (decorate a function with @plait.step, or build a "
-                           "plait.Pipeline)")
 
 
 def parse_inputs(pairs: tuple[str, ...], input_json: IO[str] | None) -> dict[str, Any]:
@@ -160,7 +119,3 @@ def _report(result: PipelineResult, runtime: Runtime, seconds: float) -> None:
     console.print(step_table(result, title=f"{result.pipeline} · run {result.run_id[:12]}"))
     console.print(usage_line(result.usage, seconds))
 
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

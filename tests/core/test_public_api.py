@@ -87,6 +87,7 @@ EXPORTED = [
     "http_errors",
     "json_excerpt",
     "json_or_none",
+    "load_target",
     "run_sync",
     "step",
     "token_count",

@@ -7,9 +7,6 @@ imported when the command runs.
 
 from __future__ import annotations
 
-import importlib
-import os
-import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -33,7 +30,7 @@ def serve(target: str, host: str, port: int, model: str | None) -> None:
     Pipeline (POST /<name>/runs each), or an ASGI app such as a FastAPI instance (served as
     it is). Needs uvicorn: pip install uvicorn.
     """
-    obj = _load(target)
+    obj = plait.load_target(target, as_pipeline=False)
     try:
         app = app_for(obj, model=model)
     except (TypeError, ValueError) as exc:
@@ -72,20 +69,3 @@ def plait_register_commands(register: Callable[..., None]) -> None:
     register(serve)
 
 
-def _load(target: str) -> Any:
-    module_name, sep, attr = target.partition(":")
-    if not sep or not module_name or not attr:
-        raise click.BadParameter(f"{target!r} is not MODULE:OBJECT (e.g. app:pipelines)",
-                                 param_hint="'MODULE:OBJECT'")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        obj: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise click.UsageError(f"cannot import {module_name!r}: {exc}") from None
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise click.UsageError(f"module {module_name!r} has no attribute {attr!r}") from None
-    return obj

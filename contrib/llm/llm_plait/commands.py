@@ -6,10 +6,7 @@ llm imports this module for every ``llm`` command, so plait is imported only whe
 
 from __future__ import annotations
 
-import importlib
 import json
-import os
-import sys
 from typing import Any
 
 import click
@@ -45,7 +42,7 @@ def run_target(target: str, inputs: dict[str, Any], model_id: str | None) -> str
     import anyio
     import plait
 
-    pipeline = _load(target)
+    pipeline = plait.load_target(target)
     override = None if model_id is None else f"llm:{model_id}"
 
     async def main() -> str:
@@ -71,29 +68,3 @@ def _inputs(pairs: tuple[str, ...]) -> dict[str, str]:
     return inputs
 
 
-def _load(target: str) -> Any:
-    """``module:object`` as a Pipeline; a bare step becomes a one-step pipeline."""
-    import plait
-
-    module_name, sep, attr = target.partition(":")
-    if not sep or not module_name or not attr:
-        raise click.BadParameter(f"{target!r} is not MODULE:OBJECT (e.g. flows:pipeline)",
-                                 param_hint="'MODULE:OBJECT'")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        obj: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise click.UsageError(f"cannot import {module_name!r}: {exc}") from None
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise click.UsageError(f"module {module_name!r} has no attribute {attr!r}") from None
-    if isinstance(obj, plait.Step):
-        name = attr.rsplit(".", 1)[-1]
-        return plait.Pipeline(name, steps={name: obj})
-    if not isinstance(obj, plait.Pipeline):
-        raise click.UsageError(f"{target} is not a plait.Pipeline or plait.Step "
-                               f"(got {type(obj).__name__})")
-    return obj

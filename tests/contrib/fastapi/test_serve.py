@@ -108,7 +108,7 @@ def test_model_sets_the_runtime_model_override(served: list[dict[str, Any]]) -> 
 
 @pytest.mark.parametrize(("args", "message"), [
     (["flows"], "is not MODULE:OBJECT"),
-    (["nowhere:thing"], "cannot import 'nowhere'"),
+    (["nowhere:thing"], "no module named 'nowhere'"),
     (["flows:missing"], "module 'flows' has no attribute 'missing'"),
     (["flows:number"], "expected a plait.Pipeline, a mapping of name -> Pipeline or an ASGI app"),
     (["flows:app", "--model", "fake:x"], "--model applies to pipelines"),

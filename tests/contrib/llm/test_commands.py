@@ -76,10 +76,10 @@ def test_a_failed_run_is_an_llm_error(flows, fake_echo):
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["flows:number"], "is not a plait.Pipeline or plait.Step (got int)"),
+    (["flows:number"], "is an int, not a plait.Pipeline or plait.Step"),
     (["flows"], "is not MODULE:OBJECT"),
     (["flows:shout", "-i", "text"], "'text' is not KEY=VALUE"),
-    (["nowhere:thing"], "cannot import 'nowhere'"),
+    (["nowhere:thing"], "no module named 'nowhere'"),
 ])
 def test_command_line_mistakes_are_usage_errors(flows, args, message):
     result = invoke(*args)

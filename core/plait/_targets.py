@@ -1,0 +1,68 @@
+"""``MODULE:OBJECT`` targets for commands: ``plait run``, and plugins' own commands."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any
+
+__all__ = ["load_target"]
+
+
+def load_target(spec: str, *, as_pipeline: bool = True) -> Any:
+    """Import ``module:object`` (``object`` may be dotted; the working directory is on the
+    path, as for ``python -m``).
+
+    With ``as_pipeline`` (the default) the object must be a ``plait.Pipeline`` or a step,
+    and a bare step comes back wrapped in a one-step pipeline named after it. Every mistake
+    is a one-line ``click.UsageError`` (or ``click.BadParameter`` for a malformed spec), so
+    a command that uses this exits with code 2 and a clear message.
+    """
+    import click
+
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise click.BadParameter(f"{spec!r} is not MODULE:OBJECT (e.g. flows:pipeline)",
+                                 param_hint="'MODULE:OBJECT'")
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and (module_name == exc.name
+                                     or module_name.startswith(exc.name + ".")):
+            raise click.UsageError(f"no module named {module_name!r} (looked in {cwd} and on "
+                                   "the Python path)") from None
+        raise click.UsageError(f"importing {module_name!r} failed: {_one_line(exc)}") from None
+    except Exception as exc:
+        raise click.UsageError(f"importing {module_name!r} failed: {_one_line(exc)}") from None
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise click.UsageError(f"module {module_name!r} has no attribute {attr!r}") from None
+    return _as_pipeline(obj, spec, attr) if as_pipeline else obj
+
+
+def _as_pipeline(obj: Any, spec: str, attr: str) -> Any:
+    from ._pipeline import Pipeline
+    from ._step import Step
+
+    if isinstance(obj, Pipeline):
+        return obj
+    if isinstance(obj, Step):
+        name = attr.rsplit(".", 1)[-1]
+        return Pipeline(name, steps={name: obj})
+    import click
+
+    kind = type(obj).__name__
+    article = "an" if kind[:1].lower() in "aeiou" else "a"
+    raise click.UsageError(f"{spec} is {article} {kind}, not a plait.Pipeline or plait.Step "
+                           "(decorate a function with @plait.step, or build a plait.Pipeline)")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
