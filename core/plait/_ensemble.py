@@ -10,7 +10,7 @@ Every call, candidate or not, counts against the run's budget and usage.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import attrs
@@ -30,6 +30,8 @@ __all__ = ["Aggregation", "AggregationJob", "Candidate", "Ensemble", "EnsembleRe
            "run_ensemble"]
 
 _VARY_KEYS = ("temperature", "model", "prompt")
+
+T = TypeVar("T")
 
 
 @attrs.frozen
@@ -109,6 +111,16 @@ class AggregationJob:
         self._limit = limit
         self._meter = meter
         self._next = 0
+
+    def options_as(self, cls: type[T], aggregator: str) -> T:
+        """This job's options (``ctx.ensemble(..., **options)``) as an instance of the attrs
+        class ``cls``; a name ``cls`` has no field for raises ``TypeError`` listing them."""
+        known = {a.name for a in attrs.fields(cls)}  # type: ignore[misc]  # cls is attrs
+        unknown = sorted(set(self.options) - known)
+        if unknown:
+            raise TypeError(f"{aggregator}: unknown option(s) {', '.join(unknown)}; "
+                            f"{aggregator} takes {', '.join(sorted(known))}")
+        return cls(**self.options)
 
     @property
     def remaining(self) -> int:
