@@ -3,10 +3,10 @@
 The public API is this flat namespace; every module behind it is private.
 """
 
-from ._agent import Agent, AgentStep, Reply
+from ._agent import Agent, AgentStep
 from ._config import NOTSET, Config
-from ._context import RunInfo, StepContext
-from ._ensemble import Aggregation, AggregationJob, Candidate, Ensemble, EnsembleResult
+from ._context import StepContext
+from ._ensemble import AggregationJob, Ensemble
 from ._errors import (
     AggregationError,
     AuthenticationError,
@@ -32,29 +32,35 @@ from ._errors import (
     UnknownRoute,
     ValidationFailed,
 )
-from ._fanout import FanOut, FanOutJob
+from ._fanout import FanOut
 from ._http import error_for_response, http_errors, json_excerpt, json_or_none, token_count
-from ._model import Limits, Message, ModelRequest, ModelResponse, Provider, ProviderEnv
+from ._model import Limits, Message, ModelCall, ModelRequest, ModelResponse, Provider, ProviderEnv
 from ._money import Price, TokenCount, Usage, usd
 from ._orchestrator import Orchestrator, OrchestratorResult, TaskReport
 from ._pipeline import Pipeline
+from ._plugins import PluginInfo, PluginWarning
 from ._results import (
+    Aggregation,
+    Candidate,
+    EnsembleResult,
     ErrorInfo,
+    FanOutJob,
     FanOutResult,
     ItemError,
     ItemOutcome,
     PipelineResult,
+    Reply,
+    RunInfo,
     StepRecord,
     Stop,
 )
 from ._router import Router
-from ._runtime import PluginInfo, PluginWarning, Runtime
+from ._runtime import Runtime
 from ._step import FunctionStep, Step, step
 from ._sync import run_sync
 from ._targets import load_target
+from ._version import __version__ as __version__
 from .hookspecs import hookimpl
-
-__version__ = "0.1.0"
 
 __all__ = [
     "NOTSET",
@@ -82,6 +88,7 @@ __all__ = [
     "Limits",
     "Message",
     "MissingInput",
+    "ModelCall",
     "ModelNotFound",
     "ModelRequest",
     "ModelResponse",

@@ -2,33 +2,24 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ._calls import call_model
 from ._config import Config
-from ._errors import MissingInput
-from ._money import Price, Usage
-from ._step import Step
+from ._model import split_model
+from ._money import Price
+from ._results import Reply
+from ._runtime import default_runtime
+from ._step import Step, render_prompt
 
 if TYPE_CHECKING:
     from ._context import StepContext
     from ._runtime import Runtime
 
-__all__ = ["Agent", "AgentStep", "Reply", "render_prompt", "split_model"]
-
-
-def split_model(model: str) -> tuple[str, str]:
-    """``"openai:gpt-4o"`` -> ``("openai", "gpt-4o")``; a path may follow ``local:``."""
-    if not isinstance(model, str) or ":" not in model:
-        raise ValueError(f"model must be '<provider>:<model>' such as 'openai:gpt-4o-mini', "
-                         f"got {model!r}")
-    provider, name = model.split(":", 1)
-    if not provider or not name:
-        raise ValueError(f"model must be '<provider>:<model>', got {model!r}")
-    return provider, name
+__all__ = ["Agent", "AgentStep"]
 
 
 def _check_model(_inst: Any, _attr: Any, value: Any) -> None:
@@ -47,7 +38,7 @@ def _check_max_tokens(_inst: Any, _attr: Any, value: Any) -> None:
 
 
 def _output_spec(agent: Agent) -> Any:
-    from ._structured import OutputSpec
+    from ._structured import OutputSpec  # on first agent: `import plait` leaves cattrs out
 
     return OutputSpec.of(agent.output)
 
@@ -82,9 +73,6 @@ class Agent:
     async def ask(self, prompt: str, *, runtime: Runtime | None = None,
                   **overrides: Any) -> Reply:
         """Ask outside a pipeline (no run budget); inside a step use ``ctx.ask``."""
-        from ._calls import call_model
-        from ._runtime import default_runtime
-
         return await call_model(runtime or default_runtime(), self, prompt, overrides)
 
     def as_step(self, prompt: str | Callable[[StepContext], str | Awaitable[str]], *,
@@ -94,18 +82,6 @@ class Agent:
         Keywords are the step's ``plait.Config`` (``timeout``, ``retries``, ``validate``...).
         """
         return AgentStep(self, prompt, Config(**config), name)
-
-
-@attrs.frozen
-class Reply:
-    """A model's answer: the typed ``output``, the raw ``text`` and what it cost."""
-
-    output: Any
-    text: str
-    usage: Usage
-    model: str
-    attempts: int = 1
-    finish_reason: str | None = None
 
 
 class AgentStep(Step):
@@ -127,20 +103,3 @@ class AgentStep(Step):
         text = await render_prompt(self.prompt, ctx)
         reply = await ctx.ask(self.agent, text, validate=ctx.config.validate)
         return reply.output
-
-
-async def render_prompt(prompt: str | Callable[[StepContext], Any], ctx: StepContext) -> str:
-    """A step's prompt: a template over run inputs and dependency outputs, or a function
-    of the context (sync or async)."""
-    if isinstance(prompt, str):
-        values = {**ctx.inputs, **ctx.dependencies}
-        try:
-            return prompt.format_map(values)
-        except KeyError as exc:
-            raise MissingInput(str(exc.args[0]), list(values)) from None
-    text = prompt(ctx)
-    if inspect.isawaitable(text):
-        text = await text
-    if not isinstance(text, str):
-        raise TypeError(f"a prompt function must return a str, got {type(text).__name__}")
-    return text

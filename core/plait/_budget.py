@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextvars
 import threading
 from decimal import Decimal
-from typing import Any
 
 from ._errors import BudgetExceeded
 from ._money import Usage
@@ -108,13 +107,15 @@ class ItemMeter:
     function charges that item (and through it the step and the run).
 
     One per worker task, reused item after item; an item's meter is made on its first
-    charge, since most items of a large fan-out never make a model call.
+    charge, since most items of a large fan-out never make a model call. ``owner`` is
+    the step scope whose fan-out this is: only its own calls charge the item.
     """
 
-    __slots__ = ("_meter", "ctx")
+    __slots__ = ("_meter", "owner", "parent")
 
-    def __init__(self, ctx: Any) -> None:
-        self.ctx = ctx
+    def __init__(self, owner: object, parent: UsageMeter) -> None:
+        self.owner = owner
+        self.parent = parent
         self._meter: UsageMeter | None = None
 
     def next_item(self) -> None:
@@ -122,7 +123,7 @@ class ItemMeter:
 
     def meter(self) -> UsageMeter:
         if self._meter is None:
-            self._meter = UsageMeter(self.ctx._meter)
+            self._meter = UsageMeter(self.parent)
         return self._meter
 
     @property
@@ -134,7 +135,7 @@ ITEM_METER: contextvars.ContextVar[ItemMeter | None] = contextvars.ContextVar(
     "plait_fanout_item", default=None)
 
 
-def meter_for(ctx: Any, own: UsageMeter) -> UsageMeter:
-    """The meter work done with ``ctx`` should charge: its fan-out item's, else its own."""
+def meter_for(owner: object, own: UsageMeter) -> UsageMeter:
+    """The meter work done by ``owner`` should charge: its fan-out item's, else its own."""
     current = ITEM_METER.get()
-    return current.meter() if current is not None and current.ctx is ctx else own
+    return current.meter() if current is not None and current.owner is owner else own

@@ -1,16 +1,21 @@
 """One model call, done right: budget reservation, limits, retries, parsing, re-asks.
 
-Order of events for each request: reserve the worst case in every budget over the call
-(refused at once if it does not fit), wait for the provider's limiters, send through the
-``plait_wrap_model_call`` wrappers, settle the reservation to the real cost, charge the
-usage meters, then parse and validate. A malformed or rejected reply is re-asked with
-the problem appended; transient provider errors are retried with backoff (honouring
-Retry-After). Both are bounded by the resolved ``retries`` (2 when nothing says otherwise).
+A call runs in three parts:
+
+- ``prepare``: apply per-call overrides, resolve the policy, route to the provider and
+  model (a Runtime's ``model_override`` wins), price it and find its budget and meter;
+- ``send_once``, for each request: reserve the worst case in every budget over the call
+  (refused at once if it does not fit), wait for the provider's limiters, send through
+  the ``plait_wrap_model_call`` wrappers, settle the reservation to the real cost and
+  charge the usage meters;
+- ``call_model``'s loop: parse and validate the reply, re-ask a malformed or rejected
+  one with the problem appended, retry transient provider errors with backoff
+  (honouring Retry-After). Both are bounded by the resolved ``retries`` (2 when nothing
+  says otherwise).
 """
 
 from __future__ import annotations
 
-import functools
 import inspect
 import json
 from collections.abc import Mapping
@@ -21,40 +26,30 @@ import anyio
 import attrs
 
 from ._budget import Budget, UsageMeter, meter_for
-from ._config import NOTSET, Config
-from ._errors import (
-    OutputParseError,
-    PlaitError,
-    ProviderError,
-    UnknownPrice,
-    ValidationFailed,
-)
-from ._execution import backoff, gate
-from ._model import Message, ModelRequest, ModelResponse
-from ._money import Usage
+from ._config import NOTSET, Config, ResolvedConfig
+from ._errors import OutputParseError, PlaitError, ProviderError, UnknownPrice, ValidationFailed
+from ._model import Message, ModelCall, ModelRequest, ModelResponse, split_model
+from ._money import Price, Usage
+from ._policy import backoff, gate
+from ._results import Reply
 
 if TYPE_CHECKING:
-    from ._agent import Agent, Reply
+    from ._agent import Agent
     from ._context import StepContext
     from ._runtime import Runtime
+    from ._scope import StepScope
 
-__all__ = ["ask", "call_model", "estimate_input_tokens"]
+__all__ = ["call_model", "estimate_input_tokens"]
 
 DEFAULT_RETRIES = 2
 DEFAULT_MAX_TOKENS_UNDER_BUDGET = 1024  # a budget needs a bound on output to hold
+# Providers send a schema as a tool definition or a system-prompt hint, and vendors add
+# their own instructions around it (Anthropic's tool use adds a few hundred tokens).
+STRUCTURED_OVERHEAD_TOKENS = 512
 _AGENT_FIELDS = frozenset({"model", "system", "output", "temperature", "max_tokens", "stop",
                            "seed", "price", "extra"})
 _POLICY_FIELDS = frozenset({"timeout", "retries", "retry_delay", "retry_max_delay",
                             "retry_on", "validate"})
-
-
-async def ask(ctx: StepContext, agent: Agent, prompt: str, overrides: Mapping[str, Any]) -> Reply:
-    return await call_model(ctx.runtime, agent, prompt, overrides, ctx=ctx)
-
-
-# Providers send a schema as a tool definition or a system-prompt hint, and vendors add
-# their own instructions around it (Anthropic's tool use adds a few hundred tokens).
-STRUCTURED_OVERHEAD_TOKENS = 512
 
 
 def estimate_input_tokens(request: ModelRequest) -> int:
@@ -67,13 +62,26 @@ def estimate_input_tokens(request: ModelRequest) -> int:
     return tokens
 
 
-async def call_model(runtime: Runtime, agent: Agent, prompt: str,
-                     overrides: Mapping[str, Any], *, ctx: StepContext | None = None,
-                     meter: UsageMeter | None = None) -> Reply:
-    from ._agent import Reply, split_model
+@attrs.frozen
+class _Plan:
+    """A model call with everything decided before its first request."""
 
-    if not isinstance(prompt, str):
-        raise TypeError(f"a prompt must be a str, got {type(prompt).__name__}")
+    agent: Agent  # with the call's overrides applied
+    cfg: ResolvedConfig  # backoff and the call's own validators
+    retries: int
+    timeout: float | None  # per request; the step's timeout covers the step
+    provider_name: str
+    model: str
+    provider: Any
+    price: Price | None
+    max_tokens: int | None
+    budget: Budget | None
+    meter: UsageMeter | None
+    ctx: StepContext | None
+
+
+def prepare(runtime: Runtime, agent: Agent, overrides: Mapping[str, Any],
+            scope: StepScope | None, meter: UsageMeter | None) -> _Plan:
     unknown = set(overrides) - _AGENT_FIELDS - _POLICY_FIELDS
     if unknown:
         raise TypeError(f"unknown override(s) {', '.join(sorted(unknown))}; valid: "
@@ -82,7 +90,7 @@ async def call_model(runtime: Runtime, agent: Agent, prompt: str,
     if changes:
         agent = attrs.evolve(agent, **changes)
     policy = Config(**{k: v for k, v in overrides.items() if k in _POLICY_FIELDS})
-    base = ctx.config if ctx is not None else Config().resolve()
+    base = scope.config if scope is not None else Config().resolve()
     # A step's validators gate the step's output, not each reply inside it: a call is
     # validated only by what the call itself asks for (agent.as_step passes the step's).
     given = {k: v for k, v in attrs.asdict(policy, recurse=False).items()
@@ -92,77 +100,105 @@ async def call_model(runtime: Runtime, agent: Agent, prompt: str,
         retries = policy.retries
     else:
         retries = base.retries if base.retries_given else DEFAULT_RETRIES
-    timeout = overrides.get("timeout")  # per request; the step's timeout covers the step
 
     # A Runtime's model_override wins over the agent's model and per-call overrides; the
     # agent's own price was for its own model, so the override's price applies.
     model_id = runtime.model_override or agent.model
     provider_name, model = split_model(model_id)
     provider = runtime.provider(provider_name)
-    spec = agent.spec
-    budget: Budget | None = ctx._budget if ctx is not None else None
     own_price = agent.price if runtime.model_override is None else None
     price = own_price or runtime.price(provider_name, model)
+    budget = scope.budget if scope is not None else None
     if budget is not None and price is None:
         raise UnknownPrice(model_id)
     max_tokens = agent.max_tokens
     if budget is not None and max_tokens is None:
         max_tokens = DEFAULT_MAX_TOKENS_UNDER_BUDGET
-    if meter is None and ctx is not None:
-        meter = meter_for(ctx, ctx._meter)
-    limiters = runtime.limits()
+    if meter is None and scope is not None:
+        meter = meter_for(scope, scope.meter)
+    return _Plan(agent, cfg, retries, overrides.get("timeout"), provider_name, model, provider,
+                 price, max_tokens, budget, meter, None if scope is None else scope.ctx)
 
+
+async def send_once(runtime: Runtime, plan: _Plan, request: ModelRequest,
+                    attempt: int) -> tuple[ModelResponse, Usage]:
+    """One request: reserve -> limit -> wrap -> settle -> meter."""
+    estimate = estimate_input_tokens(request)
+    worst_tokens = estimate + (plan.max_tokens or 0)
+    reservation = None
+    if plan.budget is not None and plan.price is not None:
+        reservation = plan.budget.reserve(plan.price.worst_case(estimate, plan.max_tokens or 0))
+    call = ModelCall(plan.provider_name, plan.model, plan.price, attempt)
+
+    async def complete() -> ModelResponse:
+        response = await _complete(plan.provider, request, plan.provider_name)
+        cost = plan.price.cost(response.usage) if plan.price is not None else Decimal(0)
+        call.usage = Usage.of_call(response.usage, cost)
+        return response
+
+    limiters = runtime.limits()
+    try:
+        async with limiters.acquire(plan.provider_name, plan.model, worst_tokens):
+            response = await runtime.hooks.around(
+                "plait_wrap_model_call",
+                {"request": request, "provider": plan.provider_name, "ctx": plan.ctx,
+                 "call": call},
+                complete)
+    except BaseException:
+        if reservation is not None:
+            reservation.release()
+        raise
+    assert call.usage is not None, "set when the response arrived"
+    if reservation is not None:
+        reservation.settle(call.usage.cost)
+    limiters.settle(plan.provider_name, plan.model, worst_tokens,
+                    response.usage.input_tokens + response.usage.output_tokens)
+    if plan.meter is not None:
+        plan.meter.add(call.usage)
+    return response, call.usage
+
+
+async def call_model(runtime: Runtime, agent: Agent, prompt: str,
+                     overrides: Mapping[str, Any], *, scope: StepScope | None = None,
+                     meter: UsageMeter | None = None) -> Reply:
+    """Ask ``agent``; charged to ``scope``'s budget and meter (or ``meter``) when given."""
+    if not isinstance(prompt, str):
+        raise TypeError(f"a prompt must be a str, got {type(prompt).__name__}")
+    plan = prepare(runtime, agent, overrides, scope, meter)
+    agent, spec = plan.agent, plan.agent.spec
     messages: tuple[Message, ...] = (
         *([Message("system", agent.system)] if agent.system else []),
         Message("user", prompt),
     )
+    where = "agent.ask" if scope is None else scope.path
     total = Usage()
     attempt = 0
     while True:
         attempt += 1
         request = ModelRequest(
-            model, messages, agent.temperature, max_tokens, agent.stop, agent.seed,
-            spec.schema, spec.name, timeout, agent.extra)
-        estimate = estimate_input_tokens(request)
-        reservation = None
-        if budget is not None and price is not None:
-            reservation = budget.reserve(price.worst_case(estimate, max_tokens or 0))
+            plan.model, messages, agent.temperature, plan.max_tokens, agent.stop, agent.seed,
+            spec.schema, spec.name, plan.timeout, agent.extra)
         try:
-            async with limiters.acquire(provider_name, model, estimate + (max_tokens or 0)):
-                response = await runtime.around(
-                    "plait_wrap_model_call",
-                    {"request": request, "provider": provider_name, "ctx": ctx},
-                    functools.partial(_complete, provider, request, provider_name),
-                )
-        except BaseException as exc:
-            if reservation is not None:
-                reservation.release()
-            if not isinstance(exc, ProviderError) or not exc.retryable:
+            response, usage = await send_once(runtime, plan, request, attempt)
+        except ProviderError as exc:
+            if not exc.retryable:
                 raise
-            if attempt > retries:
+            if attempt > plan.retries:
                 raise _spent(exc)  # noqa: B904  # the same error, re-raised marked as spent
-            await anyio.sleep(backoff(attempt, cfg, exc))
+            await anyio.sleep(backoff(attempt, plan.cfg, exc))
             continue
-        cost = price.cost(response.usage) if price is not None else Decimal(0)
-        if reservation is not None:
-            reservation.settle(cost)
-        limiters.settle(provider_name, model, estimate + (max_tokens or 0),
-                        response.usage.input_tokens + response.usage.output_tokens)
-        usage = Usage.of_call(response.usage, cost)
         total = total + usage
-        if meter is not None:
-            meter.add(usage)
         try:
             output = spec.parse(response.text, response.parsed, runtime.converter)
-            if cfg.validate:
-                await gate(output, cfg.validate, ctx, runtime)
+            if plan.cfg.validate:
+                await gate(output, plan.cfg.validate, plan.ctx, runtime.validator, where)
         except (OutputParseError, ValidationFailed) as exc:
-            if attempt > retries:
+            if attempt > plan.retries:
                 raise _spent(exc)  # noqa: B904  # the same error, re-raised marked as spent
             messages = (*messages, Message("assistant", response.text),
                         Message("user", _reask(exc, spec)))
             continue
-        return Reply(output, response.text, total, response.model or model, attempt,
+        return Reply(output, response.text, total, response.model or plan.model, attempt,
                      response.finish_reason)
 
 

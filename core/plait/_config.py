@@ -96,7 +96,8 @@ class Config:
     - ``timeout``: seconds for each attempt of the whole step (``None``: no limit).
     - ``retries``: further attempts after a failure; model calls also use it to re-ask
       after a malformed reply and to retry transient provider errors.
-    - ``retry_delay`` / ``retry_max_delay``: exponential backoff base and cap (full jitter).
+    - ``retry_delay`` / ``retry_max_delay``: exponential backoff base and cap
+      (equal jitter: each delay is between half and all of its cap).
     - ``retry_on``: exception types worth a retry.
     - ``budget``: USD limit (``plait.usd``) on model spend, hard, also under concurrency.
     - ``max_concurrency``: steps of one run running at once (``None``: unbounded).

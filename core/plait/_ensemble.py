@@ -15,92 +15,34 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 import attrs
 
-from ._agent import Agent, Reply, render_prompt
 from ._budget import UsageMeter, meter_for
+from ._calls import call_model
 from ._errors import AggregationError, BudgetExceeded
-from ._money import Usage
-from ._results import ErrorInfo
-from ._step import Step
+from ._results import Aggregation, Candidate, EnsembleResult, ErrorInfo, Reply
+from ._step import Step, render_prompt
 
 if TYPE_CHECKING:
+    from ._agent import Agent
     from ._context import StepContext
     from ._runtime import Runtime
+    from ._scope import StepScope
 
-__all__ = ["Aggregation", "AggregationJob", "Candidate", "Ensemble", "EnsembleResult",
-           "run_ensemble"]
+__all__ = ["AggregationJob", "Ensemble", "run_ensemble"]
 
 _VARY_KEYS = ("temperature", "model", "prompt")
 
 T = TypeVar("T")
 
 
-@attrs.frozen
-class Candidate:
-    """One generated answer and how it was made."""
-
-    index: int
-    output: Any
-    text: str
-    model: str
-    temperature: float | None
-    prompt: str
-    usage: Usage = Usage()
-
-
-@attrs.frozen
-class Aggregation:
-    """An aggregator's decision.
-
-    ``winner`` is the chosen (or synthesized) answer; ``winner_index`` the candidate it
-    came from, if one; ``agreement`` in [0, 1]; ``scores`` per candidate index;
-    ``rationale`` why; ``flagged`` marks a low-confidence result the caller should check;
-    ``calls_saved`` counts candidates never drawn (adaptive strategies); ``sources`` the
-    candidates a synthesis drew on.
-    """
-
-    winner: Any
-    winner_index: int | None = None
-    agreement: float | None = None
-    scores: Mapping[int, float] = attrs.field(factory=dict)
-    rationale: str | None = None
-    flagged: bool = False
-    calls_saved: int = 0
-    sources: tuple[int, ...] = ()
-    details: Mapping[str, Any] = attrs.field(factory=dict)
-
-
-@attrs.frozen
-class EnsembleResult:
-    """An ensemble's outcome: the winner, every candidate, and the aggregation."""
-
-    winner: Any
-    candidates: tuple[Candidate, ...]
-    aggregation: Aggregation
-    aggregator: str
-    usage: Usage = Usage()
-    failures: tuple[ErrorInfo, ...] = ()  # candidate calls that failed
-
-    @property
-    def agreement(self) -> float | None:
-        return self.aggregation.agreement
-
-    @property
-    def rationale(self) -> str | None:
-        return self.aggregation.rationale
-
-    @property
-    def scores(self) -> Mapping[int, float]:
-        return self.aggregation.scores
-
-
 class AggregationJob:
     """What an aggregator works with: the question, and candidates on demand."""
 
-    def __init__(self, runtime: Runtime, ctx: StepContext | None, agent: Agent, question: str,
-                 n: int, variants: Sequence[Mapping[str, Any]], limit: int | None,
+    def __init__(self, scope: StepScope, agent: Agent, question: str, n: int,
+                 variants: Sequence[Mapping[str, Any]], limit: int | None,
                  options: Mapping[str, Any], meter: UsageMeter) -> None:
-        self.runtime = runtime
-        self.ctx = ctx
+        self.runtime: Runtime = scope.runtime
+        self.ctx: StepContext = scope.context()
+        self._scope = scope
         self.agent = agent
         self.question = question
         self.n = n
@@ -115,7 +57,7 @@ class AggregationJob:
     def options_as(self, cls: type[T], aggregator: str) -> T:
         """This job's options (``ctx.ensemble(..., **options)``) as an instance of the attrs
         class ``cls``; a name ``cls`` has no field for raises ``TypeError`` listing them."""
-        known = {a.name for a in attrs.fields(cls)}  # type: ignore[misc]  # cls is attrs
+        known = {a.name for a in attrs.fields(cls)}  # type: ignore[arg-type]  # an attrs class
         unknown = sorted(set(self.options) - known)
         if unknown:
             raise TypeError(f"{aggregator}: unknown option(s) {', '.join(unknown)}; "
@@ -179,10 +121,8 @@ class AggregationJob:
         The step's validators judge the step's output, not these calls: they run only when
         ``validate=`` is passed here.
         """
-        from ._calls import call_model
-
         return await call_model(self.runtime, agent, prompt, {"validate": (), **overrides},
-                                ctx=self.ctx, meter=self._meter)
+                                scope=self._scope, meter=self._meter)
 
 
 def _variants(agent: Agent, prompt: str, n: int, vary: Mapping[str, Any] | None,
@@ -215,24 +155,19 @@ def _variants(agent: Agent, prompt: str, n: int, vary: Mapping[str, Any] | None,
     return out
 
 
-async def run_ensemble(ctx: StepContext | None, agent: Agent, prompt: str, *, n: int,
+async def run_ensemble(scope: StepScope, agent: Agent, prompt: str, *, n: int,
                        vary: Mapping[str, Any] | None, aggregate: str, limit: int | None,
-                       force: bool, options: Mapping[str, Any],
-                       runtime: Runtime | None = None) -> EnsembleResult:
-    runtime = runtime or (ctx.runtime if ctx is not None else None)
-    if runtime is None:
-        from ._runtime import default_runtime
-
-        runtime = default_runtime()
+                       force: bool, options: Mapping[str, Any]) -> EnsembleResult:
+    runtime = scope.runtime
+    hooks = runtime.hooks
     variants = _variants(agent, prompt, n, vary, force)
-    if len(runtime._impls("plait_aggregate")) == 1:  # only the default: fail before spending
+    if hooks.only_default("plait_aggregate"):  # a missing aggregator fails before spending
         runtime.aggregator(aggregate)
-    parent = meter_for(ctx, ctx._meter) if ctx is not None else None
-    meter = UsageMeter(parent)
-    job = AggregationJob(runtime, ctx, agent, prompt, n, variants, limit, options, meter)
-    aggregation: Aggregation = await runtime.around(
+    meter = UsageMeter(meter_for(scope, scope.meter))
+    job = AggregationJob(scope, agent, prompt, n, variants, limit, options, meter)
+    aggregation: Aggregation = await hooks.around(
         "plait_wrap_aggregate", {"name": aggregate, "job": job},
-        lambda: runtime.aggregate(aggregate, job))
+        lambda: hooks.decide("plait_aggregate", name=aggregate, job=job))
     if not isinstance(aggregation, Aggregation):
         raise AggregationError(f"aggregator {aggregate!r} returned {aggregation!r}, "
                                "not a plait.Aggregation")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import attrs
 
-from ._money import Price, TokenCount
+from ._money import Price, TokenCount, Usage
 
 if TYPE_CHECKING:
     import httpx
@@ -20,14 +20,28 @@ if TYPE_CHECKING:
 __all__ = [
     "Limits",
     "Message",
+    "ModelCall",
     "ModelRequest",
     "ModelResponse",
     "Provider",
     "ProviderEnv",
     "ProviderFactory",
+    "ProviderSpec",
+    "split_model",
 ]
 
 Role = Literal["system", "user", "assistant"]
+
+
+def split_model(model: str) -> tuple[str, str]:
+    """``"openai:gpt-4o"`` -> ``("openai", "gpt-4o")``; a path may follow ``local:``."""
+    if not isinstance(model, str) or ":" not in model:
+        raise ValueError(f"model must be '<provider>:<model>' such as 'openai:gpt-4o-mini', "
+                         f"got {model!r}")
+    provider, name = model.split(":", 1)
+    if not provider or not name:
+        raise ValueError(f"model must be '<provider>:<model>', got {model!r}")
+    return provider, name
 
 
 @attrs.frozen
@@ -72,6 +86,24 @@ class ModelResponse:
     parsed: Any = None
     model: str | None = None  # the model the provider says answered
     raw: Any = attrs.field(default=None, repr=False, eq=False)
+
+
+@attrs.define(slots=True)
+class ModelCall:
+    """One request as ``plait_wrap_model_call`` wrappers see it, priced by the engine.
+
+    ``price`` is the price the call is charged at (the agent's own, a Runtime override or
+    the provider's table; ``None`` when unknown); ``attempt`` counts the requests of this
+    model call (re-asks and retries included). ``usage`` is set, with its exact cost, when
+    the reply arrives and before it is sent into the wrappers: tracers read the cost
+    here instead of pricing the call again.
+    """
+
+    provider: str
+    model: str  # without the provider prefix, as in the request
+    price: Price | None
+    attempt: int
+    usage: Usage | None = None
 
 
 @runtime_checkable
@@ -119,4 +151,3 @@ class ProviderSpec:
     factory: ProviderFactory
     prices: Mapping[str, Price] = attrs.field(factory=dict)
     limits: Limits = Limits()
-    distribution: str | None = None

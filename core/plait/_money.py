@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 
 import attrs
 
-__all__ = ["Price", "TokenCount", "Usage", "usd"]
+__all__ = ["Price", "TokenCount", "Usage", "price_in", "usd"]
 
 _MILLION = Decimal(1_000_000)
+
+# a snapshot of a model: gpt-4o-2024-08-06, claude-x-20241022, gemini-x-001, x-latest,
+# gemini-2.5-flash-preview-09-2025
+_SNAPSHOT = re.compile(
+    r"(?P<base>.+?)-(\d{4}-\d{2}-\d{2}|\d{8}|\d{3}|latest|preview(-\d{2}-\d{4})?)$")
 
 
 def usd(amount: str | int | Decimal) -> Decimal:
@@ -100,3 +107,17 @@ class Usage:
     @classmethod
     def of_call(cls, tokens: TokenCount, cost: Decimal) -> Usage:
         return cls(tokens.input_tokens, tokens.output_tokens, tokens.cached_tokens, 1, cost)
+
+
+def price_in(table: Mapping[str, Price], model: str) -> Price | None:
+    """``model``'s price in a provider's table: the exact name, then a snapshot's base
+    (``gpt-4o-2024-08-06`` -> ``gpt-4o``, ``x-preview`` -> ``x``), then ``"*"``.
+
+    Only snapshot suffixes fall back to the base, so a variant such as ``o3-pro`` is never
+    priced as the cheaper ``o3``."""
+    if model in table:
+        return table[model]
+    snapshot = _SNAPSHOT.match(model)
+    if snapshot and snapshot["base"] in table:
+        return table[snapshot["base"]]
+    return table.get("*")

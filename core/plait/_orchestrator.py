@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import attrs
 
-from ._agent import Agent, render_prompt
+from ._agent import Agent
+from ._context import StepContext, scope_of
 from ._errors import OutputParseError, PipelineDefinitionError
-from ._fanout import map_items, worker_call
+from ._fanout import worker_call
+from ._map import map_items
 from ._results import ErrorInfo
 from ._router import route_key
-from ._step import Step
-
-if TYPE_CHECKING:
-    from ._context import StepContext
+from ._step import Step, render_prompt
 
 __all__ = ["Orchestrator", "OrchestratorResult", "TaskReport"]
 
@@ -133,8 +132,8 @@ class Orchestrator(Step):
             i, _name, task = entry
             return await worker_call(self.workers[self.task_type(task)], ctx)(i, task)
 
-        results = await map_items(ctx, run_task, runnable, limit=self.limit, on_error="collect",
-                                  min_success=None, indexed=True)
+        results = await map_items(scope_of(ctx), run_task, runnable, limit=self.limit,
+                                  on_error="collect", min_success=None, indexed=True)
         ok = iter(results.values)
         failed = {e.index: e.error for e in results.errors}
         for slot, (i, name, task) in enumerate(runnable):

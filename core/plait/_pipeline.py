@@ -16,10 +16,13 @@ import attrs
 
 from ._budget import Budget, UsageMeter
 from ._config import NOTSET, Config, ResolvedConfig
-from ._context import RunInfo, RunState, StepContext
+from ._context import StepContext, scope_of
 from ._errors import BudgetExceeded, PipelineDefinitionError, PlaitError, StepFailed
 from ._execution import execute_step
-from ._results import PipelineResult, StepRecord, Stop
+from ._money import Usage
+from ._results import PipelineResult, RunInfo, StepRecord, Stop
+from ._runtime import Runtime, default_runtime
+from ._scope import RunScope, StepScope
 from ._step import Step, as_step
 
 __all__ = ["Pipeline"]
@@ -89,7 +92,7 @@ class Pipeline(Step):
         inputs: Mapping[str, Any] | StepContext | None = None,
         *,
         deps: Any = None,
-        runtime: Any = None,
+        runtime: Runtime | None = None,
         run_id: str | None = None,
     ) -> Any:
         """Run the pipeline: ``await pipe.run({"text": ...}, deps=app_deps)``.
@@ -105,35 +108,33 @@ class Pipeline(Step):
         if not isinstance(inputs, Mapping):
             raise TypeError(f"pipeline {self.name!r}: inputs must be a mapping of name -> value, "
                             f"got {type(inputs).__name__}")
-        if runtime is None:
-            from ._runtime import default_runtime
-
-            runtime = default_runtime()
+        runtime = runtime or default_runtime()
         info = RunInfo(run_id or uuid.uuid4().hex, self.label, dict(inputs))
         limit = self._resolved_run.budget
         budget = None if limit is None else Budget(limit, "run")
-        state = RunState(runtime, info, deps, budget, UsageMeter(), prefix="")
-        result: PipelineResult = await runtime.around(
-            "plait_wrap_run", {"pipeline": self, "run": info}, lambda: self._execute(state))
+        run = RunScope(runtime, info, deps, budget, UsageMeter(), prefix="")
+        result: PipelineResult = await runtime.hooks.around(
+            "plait_wrap_run", {"pipeline": self, "run": info}, lambda: self._execute(run))
         return result
 
     async def _run_nested(self, ctx: StepContext) -> Any:
+        outer = scope_of(ctx)
         inputs = {**ctx.inputs, **ctx.dependencies}
         info = RunInfo(ctx.run_id, self.label, inputs, parent=ctx.path)
         limit = self._resolved_run.budget
-        budget = ctx._budget if limit is None else Budget(limit, f"pipeline {self.name}",
-                                                          ctx._budget)
-        state = RunState(ctx.runtime, info, ctx.deps, budget, ctx._meter, prefix=ctx.path + "/")
+        budget = outer.budget if limit is None else Budget(limit, f"pipeline {self.name}",
+                                                           outer.budget)
+        run = RunScope(ctx.runtime, info, ctx.deps, budget, outer.meter, prefix=ctx.path + "/")
         try:
-            result = await self._execute(state)
+            result = await self._execute(run)
         except PlaitError as exc:
             if exc.partial is not None:
-                ctx.record_children(exc.partial.steps)
+                outer.children.update(exc.partial.steps)
             raise
-        ctx.record_children(result.steps)
+        outer.children.update(result.steps)
         return result.stop if result.stopped_early else result.output
 
-    async def _execute(self, state: RunState) -> PipelineResult:
+    async def _execute(self, state: RunScope) -> PipelineResult:
         outputs: dict[str, Any] = {}
         records: dict[str, StepRecord] = {}
         waiting = {sid: len(ds) for sid, ds in self._deps.items()}
@@ -151,12 +152,12 @@ class Pipeline(Step):
                 # made ready (a chain of steps costs no task at all); the others get tasks.
                 while sid is not None:
                     started.add(sid)
-                    ctx = self._context(state, sid, outputs)
+                    scope = self._scope(state, sid, outputs)
                     if limiter is None:
-                        record, value, error = await execute_step(self._steps[sid], ctx)
+                        record, value, error = await execute_step(self._steps[sid], scope)
                     else:
                         async with limiter:
-                            record, value, error = await execute_step(self._steps[sid], ctx)
+                            record, value, error = await execute_step(self._steps[sid], scope)
                     if error is not None:
                         records[sid] = record
                         failures.append((sid, error, record.attempts))
@@ -205,11 +206,13 @@ class Pipeline(Step):
             raise StepFailed(state.prefix + sid, attempts, error, result) from error
         return result
 
-    def _context(self, state: RunState, sid: str, outputs: Mapping[str, Any]) -> StepContext:
+    def _scope(self, run: RunScope, sid: str, outputs: Mapping[str, Any]) -> StepScope:
         deps = {d: outputs[d] for d in self._deps[sid]}
         limit = self._step_budgets[sid]
-        budget = state.budget if limit is None else Budget(limit, f"step {sid}", state.budget)
-        return StepContext(state, sid, deps, self._configs[sid], budget=budget)
+        budget = run.budget if limit is None else Budget(limit, f"step {sid}", run.budget)
+        scope = StepScope(run, sid, deps, self._configs[sid], budget=budget)
+        StepContext(scope)  # the face the step and its wrappers see
+        return scope
 
     def _block(self, sid: str, blocked: set[str]) -> None:
         for d in self._dependents[sid]:
@@ -232,9 +235,7 @@ def _budget_refusal(error: BaseException) -> BudgetExceeded | None:
     return None
 
 
-def _sum_usage(steps: Mapping[str, StepRecord]) -> Any:
-    from ._money import Usage
-
+def _sum_usage(steps: Mapping[str, StepRecord]) -> Usage:
     return sum((r.usage for r in steps.values()), Usage())
 
 

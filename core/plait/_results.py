@@ -1,29 +1,62 @@
-"""What a run produces: frozen records and results, serializable to JSON and back."""
+"""What a run produces: frozen records and results, serializable to JSON and back.
+
+Every type a hook passes or a run returns lives here (runs, steps, replies, fan-outs,
+ensembles), so plugins and every layer of the engine can use them without importing it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
 from ._money import Usage
+from ._serialize import LOCAL, from_json, to_json
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
 
 __all__ = [
+    "Aggregation",
+    "Candidate",
+    "EnsembleResult",
     "ErrorInfo",
+    "FanOutJob",
     "FanOutResult",
     "ItemError",
     "ItemOutcome",
     "PipelineResult",
+    "Reply",
+    "RunInfo",
     "StepRecord",
     "StepStatus",
     "Stop",
 ]
 
 StepStatus = Literal["ok", "failed", "skipped", "cancelled", "stopped"]
+
+
+@attrs.frozen
+class RunInfo:
+    """A run as wrappers and tracers see it."""
+
+    run_id: str
+    pipeline: str
+    inputs: Mapping[str, Any] = attrs.field(repr=False)
+    parent: str | None = None  # the enclosing step's path for a nested pipeline
+
+
+@attrs.frozen
+class Reply:
+    """A model's answer: the typed ``output``, the raw ``text`` and what it cost."""
+
+    output: Any
+    text: str
+    usage: Usage
+    model: str
+    attempts: int = 1
+    finish_reason: str | None = None
 
 
 @attrs.frozen
@@ -78,7 +111,31 @@ class ItemError:
     index: int
     item: Any
     error: ErrorInfo
-    exception: BaseException | None = attrs.field(default=None, eq=False, repr=False)
+    exception: BaseException | None = attrs.field(default=None, eq=False, repr=False,
+                                                  metadata={LOCAL: True})
+
+
+@attrs.frozen
+class FanOutJob:
+    """A fan-out as executors see it: ``await fn(index, item)`` for every item.
+
+    An executor calls ``job.item_done(index)`` as each item finishes (succeeded or
+    failed). That is a plain call, not a hook: progress displays append a callback to
+    ``on_item_done`` in their ``plait_wrap_fanout`` to count items without a hook per item.
+    """
+
+    fn: Callable[[int, Any], Awaitable[Any]]
+    items: Sequence[Any]
+    limit: int | None
+    fail_fast: bool  # stop starting items after the first error
+    label: str  # the step path, for traces and progress displays
+    on_item_done: list[Callable[[int], None]] = attrs.field(
+        init=False, factory=list, eq=False, repr=False)
+
+    def item_done(self, index: int) -> None:
+        """Tell whoever listens that item ``index`` finished."""
+        for callback in self.on_item_done:
+            callback(index)
 
 
 @attrs.frozen
@@ -100,7 +157,8 @@ class FanOutResult:
     """A fan-out's results in input order: successes and errors side by side.
 
     ``values`` holds successful outputs in input order; ``errors`` the failed items;
-    ``usage`` the items' model usage in input order (also for failed items).
+    ``item_usage`` the items' model usage in input order (also for failed items), and
+    ``usage`` their sum; ``total`` the number of items.
     """
 
     values: Sequence[Any]
@@ -157,14 +215,69 @@ class PipelineResult:
     def to_json(self, *, indent: int | None = None, runtime: Runtime | None = None) -> str:
         """This result as JSON, outputs through ``runtime``'s converter (so types that
         plugins taught it serialize too) or a default one."""
-        from ._serialize import result_to_json
-
-        return result_to_json(self, indent=indent,
-                              converter=None if runtime is None else runtime.converter)
+        return to_json(self, indent=indent,
+                       converter=None if runtime is None else runtime.converter)
 
     @classmethod
     def from_json(cls, text: str, *, runtime: Runtime | None = None) -> PipelineResult:
         """Rebuild a result from ``to_json``; outputs come back as plain JSON values."""
-        from ._serialize import result_from_json
+        return from_json(text, cls, None if runtime is None else runtime.converter)
 
-        return result_from_json(text, None if runtime is None else runtime.converter)
+
+@attrs.frozen
+class Candidate:
+    """One generated answer and how it was made."""
+
+    index: int
+    output: Any
+    text: str
+    model: str
+    temperature: float | None
+    prompt: str
+    usage: Usage = Usage()
+
+
+@attrs.frozen
+class Aggregation:
+    """An aggregator's decision.
+
+    ``winner`` is the chosen (or synthesized) answer; ``winner_index`` the candidate it
+    came from, if one; ``agreement`` in [0, 1]; ``scores`` per candidate index;
+    ``rationale`` why; ``flagged`` marks a low-confidence result the caller should check;
+    ``calls_saved`` counts candidates never drawn (adaptive strategies); ``sources`` the
+    candidates a synthesis drew on.
+    """
+
+    winner: Any
+    winner_index: int | None = None
+    agreement: float | None = None
+    scores: Mapping[int, float] = attrs.field(factory=dict)
+    rationale: str | None = None
+    flagged: bool = False
+    calls_saved: int = 0
+    sources: tuple[int, ...] = ()
+    details: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class EnsembleResult:
+    """An ensemble's outcome: the winner, every candidate, and the aggregation."""
+
+    winner: Any
+    candidates: tuple[Candidate, ...]
+    aggregation: Aggregation
+    aggregator: str
+    usage: Usage = Usage()
+    failures: tuple[ErrorInfo, ...] = ()  # candidate calls that failed
+
+    @property
+    def agreement(self) -> float | None:
+        return self.aggregation.agreement
+
+    @property
+    def rationale(self) -> str | None:
+        return self.aggregation.rationale
+
+    @property
+    def scores(self) -> Mapping[int, float]:
+        return self.aggregation.scores

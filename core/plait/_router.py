@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._config import Config
+from ._context import StepContext, scope_of
 from ._errors import PipelineDefinitionError, UnknownRoute
 from ._execution import execute_step
 from ._step import Step, as_step
-
-if TYPE_CHECKING:
-    from ._context import StepContext
 
 __all__ = ["Router", "route_key"]
 
@@ -55,17 +53,19 @@ class Router(Step):
         self.config = config or Config()
 
     async def run(self, ctx: StepContext) -> Any:
-        chosen = route_key(await ctx.runtime.choose_route(self, ctx))
+        scope = scope_of(ctx)
+        chosen = route_key(await ctx.runtime.hooks.decide("plait_choose_route", router=self,
+                                                          ctx=ctx))
         if chosen not in self.branches:
             if self.fallback is None:
                 raise UnknownRoute(self.name or "router", chosen, [str(k) for k in self.branches])
             chosen = self.fallback
         key = str(chosen)
-        ctx.record_route(key)
+        scope.route = key
         branch = self.branches[chosen]
         branch_ctx = ctx.child(key, config=Config.layered(branch.config).resolve())
-        record, value, error = await execute_step(branch, branch_ctx)
-        ctx.record_children({key: record})
+        record, value, error = await execute_step(branch, scope_of(branch_ctx))
+        scope.children[key] = record
         if error is not None:
             raise error
         return value

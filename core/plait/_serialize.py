@@ -18,14 +18,19 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._errors import SerializationError
-from ._results import ItemError, PipelineResult
 
 if TYPE_CHECKING:  # cattrs loads on first use: `import plait` (and `plait --help`) stay fast
     import cattrs
 
-__all__ = ["check_serializable", "make_converter", "result_from_json", "result_to_json"]
+__all__ = ["LOCAL", "check_serializable", "from_json", "make_converter", "to_json"]
+
+T = typing.TypeVar("T")
 
 _SCALARS = (str, int, float, bool, type(None))
+
+LOCAL = "plait.local"
+"""attrs field metadata key: ``metadata={LOCAL: True}`` marks a live object (an exception)
+that stays in this process and is left out of JSON."""
 
 
 def make_converter() -> cattrs.Converter:
@@ -36,9 +41,11 @@ def make_converter() -> cattrs.Converter:
     conv = cattrs.Converter()
     conv.register_unstructure_hook(Decimal, str)
     conv.register_structure_hook(Decimal, lambda v, _: Decimal(str(v)))
-    conv.register_unstructure_hook(
-        ItemError, make_dict_unstructure_fn(ItemError, conv, exception=override(omit=True))
-    )
+    conv.register_unstructure_hook_factory(
+        _has_local_fields,
+        lambda cls: make_dict_unstructure_fn(cls, conv, **{  # type: ignore[arg-type]
+            # the keywords are field names, each with its override; mypy reads them as flags
+            a.name: override(omit=True) for a in attrs.fields(cls) if a.metadata.get(LOCAL)}))
     # sets (bare, or declared as set[...] fields) become lists: JSON has no sets
     conv.register_unstructure_hook_factory(_is_set, lambda _t: functools.partial(_set_list, conv))
     return conv
@@ -47,6 +54,10 @@ def make_converter() -> cattrs.Converter:
 @functools.cache
 def _default_converter() -> cattrs.Converter:
     return make_converter()
+
+
+def _has_local_fields(tp: Any) -> bool:
+    return attrs.has(tp) and any(a.metadata.get(LOCAL) for a in attrs.fields(tp))
 
 
 def _is_set(tp: Any) -> bool:
@@ -123,19 +134,20 @@ def _walk(data: Any, path: str, step_id: str) -> None:
         )
 
 
-def result_to_json(result: PipelineResult, *, indent: int | None = None,
-                   converter: cattrs.Converter | None = None) -> str:
+def to_json(value: Any, *, indent: int | None = None,
+            converter: cattrs.Converter | None = None) -> str:
     conv = converter or _default_converter()
-    return json.dumps(conv.unstructure(result), indent=indent)
+    return json.dumps(conv.unstructure(value), indent=indent)
 
 
-def result_from_json(text: str, converter: cattrs.Converter | None = None) -> PipelineResult:
+def from_json(text: str, cls: type[T], converter: cattrs.Converter | None = None) -> T:
+    """Structure ``text`` as ``cls``; malformed input raises ``ValueError`` saying where."""
     import cattrs
 
     conv = converter or _default_converter()
     try:
-        return conv.structure(json.loads(text), PipelineResult)
+        return conv.structure(json.loads(text), cls)
     except (ValueError, cattrs.BaseValidationError) as exc:
         detail = "; ".join(cattrs.transform_error(exc)) if isinstance(
             exc, cattrs.BaseValidationError) else str(exc)
-        raise ValueError(f"not a serialized PipelineResult: {detail}") from exc
+        raise ValueError(f"not a serialized {cls.__name__}: {detail}") from exc

@@ -12,12 +12,13 @@ import anyio.lowlevel
 import anyio.to_thread
 
 from ._config import NOTSET, Config, Validator
-from ._errors import PipelineDefinitionError
+from ._errors import MissingInput, PipelineDefinitionError
 
 if TYPE_CHECKING:
     from ._context import StepContext
 
-__all__ = ["FunctionStep", "Step", "as_step", "run_in_thread", "step"]
+__all__ = ["FunctionStep", "Step", "as_step", "is_async_callable", "render_prompt",
+           "run_in_thread", "step"]
 
 T = TypeVar("T")
 
@@ -132,3 +133,20 @@ def as_step(value: Any, where: str) -> Step:
     raise PipelineDefinitionError(
         f"{where}: expected a plait.Step or a function of the context, got {value!r}"
     )
+
+
+async def render_prompt(prompt: str | Callable[[StepContext], Any], ctx: StepContext) -> str:
+    """A step's prompt: a template over run inputs and dependency outputs, or a function
+    of the context (sync or async)."""
+    if isinstance(prompt, str):
+        values = {**ctx.inputs, **ctx.dependencies}
+        try:
+            return prompt.format_map(values)
+        except KeyError as exc:
+            raise MissingInput(str(exc.args[0]), list(values)) from None
+    text = prompt(ctx)
+    if inspect.isawaitable(text):
+        text = await text
+    if not isinstance(text, str):
+        raise TypeError(f"a prompt function must return a str, got {type(text).__name__}")
+    return text

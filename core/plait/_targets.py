@@ -7,6 +7,9 @@ import os
 import sys
 from typing import Any
 
+from ._pipeline import Pipeline
+from ._step import Step
+
 __all__ = ["load_target"]
 
 
@@ -47,9 +50,6 @@ def load_target(spec: str, *, as_pipeline: bool = True) -> Any:
 
 
 def _as_pipeline(obj: Any, spec: str, attr: str) -> Any:
-    from ._pipeline import Pipeline
-    from ._step import Step
-
     if isinstance(obj, Pipeline):
         return obj
     if isinstance(obj, Step):

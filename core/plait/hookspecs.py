@@ -26,26 +26,69 @@ Three kinds of hook, by phase:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Generator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Generator, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
 
 if TYPE_CHECKING:
-    from ._context import RunInfo, StepContext
-    from ._ensemble import Aggregation, AggregationJob
-    from ._fanout import FanOutJob
-    from ._model import ModelRequest
-    from ._results import ItemOutcome
+    from ._context import StepContext
+    from ._ensemble import AggregationJob
+    from ._model import Limits, ModelCall, ModelRequest, ProviderFactory
+    from ._money import Price
+    from ._results import Aggregation, FanOutJob, ItemOutcome, RunInfo
     from ._router import Router
     from ._step import Step
 
-__all__ = ["hookimpl", "hookspec"]
+__all__ = [
+    "RegisterAggregator",
+    "RegisterCommand",
+    "RegisterConverterHook",
+    "RegisterProvider",
+    "RegisterTracer",
+    "RegisterValidator",
+    "Wrapper",
+    "hookimpl",
+    "hookspec",
+]
 
 hookspec = pluggy.HookspecMarker("plait")
 hookimpl = pluggy.HookimplMarker("plait")
 
 Wrapper = Generator[None, Any, None]
+"""What a wrapper hook returns: a generator that yields exactly once."""
+
+
+# The ``register`` callbacks the registration hooks receive. Keyword arguments may be
+# added later; a plugin that passes only what it needs keeps working.
+
+
+class RegisterProvider(Protocol):
+    def __call__(self, name: str, factory: ProviderFactory, *,
+                 prices: Mapping[str, Price] | None = None,
+                 limits: Limits | None = None) -> None: ...
+
+
+class RegisterAggregator(Protocol):
+    def __call__(self, name: str,
+                 aggregator: Callable[[AggregationJob], Awaitable[Aggregation]]) -> None: ...
+
+
+class RegisterValidator(Protocol):
+    def __call__(self, name: str, validator: Callable[..., Any]) -> None: ...
+
+
+class RegisterTracer(Protocol):
+    def __call__(self, name: str, tracer: object, *, default: bool = True) -> None: ...
+
+
+class RegisterCommand(Protocol):
+    def __call__(self, command: Any) -> None: ...  # a click.Command (click is the CLI's)
+
+
+class RegisterConverterHook(Protocol):
+    def __call__(self, cls: Any, unstructure: Callable[[Any], Any],
+                 structure: Callable[[Any, Any], Any]) -> None: ...
 
 # --------------------------------------------------------------------------------------
 # Registration: pure, once per Runtime
@@ -53,7 +96,7 @@ Wrapper = Generator[None, Any, None]
 
 
 @hookspec
-def plait_register_providers(register: Callable[..., None]) -> None:
+def plait_register_providers(register: RegisterProvider) -> None:
     """Register model providers.
 
     ``register(name, factory, *, prices=None, limits=None)``:
@@ -71,7 +114,7 @@ def plait_register_providers(register: Callable[..., None]) -> None:
 
 
 @hookspec
-def plait_register_aggregators(register: Callable[..., None]) -> None:
+def plait_register_aggregators(register: RegisterAggregator) -> None:
     """Register ensemble aggregation strategies.
 
     ``register(name, aggregator)``: ``aggregator`` is an async callable
@@ -83,7 +126,7 @@ def plait_register_aggregators(register: Callable[..., None]) -> None:
 
 
 @hookspec
-def plait_register_validators(register: Callable[..., None]) -> None:
+def plait_register_validators(register: RegisterValidator) -> None:
     """Register named validators for validation gates.
 
     ``register(name, validator)``: ``validator(value)`` (sync or async) passes by returning
@@ -100,7 +143,7 @@ def plait_register_validators(register: Callable[..., None]) -> None:
 
 
 @hookspec
-def plait_register_tracers(register: Callable[..., None]) -> None:
+def plait_register_tracers(register: RegisterTracer) -> None:
     """Register tracers: plugin objects that implement wrapper hooks.
 
     ``register(name, tracer, *, default=True)``: a Runtime enables the tracers named in
@@ -111,7 +154,7 @@ def plait_register_tracers(register: Callable[..., None]) -> None:
 
 
 @hookspec
-def plait_register_commands(register: Callable[..., None]) -> None:
+def plait_register_commands(register: RegisterCommand) -> None:
     """Add commands to the ``plait`` CLI.
 
     ``register(command)``: a ``click.Command`` (or group), added under its own name.
@@ -121,7 +164,7 @@ def plait_register_commands(register: Callable[..., None]) -> None:
 
 
 @hookspec
-def plait_register_converter_hooks(register: Callable[..., None]) -> None:
+def plait_register_converter_hooks(register: RegisterConverterHook) -> None:
     """Teach the Runtime's private cattrs converter about more types.
 
     ``register(cls, unstructure, structure)``: ``unstructure(value) -> JSON-able`` and
@@ -223,11 +266,13 @@ def plait_wrap_aggregate(name: str, job: AggregationJob) -> Wrapper | None:
 
 @hookspec
 def plait_wrap_model_call(
-    request: ModelRequest, provider: str, ctx: StepContext | None
+    request: ModelRequest, provider: str, ctx: StepContext | None, call: ModelCall
 ) -> Wrapper | None:
     """Wrap one request to a model provider; the result sent in is the ``ModelResponse``.
 
-    ``provider`` is the prefix (``"openai"``); ``ctx`` is ``None`` outside a step.
-    Called once per request (re-asks and retries are separate requests), never per
-    token. Called for every plugin.
+    ``provider`` is the prefix (``"openai"``); ``ctx`` is ``None`` outside a step;
+    ``call`` carries the price the request is charged at and its attempt number, and
+    by the time the response is sent in, ``call.usage`` holds its tokens and exact cost
+    (so a tracer never prices a call itself). Called once per request (re-asks and
+    retries are separate requests), never per token. Called for every plugin.
     """

@@ -44,6 +44,7 @@ EXPORTED = [
     "Limits",
     "Message",
     "MissingInput",
+    "ModelCall",
     "ModelNotFound",
     "ModelRequest",
     "ModelResponse",

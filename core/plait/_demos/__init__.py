@@ -12,7 +12,7 @@ import importlib
 
 import anyio
 
-from plait._cli_run import check_model
+from plait._console import check_model
 
 from ._session import DemoSession
 

@@ -11,24 +11,23 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import click
 
-from plait._cli_output import step_table, usage_line
-from plait._cli_run import cli_runtime
+from plait._agent import Agent
+from plait._console import cli_runtime, step_table, usage_line
 from plait._errors import PlaitError
 from plait._money import Usage
-from plait.hookspecs import hookimpl
+from plait.hookspecs import Wrapper, hookimpl
 
 if TYPE_CHECKING:
-    from plait._agent import Reply
     from plait._context import StepContext
     from plait._model import ModelRequest
     from plait._pipeline import Pipeline
-    from plait._results import PipelineResult
+    from plait._results import PipelineResult, Reply
 
 __all__ = ["Caught", "CaughtLog", "DemoSession", "complete_sentences", "escape"]
 
@@ -49,7 +48,7 @@ class CaughtLog:
 
     @hookimpl
     def plait_wrap_model_call(self, request: ModelRequest,
-                              ctx: StepContext | None) -> Generator[None, Any, None]:
+                              ctx: StepContext | None) -> Wrapper:
         where = "-" if ctx is None else f"{self.runs.get(ctx.run_id, ctx.run_id)} > {ctx.path}"
         users = [m.content for m in request.messages if m.role == "user"]
         if len(users) > 1:  # plait appended the rejected reply and what was wrong with it
@@ -113,8 +112,6 @@ class DemoSession:
         """One tiny call before the demo: a model that cannot be used (not installed, no
         API key, unknown name) stops the demo at once with why, and a model that loads on
         first use (plait-local) is loaded before anything is timed. Its usage counts."""
-        from plait._agent import Agent
-
         try:
             reply = await Agent(model=self.model, max_tokens=1).ask("Hi", runtime=self.runtime)
         except PlaitError as exc:

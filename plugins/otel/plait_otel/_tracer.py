@@ -103,8 +103,9 @@ class OtelTracer:
 
     @plait.hookimpl
     def plait_wrap_model_call(self, request: plait.ModelRequest, provider: str,
-                              ctx: plait.StepContext | None) -> Wrapper | None:
-        return self._model_call(request, provider, ctx) if self._on() else None
+                              ctx: plait.StepContext | None,
+                              call: plait.ModelCall) -> Wrapper | None:
+        return self._model_call(request, provider, ctx, call) if self._on() else None
 
     # -- the wrappers -------------------------------------------------------------------
 
@@ -187,7 +188,7 @@ class OtelTracer:
             _end(span, token)
 
     def _model_call(self, request: plait.ModelRequest, provider: str,
-                    ctx: plait.StepContext | None) -> Wrapper:
+                    ctx: plait.StepContext | None, call: plait.ModelCall) -> Wrapper:
         span, token = self._start(f"chat {request.model}", _request(request, provider, ctx),
                                   SpanKind.CLIENT)
         if self.capture_content and span.is_recording():
@@ -199,7 +200,7 @@ class OtelTracer:
             raise
         else:
             if span.is_recording():
-                span.set_attributes(_response(response, request, provider, ctx))
+                span.set_attributes(_response(response, request, call))
                 if self.capture_content:
                     span.set_attribute(n.OUTPUT_MESSAGES, json.dumps([{
                         "role": "assistant",
@@ -300,8 +301,8 @@ def _request(request: plait.ModelRequest, provider: str, ctx: plait.StepContext 
     return out
 
 
-def _response(response: plait.ModelResponse, request: plait.ModelRequest, provider: str,
-              ctx: plait.StepContext | None) -> dict[str, AttributeValue]:
+def _response(response: plait.ModelResponse, request: plait.ModelRequest,
+              call: plait.ModelCall) -> dict[str, AttributeValue]:
     usage = response.usage
     out: dict[str, AttributeValue] = {
         n.RESPONSE_MODEL: response.model or request.model,
@@ -312,10 +313,8 @@ def _response(response: plait.ModelResponse, request: plait.ModelRequest, provid
         out[n.FINISH_REASONS] = [response.finish_reason]
     if usage.cached_tokens:
         out[n.USAGE_CACHE_READ] = usage.cached_tokens
-    if ctx is not None:
-        price = ctx.runtime.price(provider, request.model)
-        if price is not None:
-            out[n.COST] = str(price.cost(usage))
+    if call.price is not None and call.usage is not None:  # priced by the engine, exactly
+        out[n.COST] = str(call.usage.cost)
     return out
 
 

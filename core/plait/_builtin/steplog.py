@@ -17,17 +17,18 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TextIO
 
 import anyio
 
-from ._results import Stop
-from .hookspecs import hookimpl
+from plait._results import Stop
+from plait.hookspecs import Wrapper, hookimpl
 
 if TYPE_CHECKING:
-    from ._context import RunInfo, StepContext
-    from ._step import Step
+    from plait._context import StepContext
+    from plait._results import RunInfo
+    from plait._step import Step
 
 __all__ = ["StepLog"]
 
@@ -50,7 +51,7 @@ class StepLog:
                    content=os.environ.get("PLAIT_STEP_LOG_CONTENT", "") not in ("", "0"))
 
     @hookimpl
-    def plait_wrap_run(self, run: RunInfo) -> Generator[None, Any, None]:
+    def plait_wrap_run(self, run: RunInfo) -> Wrapper:
         started, t0 = time.time(), time.perf_counter()
         line: dict[str, Any] = {"event": "run", "run_id": run.run_id, "pipeline": run.pipeline}
         self._opened()
@@ -70,7 +71,7 @@ class StepLog:
             self._closed()
 
     @hookimpl
-    def plait_wrap_step(self, step: Step, ctx: StepContext) -> Generator[None, Any, None]:
+    def plait_wrap_step(self, step: Step, ctx: StepContext) -> Wrapper:
         started, t0 = time.time(), time.perf_counter()
         try:
             value = yield
@@ -83,9 +84,9 @@ class StepLog:
     def _step_line(self, ctx: StepContext, started: float, t0: float, status: str,
                    error: Mapping[str, str] | None, value: Any) -> dict[str, Any]:
         line: dict[str, Any] = {
-            "event": "step", "run_id": ctx.run_id, "pipeline": ctx._run.info.pipeline,
+            "event": "step", "run_id": ctx.run_id, "pipeline": ctx.pipeline,
             "step": ctx.path, **_timing(started, t0), "status": status,
-            "attempts": ctx.attempt, **_usage(ctx.usage), "route": ctx._route, "error": error,
+            "attempts": ctx.attempt, **_usage(ctx.usage), "route": ctx.route, "error": error,
         }
         if self.content:
             conv = ctx.runtime.converter

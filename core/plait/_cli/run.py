@@ -9,30 +9,19 @@ from __future__ import annotations
 import json
 import sys
 import time
-import warnings
 from collections.abc import Mapping
 from typing import IO, Any
 
 import anyio
 import click
 
-from ._agent import split_model
-from ._errors import PlaitError, UnknownPlugin
-from ._results import PipelineResult
-from ._runtime import KNOWN_DISTRIBUTIONS, PluginWarning, Runtime
-from ._targets import load_target
+from plait._console import check_model, cli_runtime, format_value, step_table, usage_line
+from plait._errors import PlaitError
+from plait._results import PipelineResult
+from plait._runtime import Runtime
+from plait._targets import load_target
 
-__all__ = ["cli_runtime", "parse_inputs", "run_target"]
-
-
-def cli_runtime(**kwargs: Any) -> Runtime:
-    """A Runtime with its default tracers plus the live ``progress`` display (which stays
-    silent when stderr is not a terminal)."""
-    with warnings.catch_warnings():  # the Runtime returned reports broken plugins itself
-        warnings.simplefilter("ignore", PluginWarning)
-        tracers = Runtime(**kwargs).registry.tracers
-    defaults = [name for name, (_, default) in tracers.items() if default and name != "progress"]
-    return Runtime(**kwargs, tracers=[*defaults, "progress"])
+__all__ = ["parse_inputs", "run_target"]
 
 
 def parse_inputs(pairs: tuple[str, ...], input_json: IO[str] | None) -> dict[str, Any]:
@@ -55,21 +44,6 @@ def parse_inputs(pairs: tuple[str, ...], input_json: IO[str] | None) -> dict[str
             raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="'--input'")
         inputs[key.strip()] = value
     return inputs
-
-
-def check_model(model: str | None, runtime: Runtime) -> None:
-    """Fail on the command line, not mid-run, for a malformed or unknown ``--model``."""
-    if model is None:
-        return
-    try:
-        provider, _ = split_model(model)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="'--model'") from None
-    installed = runtime.registry.providers
-    if provider not in installed:
-        error = UnknownPlugin("provider", provider, list(installed),
-                              KNOWN_DISTRIBUTIONS["provider"].get(provider))
-        raise click.BadParameter(str(error), param_hint="'--model'")
 
 
 def run_target(target: str, pairs: tuple[str, ...], input_json: IO[str] | None,
@@ -101,7 +75,6 @@ def run_target(target: str, pairs: tuple[str, ...], input_json: IO[str] | None,
     if as_json:
         click.echo(result.to_json(indent=2))
         return
-    from ._cli_output import format_value
 
     if result.stopped_early and result.stop is not None:
         click.echo(f"stopped early: {result.stop.reason}", err=True)
@@ -112,8 +85,6 @@ def run_target(target: str, pairs: tuple[str, ...], input_json: IO[str] | None,
 
 def _report(result: PipelineResult, runtime: Runtime, seconds: float) -> None:
     from rich.console import Console
-
-    from ._cli_output import step_table, usage_line
 
     console = Console(stderr=True)
     console.print(step_table(result, title=f"{result.pipeline} · run {result.run_id[:12]}"))

@@ -4,24 +4,24 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .hookspecs import hookimpl
+from plait._context import StepContext, scope_of
+from plait._map import local_executor
+from plait.hookspecs import RegisterTracer, hookimpl
+
+from .progress import ProgressDisplay
+from .steplog import StepLog
 
 if TYPE_CHECKING:
-    from ._context import StepContext
-    from ._ensemble import Aggregation, AggregationJob
-    from ._fanout import FanOutJob
-    from ._router import Router
-    from ._step import Step
+    from plait._ensemble import AggregationJob
+    from plait._results import Aggregation, FanOutJob
+    from plait._router import Router
+    from plait._step import Step
 
 
 @hookimpl
-def plait_register_tracers(register: Callable[..., None]) -> None:
-    from ._progress import ProgressDisplay
-    from ._steplog import StepLog
-
+def plait_register_tracers(register: RegisterTracer) -> None:
     register("steplog", StepLog.from_env(), default=bool(os.environ.get("PLAIT_STEP_LOG")))
     register("progress", ProgressDisplay(), default=False)
 
@@ -38,9 +38,7 @@ def plait_choose_route(router: Router, ctx: StepContext) -> Any:
 
 @hookimpl(trylast=True)
 def plait_execute_fanout(job: FanOutJob, ctx: StepContext) -> Any:
-    from ._fanout import local_executor
-
-    return local_executor(job, ctx)
+    return local_executor(job, scope_of(ctx))
 
 
 @hookimpl(trylast=True)

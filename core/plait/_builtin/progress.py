@@ -11,25 +11,22 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._results import Stop
-from .hookspecs import hookimpl
+from plait._results import Stop
+from plait.hookspecs import Wrapper, hookimpl
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress, TaskID
 
-    from ._context import RunInfo, StepContext
-    from ._fanout import FanOutJob
-    from ._money import Usage
+    from plait._context import StepContext
+    from plait._money import Usage
+    from plait._results import FanOutJob, RunInfo
 
 __all__ = ["ProgressDisplay"]
-
-Wrapper = Generator[None, Any, None]
 
 
 class ProgressDisplay:

@@ -8,8 +8,9 @@ from typing import Any
 
 import click
 
-from . import hookspecs
-from ._runtime import PluginInfo, PluginWarning, Runtime
+from plait import hookspecs
+from plait._plugins import PluginInfo, PluginWarning
+from plait._runtime import Runtime
 
 __all__ = ["hook_names", "plugin_rows", "show_plugins"]
 

@@ -1,10 +1,9 @@
 """The ``plait`` command: ``plugins``, ``run``, ``demo``, and whatever plugins add.
 
-Start-up stays fast: this module imports click (and the plait package it is part of)
-and nothing else. Each command imports what it needs
-when it runs, and plugins (which may add commands through ``plait_register_commands``)
-are loaded only when a name that is not a built-in is asked for, or when the help lists
-every command.
+Start-up stays fast: what the commands import is light (rich, cattrs and the providers'
+libraries load when first used), and plugins (which may add commands through
+``plait_register_commands``) are loaded only when a name that is not a built-in is asked
+for, or when the help lists every command.
 """
 
 from __future__ import annotations
@@ -14,7 +13,13 @@ from typing import Any
 
 import click
 
-from . import __version__
+from plait._demos import run_demo
+from plait._plugins import PluginWarning
+from plait._runtime import Runtime
+from plait._version import __version__
+
+from .plugins import show_plugins
+from .run import run_target
 
 __all__ = ["main"]
 
@@ -32,8 +37,6 @@ class PlaitGroup(click.Group):
     def plugin_commands(self) -> dict[str, click.Command]:
         """Commands registered by installed plugins (loads the plugins, once)."""
         if self._plugin_commands is None:
-            from ._runtime import PluginWarning, Runtime
-
             found: dict[str, click.Command] = {}
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", PluginWarning)
@@ -78,8 +81,6 @@ def cli() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def plugins(show_all: bool, hook: str | None, as_json: bool) -> None:
     """List installed plugins: version, hooks, what each registered, and broken ones."""
-    from ._cli_plugins import show_plugins
-
     show_plugins(show_all=show_all, hook=hook, as_json=as_json)
 
 
@@ -99,8 +100,6 @@ def run(target: str, inputs: tuple[str, ...], input_json: Any, model: str | None
     Prints the output on stdout and a table of the steps (status, attempts, latency,
     tokens, cost) on stderr.
     """
-    from ._cli_run import run_target
-
     run_target(target, inputs, input_json, model, as_json=as_json)
 
 
@@ -118,8 +117,6 @@ def demo(name: str, model: str) -> None:
     orchestrate  split a multi-intent request into typed tasks, run workers in
                  parallel, synthesize one reply
     """
-    from ._demos import run_demo
-
     run_demo(name, model)
 
 

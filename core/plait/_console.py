@@ -1,23 +1,58 @@
-"""How the CLI shows results: a value, a table of step records, a usage line."""
+"""What the terminal commands (``plait run``, ``plait demo``) share: the Runtime a command
+runs on, checking ``--model``, and showing results (a value, a table of step records, a
+usage line)."""
 
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+
+import click
+
+from ._errors import UnknownPlugin
+from ._model import split_model
+from ._plugins import KNOWN_DISTRIBUTIONS, PluginWarning
+from ._runtime import Runtime
 
 if TYPE_CHECKING:
     from rich.table import Table
 
     from ._money import Usage
     from ._results import PipelineResult, StepRecord
-    from ._runtime import Runtime
 
-__all__ = ["format_cost", "format_value", "step_table", "usage_line"]
+__all__ = ["check_model", "cli_runtime", "format_cost", "format_value", "step_table",
+           "usage_line"]
 
 _STATUS_STYLE = {"ok": "green", "failed": "red", "skipped": "dim", "cancelled": "yellow",
                  "stopped": "yellow"}
+
+
+def cli_runtime(**kwargs: Any) -> Runtime:
+    """A Runtime with its default tracers plus the live ``progress`` display (which stays
+    silent when stderr is not a terminal)."""
+    with warnings.catch_warnings():  # the Runtime returned reports broken plugins itself
+        warnings.simplefilter("ignore", PluginWarning)
+        tracers = Runtime(**kwargs).registry.tracers
+    defaults = [name for name, (_, default) in tracers.items() if default and name != "progress"]
+    return Runtime(**kwargs, tracers=[*defaults, "progress"])
+
+
+def check_model(model: str | None, runtime: Runtime) -> None:
+    """Fail on the command line, not mid-run, for a malformed or unknown ``--model``."""
+    if model is None:
+        return
+    try:
+        provider, _ = split_model(model)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--model'") from None
+    installed = runtime.registry.providers
+    if provider not in installed:
+        error = UnknownPlugin("provider", provider, list(installed),
+                              KNOWN_DISTRIBUTIONS["provider"].get(provider))
+        raise click.BadParameter(str(error), param_hint="'--model'")
 
 
 def format_value(value: Any, runtime: Runtime) -> str:
