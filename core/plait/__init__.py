@@ -33,7 +33,14 @@ from ._errors import (
     ValidationFailed,
 )
 from ._fanout import FanOut, FanOutJob
-from ._http import error_for_response, http_errors, json_excerpt, json_or_none, token_count
+from ._http import (
+    error_for_response,
+    http_errors,
+    json_excerpt,
+    json_or_none,
+    post_json,
+    token_count,
+)
 from ._model import Limits, Message, ModelRequest, ModelResponse, Provider, ProviderEnv
 from ._money import Price, TokenCount, Usage, usd
 from ._orchestrator import Orchestrator, OrchestratorResult, TaskReport
@@ -126,6 +133,7 @@ __all__ = [
     "json_excerpt",
     "json_or_none",
     "load_target",
+    "post_json",
     "run_sync",
     "step",
     "token_count",

@@ -7,6 +7,7 @@ building the provider does no I/O.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -94,23 +95,18 @@ class ChatCompletionsProvider:
         body = _body(
             request, openai_host=urlsplit(base_url).hostname == OPENAI_HOST, json_mode=json_mode
         )
-        name, client = self._env.name, self._env.http
+        name = self._env.name
         timeout = request.timeout or self._env.settings.get("timeout")
-        with plait.http_errors(name, request.model):
-            response = await client.post(
-                f"{base_url}/chat/completions",
-                json=body,
-                headers=headers,
-                timeout=float(timeout) if timeout else client.timeout,
-            )
-            if response.is_error:
-                error = plait.error_for_response(response, provider=name, model=request.model)
-                if isinstance(error, plait.RateLimited) and _error_code(response) == (
-                    "insufficient_quota"
-                ):
-                    error.retryable = False  # out of credit: waiting will not help
-                raise error
-            return response.json()
+        return await plait.post_json(
+            self._env.http,
+            f"{base_url}/chat/completions",
+            json=body,
+            headers=headers,
+            timeout=float(timeout) if timeout else None,
+            provider=name,
+            model=request.model,
+            error=functools.partial(_error, provider=name, model=request.model),
+        )
 
     def _response(self, data: Any, request: plait.ModelRequest) -> plait.ModelResponse:
         where: dict[str, Any] = {"provider": self._env.name, "model": request.model}
@@ -219,6 +215,13 @@ def _rejects_json_schema(message: str) -> bool:
     if "json_object" in text and "input should be" in text:  # pydantic: only text/json_object
         return True
     return "support" in text or ("json_object" in text and "json_schema" not in text)
+
+
+def _error(response: httpx.Response, *, provider: str, model: str) -> plait.ProviderError:
+    error = plait.error_for_response(response, provider=provider, model=model)
+    if isinstance(error, plait.RateLimited) and _error_code(response) == "insufficient_quota":
+        error.retryable = False  # out of credit: waiting will not help
+    return error
 
 
 def _error_code(response: httpx.Response) -> str | None:
