@@ -1,8 +1,9 @@
 """The Chat Completions provider: plait's request in, ``POST {base_url}/chat/completions``.
 
 One class serves OpenAI and every OpenAI-compatible server; a ``Profile`` says where the
-server is and where its key comes from. Settings and keys are read at call time, so
-building the provider does no I/O.
+server is and where its key comes from, and builds the provider. ``_profiles`` (the known
+servers) imports from here, never the other way. Settings and keys are read at call time,
+so building the provider does no I/O.
 """
 
 from __future__ import annotations
@@ -15,16 +16,34 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+import attrs
 import plait
 
 if TYPE_CHECKING:
     import httpx
 
-    from ._profiles import Profile
-
-__all__ = ["ChatCompletionsProvider"]
+__all__ = ["ChatCompletionsProvider", "Profile"]
 
 OPENAI_HOST = "api.openai.com"
+
+
+@attrs.frozen
+class Profile:
+    """Where an OpenAI-compatible server listens and where its API key comes from.
+
+    A profile is a provider factory: ``register(profile.name, profile)``. With
+    ``api_key_env`` set a key is required (from settings ``api_key`` or that variable);
+    without it the key is optional and read from settings only.
+    """
+
+    name: str
+    base_url: str
+    api_key_env: str | None = None
+    base_url_env: str | None = None  # overrides base_url when set (OPENAI_BASE_URL)
+    headers: Mapping[str, str] = attrs.field(factory=dict, repr=False)  # may carry a key
+
+    def __call__(self, env: plait.ProviderEnv) -> ChatCompletionsProvider:
+        return ChatCompletionsProvider(self, env)
 
 
 class ChatCompletionsProvider:
