@@ -58,7 +58,7 @@ from ._router import Router
 from ._runtime import PluginInfo, PluginWarning, Runtime
 from ._step import FunctionStep, Step, step
 from ._sync import run_sync
-from ._targets import load_target
+from ._targets import load_target, parse_inputs
 from .hookspecs import hookimpl
 
 __version__ = "0.1.0"
@@ -133,6 +133,7 @@ __all__ = [
     "json_excerpt",
     "json_or_none",
     "load_target",
+    "parse_inputs",
     "post_json",
     "run_sync",
     "step",

@@ -6,11 +6,9 @@ run that fails prints the failing step and the partial table (exit code 1).
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 import warnings
-from collections.abc import Mapping
 from typing import IO, Any
 
 import anyio
@@ -20,9 +18,9 @@ from ._agent import split_model
 from ._errors import PlaitError, UnknownPlugin
 from ._results import PipelineResult
 from ._runtime import KNOWN_DISTRIBUTIONS, PluginWarning, Runtime
-from ._targets import load_target
+from ._targets import load_target, parse_inputs
 
-__all__ = ["cli_runtime", "parse_inputs", "run_target"]
+__all__ = ["cli_runtime", "run_target"]
 
 
 def cli_runtime(**kwargs: Any) -> Runtime:
@@ -33,28 +31,6 @@ def cli_runtime(**kwargs: Any) -> Runtime:
         tracers = Runtime(**kwargs).registry.tracers
     defaults = [name for name, (_, default) in tracers.items() if default and name != "progress"]
     return Runtime(**kwargs, tracers=[*defaults, "progress"])
-
-
-def parse_inputs(pairs: tuple[str, ...], input_json: IO[str] | None) -> dict[str, Any]:
-    """Run inputs: the ``--input-json`` object, then each ``--input key=value`` over it."""
-    inputs: dict[str, Any] = {}
-    if input_json is not None:
-        name = getattr(input_json, "name", "-")
-        try:
-            data = json.load(input_json)
-        except ValueError as exc:
-            raise click.BadParameter(f"{name}: not valid JSON ({exc})",
-                                     param_hint="'--input-json'") from None
-        if not isinstance(data, Mapping):
-            raise click.BadParameter(f"{name}: expected a JSON object of input name -> value, "
-                                     f"got {type(data).__name__}", param_hint="'--input-json'")
-        inputs.update(data)
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="'--input'")
-        inputs[key.strip()] = value
-    return inputs
 
 
 def check_model(model: str | None, runtime: Runtime) -> None:
