@@ -4,8 +4,8 @@ Each distribution under plugins/ (except the _template) and contrib/ has a pypro
 with an entry point, a README, a CHANGELOG with an entry for its version, and its tests in
 tests/plugins/<name> or tests/contrib/<name>. A plugin also has a reference page,
 docs/plugins/<name>.md, and a row in the root README's Distributions table. Tool
-configuration lives only at the root. Inside a distribution's package imports point one
-way (no cycle between its modules, not even under TYPE_CHECKING).
+configuration lives only at the root, and mypy checks every package. Inside a package
+imports point one way (no cycle between its modules, not even under TYPE_CHECKING).
 The template itself must stay a working plugin.
 """
 
@@ -130,6 +130,15 @@ def test_tool_configuration_lives_only_at_the_root(kind: str, path: Path) -> Non
         f"{kind}/{path.name}/pyproject.toml configures {', '.join(sorted(shared))}; "
         "tool configuration lives once, in the root pyproject.toml")
 
+
+@pytest.mark.parametrize(("kind", "path"), [*DISTRIBUTIONS, pytest.param(
+    "plugins", TEMPLATE, id="plugins/_template")])
+def test_mypy_checks_every_package(kind: str, path: Path) -> None:
+    checked = set(pyproject(ROOT)["tool"]["mypy"]["files"])
+    packages = {p.parent.relative_to(ROOT).as_posix() for p in path.glob("*/__init__.py")}
+    assert packages, f"{kind}/{path.name} has no package"
+    assert packages <= checked, (f"add {', '.join(sorted(packages - checked))} to "
+                                 "[tool.mypy] files in the root pyproject.toml")
 
 @pytest.mark.parametrize(("kind", "path"), DISTRIBUTIONS)
 def test_modules_of_a_package_import_one_way(kind: str, path: Path) -> None:
