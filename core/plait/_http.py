@@ -171,6 +171,7 @@ async def post_json(
             raise error(response)
         return response.json()
 
+
 def token_count(value: Any) -> int:
     """A token count from a vendor's usage field: ``value`` if it is a positive int, else 0.
 
