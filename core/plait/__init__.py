@@ -33,7 +33,14 @@ from ._errors import (
     ValidationFailed,
 )
 from ._fanout import FanOut
-from ._http import error_for_response, http_errors, json_excerpt, json_or_none, token_count
+from ._http import (
+    error_for_response,
+    http_errors,
+    json_excerpt,
+    json_or_none,
+    post_json,
+    token_count,
+)
 from ._model import Limits, Message, ModelCall, ModelRequest, ModelResponse, Provider, ProviderEnv
 from ._money import Price, TokenCount, Usage, usd
 from ._orchestrator import Orchestrator, OrchestratorResult, TaskReport
@@ -58,7 +65,7 @@ from ._router import Router
 from ._runtime import Runtime
 from ._step import FunctionStep, Step, step
 from ._sync import run_sync
-from ._targets import load_target
+from ._targets import load_target, parse_inputs
 from ._version import __version__ as __version__
 from .hookspecs import hookimpl
 
@@ -133,6 +140,8 @@ __all__ = [
     "json_excerpt",
     "json_or_none",
     "load_target",
+    "parse_inputs",
+    "post_json",
     "run_sync",
     "step",
     "token_count",

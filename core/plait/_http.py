@@ -1,10 +1,12 @@
 """HTTP plumbing every provider plugin shares: vendor failures to plait's typed errors,
 and the small readers of a vendor's reply.
 
-``error_for_response`` turns an error status into the matching ``ProviderError``;
-``http_errors`` translates what httpx raises (timeouts, dropped connections) and a reply
-body that is not JSON. Messages carry the vendor's own words, never request headers, and
-credential-looking tokens are masked in case a vendor echoes a key back.
+``post_json`` is a provider's whole exchange: POST a JSON body, get the decoded reply or a
+typed error. Under it, ``error_for_response`` turns an error status into the matching
+``ProviderError`` and ``http_errors`` translates what httpx raises (timeouts, dropped
+connections) and a reply body that is not JSON. Messages carry the vendor's own words,
+never request headers, and credential-looking tokens are masked in case a vendor echoes a
+key back.
 
 ``token_count``, ``json_or_none`` and ``json_excerpt`` read a decoded reply the same way
 in every provider: usage fields, structured output sent as text, and the glimpse of an
@@ -20,7 +22,7 @@ import contextlib
 import json
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +44,7 @@ __all__ = [
     "json_excerpt",
     "json_or_none",
     "parse_retry_after",
+    "post_json",
     "token_count",
 ]
 
@@ -135,6 +138,38 @@ def http_errors(provider: str, model: str) -> Iterator[None]:
         raise unavailable(f"the reply is not valid JSON: {_redact(_excerpt(exc.doc))!r}") from exc
     except UnicodeDecodeError as exc:
         raise unavailable("the reply is not valid UTF-8 JSON") from exc
+
+
+async def post_json(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    json: Any,
+    headers: Mapping[str, str],
+    timeout: float | None,  # noqa: ASYNC109  # httpx's per-request timeout, not a cancel scope
+    provider: str,
+    model: str,
+    error: Callable[[httpx.Response], ProviderError] | None = None,
+) -> Any:
+    """POST ``json`` to ``url`` and return the decoded JSON reply.
+
+    ``timeout`` is in seconds for this request; ``None`` keeps the client's own timeouts.
+    An error status raises ``error(response)``, by default ``error_for_response`` (pass
+    your own to read a vendor's error details); a timeout, a failed connection or a reply
+    that is not JSON raises ``ProviderUnavailable`` (see ``http_errors``)::
+
+        data = await plait.post_json(env.http, f"{base_url}/v1/messages", json=body,
+                                     headers=headers, timeout=request.timeout,
+                                     provider=env.name, model=request.model)
+    """
+    with http_errors(provider, model):
+        response = await client.post(url, json=json, headers=headers,
+                                     timeout=client.timeout if timeout is None else timeout)
+        if response.is_error:
+            if error is None:
+                raise error_for_response(response, provider=provider, model=model)
+            raise error(response)
+        return response.json()
 
 
 def token_count(value: Any) -> int:

@@ -1,16 +1,19 @@
-"""``MODULE:OBJECT`` targets for commands: ``plait run``, and plugins' own commands."""
+"""What a command runs: ``MODULE:OBJECT`` targets and their ``KEY=VALUE`` inputs, for
+``plait run`` and plugins' own commands."""
 
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import sys
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import IO, Any
 
 from ._pipeline import Pipeline
 from ._step import Step
 
-__all__ = ["load_target"]
+__all__ = ["load_target", "parse_inputs"]
 
 
 def load_target(spec: str, *, as_pipeline: bool = True) -> Any:
@@ -47,6 +50,35 @@ def load_target(spec: str, *, as_pipeline: bool = True) -> Any:
         except AttributeError:
             raise click.UsageError(f"module {module_name!r} has no attribute {attr!r}") from None
     return _as_pipeline(obj, spec, attr) if as_pipeline else obj
+
+
+def parse_inputs(pairs: Iterable[str], input_json: IO[str] | None = None) -> dict[str, Any]:
+    """Run inputs from a command line: the JSON object read from ``input_json`` (a file, as
+    ``--input-json`` gives), then each ``KEY=VALUE`` of ``pairs`` (``--input``) over it.
+
+    Values from ``pairs`` are strings. A malformed pair or a file that is not a JSON object
+    is a ``click.BadParameter`` naming the option, so a command exits with code 2.
+    """
+    import click
+
+    inputs: dict[str, Any] = {}
+    if input_json is not None:
+        name = getattr(input_json, "name", "-")
+        try:
+            data = json.load(input_json)
+        except ValueError as exc:
+            raise click.BadParameter(f"{name}: not valid JSON ({exc})",
+                                     param_hint="'--input-json'") from None
+        if not isinstance(data, Mapping):
+            raise click.BadParameter(f"{name}: expected a JSON object of input name -> value, "
+                                     f"got {type(data).__name__}", param_hint="'--input-json'")
+        inputs.update(data)
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="'--input'")
+        inputs[key.strip()] = value
+    return inputs
 
 
 def _as_pipeline(obj: Any, spec: str, attr: str) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from typing import Any
 
 import httpx
 import plait
@@ -299,6 +300,92 @@ def test_other_errors_pass_through_untouched() -> None:
         raise KeyError("not ours")
     with pytest.raises(plait.BadRequest), plait.http_errors("acme", "m-1"):
         raise error_for(400)
+
+
+# -- post_json --------------------------------------------------------------------------
+
+URL = "https://api.example.test/v1/chat"
+
+
+def client_answering(
+    *replies: httpx.Response | Exception, seen: list[httpx.Request] | None = None
+) -> httpx.AsyncClient:
+    queue = list(replies)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if seen is not None:
+            seen.append(request)
+        answer = queue.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    return httpx.AsyncClient(transport=httpx.MockTransport(handler),
+                             timeout=httpx.Timeout(60, connect=10))
+
+
+async def post_json(client: httpx.AsyncClient, **kwargs: Any) -> object:
+    kwargs.setdefault("timeout", None)
+    return await plait.post_json(client, URL, json={"q": "hi"}, headers={"x-api-key": KEY},
+                                 provider="acme", model="m-1", **kwargs)
+
+
+async def test_post_json_sends_the_body_and_headers_and_returns_the_decoded_reply() -> None:
+    seen: list[httpx.Request] = []
+    async with client_answering(httpx.Response(200, json={"text": "hello"}), seen=seen) as client:
+        assert await post_json(client) == {"text": "hello"}
+    (request,) = seen
+    assert (request.method, str(request.url)) == ("POST", URL)
+    assert json.loads(request.content) == {"q": "hi"}
+    assert request.headers["x-api-key"] == KEY
+    assert request.headers["content-type"] == "application/json"
+
+
+async def test_post_json_timeout_is_for_this_request_and_none_keeps_the_clients() -> None:
+    seen: list[httpx.Request] = []
+    ok = httpx.Response(200, json={})
+    async with client_answering(ok, ok, seen=seen) as client:
+        await post_json(client, timeout=5)
+        await post_json(client)
+    assert seen[0].extensions["timeout"] == dict.fromkeys(("connect", "read", "write", "pool"), 5)
+    assert seen[1].extensions["timeout"] == {"connect": 10, "read": 60, "write": 60, "pool": 60}
+
+
+async def test_post_json_turns_an_error_status_into_the_typed_error() -> None:
+    limited = httpx.Response(429, json={"error": {"message": f"slow down {KEY}"}},
+                             headers={"Retry-After": "7"})
+    async with client_answering(limited) as client:
+        with pytest.raises(plait.RateLimited) as caught:
+            await post_json(client)
+    assert (caught.value.status, caught.value.retry_after) == (429, 7.0)
+    assert (caught.value.provider, caught.value.model) == ("acme", "m-1")
+    assert caught.value.message == "slow down [redacted]"
+
+
+async def test_post_json_raises_what_error_makes_of_an_error_status() -> None:
+    def error(response: httpx.Response) -> plait.ProviderError:
+        return plait.ModelNotFound(f"gone ({response.status_code})", provider="acme",
+                                   model="m-1")
+
+    async with client_answering(httpx.Response(410)) as client:
+        with pytest.raises(plait.ModelNotFound, match=r"gone \(410\)"):
+            await post_json(client, error=error)
+
+
+async def test_post_json_refuses_a_reply_that_is_not_json_as_unavailable() -> None:
+    async with client_answering(httpx.Response(200, text="<html>502 Bad Gateway")) as client:
+        with pytest.raises(plait.ProviderUnavailable) as caught:
+            await post_json(client)
+    assert caught.value.retryable
+    assert "not valid JSON: '<html>502 Bad Gateway'" in caught.value.message
+
+
+async def test_post_json_turns_a_timeout_into_retryable_unavailable() -> None:
+    async with client_answering(httpx.ReadTimeout("read timed out")) as client:
+        with pytest.raises(plait.ProviderUnavailable) as caught:
+            await post_json(client, timeout=0.5)
+    assert caught.value.retryable
+    assert str(caught.value) == "acme:m-1: request timed out (ReadTimeout)"
 
 
 # -- reading a decoded reply ------------------------------------------------------------

@@ -4,12 +4,14 @@ Each distribution under plugins/ (except the _template) and contrib/ has a pypro
 with an entry point, a README, a CHANGELOG with an entry for its version, and its tests in
 tests/plugins/<name> or tests/contrib/<name>. A plugin also has a reference page,
 docs/plugins/<name>.md, and a row in the root README's Distributions table. Tool
-configuration lives only at the root.
+configuration lives only at the root, and mypy checks every package. Inside a package
+imports point one way (no cycle between its modules, not even under TYPE_CHECKING).
 The template itself must stay a working plugin.
 """
 
 from __future__ import annotations
 
+import ast
 import re
 import shutil
 import tomllib
@@ -127,6 +129,71 @@ def test_tool_configuration_lives_only_at_the_root(kind: str, path: Path) -> Non
     assert not shared, (
         f"{kind}/{path.name}/pyproject.toml configures {', '.join(sorted(shared))}; "
         "tool configuration lives once, in the root pyproject.toml")
+
+
+@pytest.mark.parametrize(("kind", "path"), [*DISTRIBUTIONS, pytest.param(
+    "plugins", TEMPLATE, id="plugins/_template")])
+def test_mypy_checks_every_package(kind: str, path: Path) -> None:
+    checked = set(pyproject(ROOT)["tool"]["mypy"]["files"])
+    packages = {p.parent.relative_to(ROOT).as_posix() for p in path.glob("*/__init__.py")}
+    assert packages, f"{kind}/{path.name} has no package"
+    assert packages <= checked, (f"add {', '.join(sorted(packages - checked))} to "
+                                 "[tool.mypy] files in the root pyproject.toml")
+
+@pytest.mark.parametrize(("kind", "path"), DISTRIBUTIONS)
+def test_modules_of_a_package_import_one_way(kind: str, path: Path) -> None:
+    for package in sorted(p.parent for p in path.glob("*/__init__.py")):
+        graph = {module: _own_imports(package, module) for module in _modules(package)}
+        cycle = _cycle(graph)
+        assert cycle is None, (f"{kind}/{path.name}: import cycle "
+                               f"{' -> '.join(cycle or [])}; make the imports point one way")
+
+
+def _modules(package: Path) -> dict[str, Path]:
+    found = {}
+    for file in sorted(package.rglob("*.py")):
+        parts = list(file.relative_to(package.parent).with_suffix("").parts)
+        found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = file
+    return found
+
+
+def _own_imports(package: Path, module: str) -> set[str]:
+    """The modules of ``package`` that ``module`` imports, wherever the import statement is."""
+    modules = _modules(package)
+    is_package = modules[module].name == "__init__.py"
+    imported: set[str] = set()
+    for node in ast.walk(ast.parse(modules[module].read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            parts = module.split(".")
+            base = parts if is_package else parts[:-1]
+            if node.level:
+                base = base[:len(base) - node.level + 1]
+                target = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                target = node.module or ""
+            for alias in node.names:  # a submodule (``from . import _names``), or a name
+                submodule = f"{target}.{alias.name}"
+                imported.add(submodule if submodule in modules else target)
+    return {name for name in imported if name in modules and name != module}
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    done: set[str] = set()
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        if node in path:
+            return [*path[path.index(node):], node]
+        if node in done:
+            return None
+        for target in sorted(graph[node]):
+            if found := visit(target, [*path, node]):
+                return found
+        done.add(node)
+        return None
+
+    return next((c for node in sorted(graph) if (c := visit(node, []))), None)
 
 
 def test_the_template_is_complete_and_excluded_from_the_workspace() -> None:

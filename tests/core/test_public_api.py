@@ -89,6 +89,8 @@ EXPORTED = [
     "json_excerpt",
     "json_or_none",
     "load_target",
+    "parse_inputs",
+    "post_json",
     "run_sync",
     "step",
     "token_count",

@@ -1,7 +1,9 @@
-"""plait.load_target: the MODULE:OBJECT loader shared by `plait run` and plugin commands."""
+"""plait.load_target and plait.parse_inputs: what `plait run` and plugin commands run, and on
+what inputs."""
 
 from __future__ import annotations
 
+import io
 import pathlib
 
 import click
@@ -46,3 +48,24 @@ def test_mistakes_are_one_line_usage_errors(spec: str, error: type[Exception],
     with pytest.raises(error) as info:
         plait.load_target(spec)
     assert message in str(info.value.format_message())  # type: ignore[attr-defined]
+
+
+def test_inputs_are_the_json_object_then_each_pair_over_it() -> None:
+    document = io.StringIO('{"text": "from json", "n": 3}')
+    inputs = plait.parse_inputs(["text=from pair", " lang =en=GB", "empty="], document)
+    assert inputs == {"text": "from pair", "n": 3, "lang": "en=GB", "empty": ""}
+    assert plait.parse_inputs(()) == {}
+
+
+@pytest.mark.parametrize(("pairs", "document", "message"), [
+    (["text"], None, "Invalid value for '--input': 'text' is not KEY=VALUE"),
+    (["=x"], None, "Invalid value for '--input': '=x' is not KEY=VALUE"),
+    ([], "[1, 2]", "Invalid value for '--input-json': -: expected a JSON object of input "
+                   "name -> value, got list"),
+    ([], "{text", "Invalid value for '--input-json': -: not valid JSON"),
+])
+def test_malformed_inputs_are_bad_parameters(pairs: list[str], document: str | None,
+                                             message: str) -> None:
+    with pytest.raises(click.BadParameter) as info:
+        plait.parse_inputs(pairs, None if document is None else io.StringIO(document))
+    assert info.value.format_message().startswith(message)

@@ -33,7 +33,9 @@ def register_commands(cli: click.Group) -> None:
         \b
         llm plait run flows:summarize -i url=https://example.com -m gpt-4o-mini
         """
-        click.echo(run_target(target, _inputs(pairs), model_id))
+        import plait
+
+        click.echo(run_target(target, plait.parse_inputs(pairs), model_id))
 
 
 def run_target(target: str, inputs: dict[str, Any], model_id: str | None) -> str:
@@ -56,15 +58,3 @@ def run_target(target: str, inputs: dict[str, Any], model_id: str | None) -> str
         return anyio.run(main)
     except plait.PlaitError as exc:
         raise click.ClickException(str(exc)) from None
-
-
-def _inputs(pairs: tuple[str, ...]) -> dict[str, str]:
-    inputs = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="'-i'")
-        inputs[key.strip()] = value
-    return inputs
-
-

@@ -6,11 +6,9 @@ run that fails prints the failing step and the partial table (exit code 1).
 
 from __future__ import annotations
 
-import json
 import sys
 import time
-from collections.abc import Mapping
-from typing import IO, Any
+from typing import IO
 
 import anyio
 import click
@@ -19,31 +17,9 @@ from plait._console import check_model, cli_runtime, format_value, step_table, u
 from plait._errors import PlaitError
 from plait._results import PipelineResult
 from plait._runtime import Runtime
-from plait._targets import load_target
+from plait._targets import load_target, parse_inputs
 
-__all__ = ["parse_inputs", "run_target"]
-
-
-def parse_inputs(pairs: tuple[str, ...], input_json: IO[str] | None) -> dict[str, Any]:
-    """Run inputs: the ``--input-json`` object, then each ``--input key=value`` over it."""
-    inputs: dict[str, Any] = {}
-    if input_json is not None:
-        name = getattr(input_json, "name", "-")
-        try:
-            data = json.load(input_json)
-        except ValueError as exc:
-            raise click.BadParameter(f"{name}: not valid JSON ({exc})",
-                                     param_hint="'--input-json'") from None
-        if not isinstance(data, Mapping):
-            raise click.BadParameter(f"{name}: expected a JSON object of input name -> value, "
-                                     f"got {type(data).__name__}", param_hint="'--input-json'")
-        inputs.update(data)
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="'--input'")
-        inputs[key.strip()] = value
-    return inputs
+__all__ = ["run_target"]
 
 
 def run_target(target: str, pairs: tuple[str, ...], input_json: IO[str] | None,

@@ -58,18 +58,16 @@ class AnthropicProvider:
             )
         headers = {"x-api-key": str(key), "anthropic-version": API_VERSION}
         body = _body(request, settings.get("max_tokens") or DEFAULT_MAX_TOKENS)
-        client = self._env.http
         timeout = request.timeout or settings.get("timeout")
-        with plait.http_errors(name, request.model):
-            response = await client.post(
-                f"{self.base_url}/v1/messages",
-                json=body,
-                headers=headers,
-                timeout=float(timeout) if timeout else client.timeout,
-            )
-            if response.is_error:
-                raise plait.error_for_response(response, provider=name, model=request.model)
-            data = response.json()
+        data = await plait.post_json(
+            self._env.http,
+            f"{self.base_url}/v1/messages",
+            json=body,
+            headers=headers,
+            timeout=float(timeout) if timeout else None,
+            provider=name,
+            model=request.model,
+        )
         return self._response(data, request)
 
     def _response(self, data: Any, request: plait.ModelRequest) -> plait.ModelResponse:

@@ -7,6 +7,7 @@ I/O.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from typing import TYPE_CHECKING, Any
@@ -56,18 +57,17 @@ class GeminiProvider:
             )
         model = request.model.removeprefix("models/")
         url = f"{self.base_url}/v1beta/models/{quote(model, safe='')}:generateContent"
-        client = self._env.http
         timeout = request.timeout or settings.get("timeout")
-        with plait.http_errors(name, request.model):
-            response = await client.post(
-                url,
-                json=_body(request),
-                headers={"x-goog-api-key": str(key)},
-                timeout=float(timeout) if timeout else client.timeout,
-            )
-            if response.is_error:
-                raise _error(response, provider=name, model=request.model)
-            data = response.json()
+        data = await plait.post_json(
+            self._env.http,
+            url,
+            json=_body(request),
+            headers={"x-goog-api-key": str(key)},
+            timeout=float(timeout) if timeout else None,
+            provider=name,
+            model=request.model,
+            error=functools.partial(_error, provider=name, model=request.model),
+        )
         return self._response(data, request)
 
     def _response(self, data: Any, request: plait.ModelRequest) -> plait.ModelResponse:

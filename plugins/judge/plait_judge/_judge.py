@@ -101,15 +101,6 @@ class JudgeOptions:
     seed: int | None = None
     two_orders: bool = False
 
-    @classmethod
-    def of(cls, options: Mapping[str, Any]) -> JudgeOptions:
-        known = {a.name for a in attrs.fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise TypeError(f"judge: unknown option(s) {', '.join(unknown)}; judge takes "
-                            f"{', '.join(sorted(known))}")
-        return cls(**options)
-
 
 @attrs.frozen
 class _Pass:
@@ -127,7 +118,7 @@ class _Pass:
 
 async def judge(job: plait.AggregationJob) -> plait.Aggregation:
     """The ``judge`` aggregator: an LLM judge picks the best candidate against a rubric."""
-    opts = JudgeOptions.of(job.options)
+    opts = job.options_as(JudgeOptions, "judge")
     candidates = sorted(await job.candidates(), key=lambda c: c.index)
     if len(candidates) == 1:  # the others failed: nothing to compare, no call to pay for
         only = candidates[0]

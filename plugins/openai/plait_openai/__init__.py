@@ -12,9 +12,9 @@ from collections.abc import Callable
 
 import plait
 
-from ._chat import ChatCompletionsProvider
+from ._chat import ChatCompletionsProvider, Profile
 from ._prices import PRICES, PRICES_AS_OF
-from ._profiles import HOSTED, LOCAL, OPENAI, Profile, profile
+from ._profiles import HOSTED, LOCAL, OPENAI, profile
 
 __all__ = [
     "HOSTED",

@@ -1,12 +1,14 @@
 """The Chat Completions provider: plait's request in, ``POST {base_url}/chat/completions``.
 
 One class serves OpenAI and every OpenAI-compatible server; a ``Profile`` says where the
-server is and where its key comes from. Settings and keys are read at call time, so
-building the provider does no I/O.
+server is and where its key comes from, and builds the provider. ``_profiles`` (the known
+servers) imports from here, never the other way. Settings and keys are read at call time,
+so building the provider does no I/O.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -14,16 +16,34 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+import attrs
 import plait
 
 if TYPE_CHECKING:
     import httpx
 
-    from ._profiles import Profile
-
-__all__ = ["ChatCompletionsProvider"]
+__all__ = ["ChatCompletionsProvider", "Profile"]
 
 OPENAI_HOST = "api.openai.com"
+
+
+@attrs.frozen
+class Profile:
+    """Where an OpenAI-compatible server listens and where its API key comes from.
+
+    A profile is a provider factory: ``register(profile.name, profile)``. With
+    ``api_key_env`` set a key is required (from settings ``api_key`` or that variable);
+    without it the key is optional and read from settings only.
+    """
+
+    name: str
+    base_url: str
+    api_key_env: str | None = None
+    base_url_env: str | None = None  # overrides base_url when set (OPENAI_BASE_URL)
+    headers: Mapping[str, str] = attrs.field(factory=dict, repr=False)  # may carry a key
+
+    def __call__(self, env: plait.ProviderEnv) -> ChatCompletionsProvider:
+        return ChatCompletionsProvider(self, env)
 
 
 class ChatCompletionsProvider:
@@ -94,23 +114,18 @@ class ChatCompletionsProvider:
         body = _body(
             request, openai_host=urlsplit(base_url).hostname == OPENAI_HOST, json_mode=json_mode
         )
-        name, client = self._env.name, self._env.http
+        name = self._env.name
         timeout = request.timeout or self._env.settings.get("timeout")
-        with plait.http_errors(name, request.model):
-            response = await client.post(
-                f"{base_url}/chat/completions",
-                json=body,
-                headers=headers,
-                timeout=float(timeout) if timeout else client.timeout,
-            )
-            if response.is_error:
-                error = plait.error_for_response(response, provider=name, model=request.model)
-                if isinstance(error, plait.RateLimited) and _error_code(response) == (
-                    "insufficient_quota"
-                ):
-                    error.retryable = False  # out of credit: waiting will not help
-                raise error
-            return response.json()
+        return await plait.post_json(
+            self._env.http,
+            f"{base_url}/chat/completions",
+            json=body,
+            headers=headers,
+            timeout=float(timeout) if timeout else None,
+            provider=name,
+            model=request.model,
+            error=functools.partial(_error, provider=name, model=request.model),
+        )
 
     def _response(self, data: Any, request: plait.ModelRequest) -> plait.ModelResponse:
         where: dict[str, Any] = {"provider": self._env.name, "model": request.model}
@@ -219,6 +234,13 @@ def _rejects_json_schema(message: str) -> bool:
     if "json_object" in text and "input should be" in text:  # pydantic: only text/json_object
         return True
     return "support" in text or ("json_object" in text and "json_schema" not in text)
+
+
+def _error(response: httpx.Response, *, provider: str, model: str) -> plait.ProviderError:
+    error = plait.error_for_response(response, provider=provider, model=model)
+    if isinstance(error, plait.RateLimited) and _error_code(response) == "insufficient_quota":
+        error.retryable = False  # out of credit: waiting will not help
+    return error
 
 
 def _error_code(response: httpx.Response) -> str | None:

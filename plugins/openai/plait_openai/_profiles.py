@@ -4,31 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import attrs
-import plait
+from ._chat import Profile
 
-from ._chat import ChatCompletionsProvider
-
-__all__ = ["HOSTED", "LOCAL", "OPENAI", "Profile", "profile"]
-
-
-@attrs.frozen
-class Profile:
-    """Where an OpenAI-compatible server listens and where its API key comes from.
-
-    A profile is a provider factory: ``register(profile.name, profile)``. With
-    ``api_key_env`` set a key is required (from settings ``api_key`` or that variable);
-    without it the key is optional and read from settings only.
-    """
-
-    name: str
-    base_url: str
-    api_key_env: str | None = None
-    base_url_env: str | None = None  # overrides base_url when set (OPENAI_BASE_URL)
-    headers: Mapping[str, str] = attrs.field(factory=dict, repr=False)  # may carry a key
-
-    def __call__(self, env: plait.ProviderEnv) -> ChatCompletionsProvider:
-        return ChatCompletionsProvider(self, env)
+__all__ = ["HOSTED", "LOCAL", "OPENAI", "profile"]
 
 
 def profile(

@@ -13,10 +13,9 @@ from collections.abc import Callable
 import plait
 
 from ._tracer import OtelTracer
+from ._version import __version__ as __version__
 
 __all__ = ["OtelTracer"]
-
-__version__ = "0.1.0"
 
 
 @plait.hookimpl

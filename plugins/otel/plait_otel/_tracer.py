@@ -22,6 +22,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from . import _names as n
+from ._version import __version__
 
 if TYPE_CHECKING:
     from opentelemetry.util.types import AttributeValue
@@ -77,8 +78,6 @@ class OtelTracer:
     @property
     def tracer(self) -> trace.Tracer:
         if self._tracer is None:  # a proxy until the application sets a global provider
-            from . import __version__
-
             self._tracer = trace.get_tracer("plait_otel", __version__, self.tracer_provider)
         return self._tracer
 

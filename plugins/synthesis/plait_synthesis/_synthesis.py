@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -54,15 +54,6 @@ class SynthesisOptions:
 
     synthesizer: plait.Agent | None = attrs.field(default=None, validator=_check_synthesizer)
 
-    @classmethod
-    def of(cls, options: Mapping[str, Any]) -> SynthesisOptions:
-        known = {a.name for a in attrs.fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise TypeError(f"synthesis: unknown option(s) {', '.join(unknown)}; synthesis "
-                            f"takes {', '.join(sorted(known))}")
-        return cls(**options)
-
 
 @functools.cache
 def synthesis_output(answer_type: Any) -> type:
@@ -78,7 +69,7 @@ def synthesis_output(answer_type: Any) -> type:
 
 async def synthesis(job: plait.AggregationJob) -> plait.Aggregation:
     """The ``synthesis`` aggregator: merge every candidate into one better answer."""
-    opts = SynthesisOptions.of(job.options)
+    opts = job.options_as(SynthesisOptions, "synthesis")
     candidates = sorted(await job.candidates(), key=lambda c: c.index)
     agent = _synthesizer(job.agent, opts.synthesizer)
     count = len(candidates)

@@ -87,15 +87,6 @@ class VoteOptions:
     adaptive: bool = False
     batch: int = attrs.field(default=2, validator=_check_batch)
 
-    @classmethod
-    def of(cls, options: Mapping[str, Any]) -> VoteOptions:
-        known = {a.name for a in attrs.fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise TypeError(f"vote: unknown option(s) {', '.join(unknown)}; vote takes "
-                            f"{', '.join(sorted(known))}")
-        return cls(**options)
-
 
 @attrs.frozen
 class _Group:
@@ -115,7 +106,7 @@ class _Group:
 
 async def vote(job: plait.AggregationJob) -> plait.Aggregation:
     """The ``vote`` aggregator: the most common answer wins; agreement is its share."""
-    opts = VoteOptions.of(job.options)
+    opts = job.options_as(VoteOptions, "vote")
     normalize = _normalizer(opts.key, job.runtime.converter)
     rounds = 0
     if opts.adaptive:

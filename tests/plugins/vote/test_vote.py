@@ -277,8 +277,3 @@ async def test_bad_options_are_refused_before_any_call(
     with pytest.raises(plait.StepFailed) as failed:
         await vote(["a", "a", "b"], **options)
     assert message in str(failed.value.cause)
-
-
-def test_options_parse_into_vote_options() -> None:
-    assert plait_vote.VoteOptions.of({"adaptive": True, "batch": 3}) == plait_vote.VoteOptions(
-        adaptive=True, batch=3)
