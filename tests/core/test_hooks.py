@@ -473,3 +473,29 @@ async def test_a_tracer_registered_after_loading_is_enabled_and_leaves_with_its_
         await pipe.run(runtime=plait_runtime)
     await pipe.run(runtime=plait_runtime)
     assert seen == ["only"]
+
+
+async def test_model_call_wrappers_get_the_call_priced_as_charged(
+        plait_runtime: plait.Runtime, fake_provider: Any) -> None:
+    seen: list[tuple[int, Any]] = []
+
+    class Meter:
+        @plait.hookimpl
+        def plait_wrap_model_call(self, call: plait.ModelCall) -> Any:
+            assert call.usage is None  # not known before the reply
+            yield
+            seen.append((call.attempt, call.usage))
+
+    plait_runtime.register(Meter())
+    fake_provider.script(
+        plait.ModelResponse("x", usage=plait.TokenCount(input_tokens=10, output_tokens=2)),
+        plait.ModelResponse("7", usage=plait.TokenCount(input_tokens=20, output_tokens=1)))
+    agent = plait.Agent("fake:m", output=int, price=plait.Price.per_million("1000", "2000"))
+
+    async def ask(ctx: plait.StepContext) -> int:
+        return int((await ctx.ask(agent, "how many?")).output)
+
+    result = await one_step(ask).run(runtime=plait_runtime)
+    assert [a for a, _ in seen] == [1, 2]  # the re-ask is attempt 2
+    assert [u.cost for _, u in seen] == [Decimal("0.014"), Decimal("0.022")]
+    assert sum(u.cost for _, u in seen) == result.usage.cost

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextvars
 import json
 import os
-from collections.abc import Generator, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -20,6 +20,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from plait.hookspecs import Wrapper
 
 from . import _names as n
 from ._version import __version__
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 
 __all__ = ["OtelTracer"]
 
-Wrapper = Generator[None, Any, None]
 
 # The step whose span is current, so a router's branch can name the route on its span.
 _CURRENT_STEP: contextvars.ContextVar[tuple[Any, Span] | None] = contextvars.ContextVar(

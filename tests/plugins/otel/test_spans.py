@@ -483,3 +483,21 @@ def test_a_tracer_with_its_own_provider_is_always_on(tracer_provider: TracerProv
         plait.RunInfo("r", "p", {}))
     assert wrapper is not None
     wrapper.close()
+
+
+async def test_a_model_call_span_costs_what_the_call_was_charged(
+    plait_runtime: plait.Runtime, fake_provider: Any, traced: OtelTracer,
+    span_exporter: InMemorySpanExporter,
+) -> None:
+    # the agent's own price, not the provider's table: the span must say what was charged
+    agent = plait.Agent("fake:priced", price=plait.Price.per_million("30", "60"))
+    fake_provider.script(plait.ModelResponse(
+        "hi", usage=plait.TokenCount(input_tokens=1000, output_tokens=500)))
+
+    async def ask(ctx: plait.StepContext) -> str:
+        return (await ctx.ask(agent, "hello")).text
+
+    result = await plait.Pipeline("p", {"ask": ask}).run(runtime=plait_runtime)
+    [span] = _named(span_exporter.get_finished_spans(), "chat priced")
+    assert _attrs(span)["plait.cost_usd"] == str(result.usage.cost)
+    assert result.usage.cost == Decimal("0.06")  # 1,000 x $30/M + 500 x $60/M
