@@ -41,7 +41,7 @@ class AggregationJob:
                  variants: Sequence[Mapping[str, Any]], limit: int | None,
                  options: Mapping[str, Any], meter: UsageMeter) -> None:
         self.runtime: Runtime = scope.runtime
-        self.ctx: StepContext = scope.context()
+        self.ctx: StepContext = scope.ctx
         self._scope = scope
         self.agent = agent
         self.question = question

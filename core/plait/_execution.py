@@ -33,7 +33,7 @@ async def execute_step(step: Step, scope: StepScope) -> tuple[StepRecord, Any, E
         if hooks.wraps("plait_wrap_step"):
             value = await hooks.around(
                 "plait_wrap_step", {"step_id": scope.step_id, "step": step,
-                                    "ctx": scope.context()},
+                                    "ctx": scope.ctx},
                 lambda: _attempts(step, scope),
             )
         else:  # nothing to wrap it in: the hot path of every step
@@ -71,7 +71,7 @@ async def _attempts(step: Step, scope: StepScope) -> Any:
 
 async def _attempt(step: Step, scope: StepScope) -> Any:
     """One attempt and its validation gate: the step's timeout covers both."""
-    ctx = scope.context()
+    ctx = scope.ctx
     value = await scope.runtime.hooks.decide("plait_run_step", step=step, ctx=ctx)
     validators = scope.config.validate
     if validators and not isinstance(value, Stop) and not getattr(step, "validates_itself",

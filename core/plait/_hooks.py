@@ -75,7 +75,8 @@ class Hooks:
     def decide(self, hook: str, **kwargs: Any) -> Awaitable[Any]:
         """The awaitable of the first implementation that answers ``hook``."""
         for impl in self.implementations(hook):
-            answer = self.call(hook, impl, kwargs)
+            answer: Any = (self.call(hook, impl, kwargs) if self.trace  # every step's hot path
+                           else impl.function(*[kwargs[name] for name in impl.argnames]))
             if answer is not None:
                 return answer  # type: ignore[no-any-return]  # hooks return awaitables
         raise PluginError(f"no plugin answered {hook}")

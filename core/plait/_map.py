@@ -37,7 +37,7 @@ async def map_items(scope: StepScope, fn: Callable[..., Any], items: Iterable[An
     call = fn if indexed else _per_item(fn)
     job = FanOutJob(call, seq, limit, on_error == "raise", scope.path)
     hooks = scope.runtime.hooks
-    ctx = scope.context()
+    ctx = scope.ctx
 
     async def work() -> FanOutResult:
         outcomes = await hooks.decide("plait_execute_fanout", job=job, ctx=ctx)

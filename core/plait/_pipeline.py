@@ -129,9 +129,9 @@ class Pipeline(Step):
             result = await self._execute(run)
         except PlaitError as exc:
             if exc.partial is not None:
-                outer.children.update(exc.partial.steps)
+                outer.adopt(exc.partial.steps)
             raise
-        outer.children.update(result.steps)
+        outer.adopt(result.steps)
         return result.stop if result.stopped_early else result.output
 
     async def _execute(self, state: RunScope) -> PipelineResult:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 
 from ._money import Usage
-from ._serialize import LOCAL, from_json, to_json
+from ._serialize import LOCAL, SAFE, from_json, to_json
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
@@ -163,8 +163,8 @@ class FanOutResult:
 
     values: Sequence[Any]
     errors: Sequence[ItemError] = ()
-    item_usage: Sequence[Usage] = ()
-    total: int = 0
+    item_usage: Sequence[Usage] = attrs.field(default=(), metadata={SAFE: True})
+    total: int = attrs.field(default=0, metadata={SAFE: True})
 
     @property
     def ok(self) -> bool:

@@ -65,7 +65,7 @@ class Router(Step):
         branch = self.branches[chosen]
         branch_ctx = ctx.child(key, config=Config.layered(branch.config).resolve())
         record, value, error = await execute_step(branch, scope_of(branch_ctx))
-        scope.children[key] = record
+        scope.adopt({key: record})
         if error is not None:
             raise error
         return value

@@ -59,16 +59,12 @@ class StepScope:
         self.attempt = 1
         self.item = item  # the current item inside a FanOut worker step
         self.route: str | None = None
-        self.children: dict[str, StepRecord] = {}
-        self.ctx: StepContext | None = None  # the face a step sees, set by StepContext
+        self.children: dict[str, StepRecord] | None = None  # most scopes never get any
+        self.ctx: StepContext  # the face a step sees: StepContext(scope) sets it
 
     @property
     def runtime(self) -> Runtime:
         return self.run.runtime
-
-    def context(self) -> StepContext:
-        assert self.ctx is not None, "a scope gets its StepContext when it is made"
-        return self.ctx
 
     def child(self, step_id: str, *, item: Any = None, deps: Mapping[str, Any] | None = None,
               config: ResolvedConfig | None = None) -> StepScope:
@@ -79,9 +75,15 @@ class StepScope:
                          meter=UsageMeter(meter_for(self, self.meter)),
                          path=f"{self.path}/{step_id}", item=item)
 
+    def adopt(self, records: Mapping[str, StepRecord]) -> None:
+        """Keep the records of work nested in this step (a branch, a nested pipeline)."""
+        if self.children is None:
+            self.children = {}
+        self.children.update(records)
+
     def record(self, status: StepStatus, started: float, latency: float,
                error: BaseException | None) -> StepRecord:
         return StepRecord(self.step_id, status, self.attempt, started, started + latency,
                           latency, self.meter.usage,
                           None if error is None else ErrorInfo.of(error), self.route,
-                          dict(self.children))
+                          {} if self.children is None else dict(self.children))

@@ -22,7 +22,7 @@ from ._errors import SerializationError
 if TYPE_CHECKING:  # cattrs loads on first use: `import plait` (and `plait --help`) stay fast
     import cattrs
 
-__all__ = ["LOCAL", "check_serializable", "from_json", "make_converter", "to_json"]
+__all__ = ["LOCAL", "SAFE", "check_serializable", "from_json", "make_converter", "to_json"]
 
 T = typing.TypeVar("T")
 
@@ -31,6 +31,10 @@ _SCALARS = (str, int, float, bool, type(None))
 LOCAL = "plait.local"
 """attrs field metadata key: ``metadata={LOCAL: True}`` marks a live object (an exception)
 that stays in this process and is left out of JSON."""
+
+SAFE = "plait.safe"
+"""attrs field metadata key: ``metadata={SAFE: True}`` marks a field that only ever holds
+plait's own plain values (usage, counts), so the serializability check need not walk it."""
 
 
 def make_converter() -> cattrs.Converter:
@@ -77,14 +81,39 @@ def check_serializable(conv: cattrs.Converter, value: Any, step_id: str) -> None
     """Raise ``SerializationError`` naming the path of the first value JSON cannot hold."""
     if type(value) in _SCALARS:  # the common case costs one type check
         return
+    checked = _checked_fields(type(value))
+    if checked is None:
+        _check(conv, value, "$", step_id)
+    else:  # only the fields that can hold anything: a fan-out's values, not its usage
+        for name in checked:
+            part = getattr(value, name)
+            if type(part) not in _SCALARS:
+                _check(conv, part, f"$.{name}", step_id)
+
+
+def _checked_fields(cls: type) -> tuple[str, ...] | None:
+    """The fields of ``cls`` to check, when some are marked ``SAFE``; else ``None``."""
+    try:
+        return _CHECKED[cls]
+    except KeyError:
+        fields = attrs.fields(cls) if attrs.has(cls) else ()
+        found = _CHECKED[cls] = (tuple(a.name for a in fields if not a.metadata.get(SAFE))
+                                 if any(a.metadata.get(SAFE) for a in fields) else None)
+        return found
+
+
+_CHECKED: dict[type, tuple[str, ...] | None] = {}  # per class; classes do not change
+
+
+def _check(conv: cattrs.Converter, value: Any, where: str, step_id: str) -> None:
     try:
         data = conv.unstructure(value)
     except Exception as exc:  # e.g. a value that does not match its field's declared type
-        path, part = _locate(conv, value, "$", step_id, set())
+        path, part = _locate(conv, value, where, step_id, set())
         raise SerializationError(
             step_id, path, f"{type(part).__name__} cannot be turned into JSON "
             f"({type(exc).__name__}: {exc})") from exc
-    _walk(data, "$", step_id)
+    _walk(data, where, step_id)
 
 
 def _locate(conv: cattrs.Converter, value: Any, path: str, step_id: str,

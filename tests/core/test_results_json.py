@@ -122,6 +122,22 @@ async def test_an_unserializable_output_names_the_step_and_the_path(
     assert info.value.attempts == 1  # retrying cannot fix it
 
 
+@pytest.mark.parametrize(("result", "path"), [
+    (plait.FanOutResult([1, {"k": object()}], item_usage=[plait.Usage()] * 2, total=2),
+     "$.values[1].k"),
+    (plait.FanOutResult([], [plait.ItemError(0, object(), plait.ErrorInfo("E", "m"))]),
+     "$.errors[0].item"),
+])
+async def test_a_fanout_result_is_checked_where_it_holds_user_values(
+        plait_runtime: plait.Runtime, result: plait.FanOutResult, path: str) -> None:
+    """Its per-item usage is plait's own and is not walked; its values and items are."""
+    pipe = plait.Pipeline("p", steps={"fan": lambda ctx: result})
+    with pytest.raises(plait.StepFailed) as info:
+        await pipe.run({}, runtime=plait_runtime)
+    assert isinstance(info.value.cause, plait.SerializationError)
+    assert info.value.cause.path == path
+
+
 async def test_the_path_names_a_nested_step(plait_runtime: plait.Runtime) -> None:
     async def produce(ctx: plait.StepContext) -> Any:
         return {"handle": object()}
