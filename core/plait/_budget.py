@@ -98,8 +98,14 @@ class Reservation:
                 budget.spent += actual
 
     def release(self) -> None:
-        """The call was never answered: free the reservation, spend nothing."""
+        """The request was never sent, or the provider refused it: spend nothing."""
         self.settle(Decimal(0))
+
+    def keep(self) -> None:
+        """The request was sent and no answer came back (it timed out, the connection
+        dropped, the call was cancelled in flight): the provider may still bill it, so the
+        whole worst case stays spent."""
+        self.settle(self._amount)
 
 
 class ItemMeter:

@@ -27,10 +27,18 @@ import attrs
 
 from ._budget import Budget, UsageMeter, meter_for
 from ._config import NOTSET, Config, ResolvedConfig
-from ._errors import OutputParseError, PlaitError, ProviderError, UnknownPrice, ValidationFailed
+from ._errors import (
+    OutputParseError,
+    PlaitError,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimited,
+    UnknownPrice,
+    ValidationFailed,
+)
 from ._model import Message, ModelCall, ModelRequest, ModelResponse, split_model
 from ._money import Price, Usage
-from ._policy import backoff, gate
+from ._policy import MAX_RETRY_AFTER, backoff, gate, retryable
 from ._results import Reply
 
 if TYPE_CHECKING:
@@ -50,6 +58,7 @@ _AGENT_FIELDS = frozenset({"model", "system", "output", "temperature", "max_toke
                            "seed", "price", "extra"})
 _POLICY_FIELDS = frozenset({"timeout", "retries", "retry_delay", "retry_max_delay",
                             "retry_on", "validate"})
+_UNANSWERED = Usage(requests=1)  # a request sent that brought back no usage
 
 
 def estimate_input_tokens(request: ModelRequest) -> int:
@@ -129,8 +138,11 @@ async def send_once(runtime: Runtime, plan: _Plan, request: ModelRequest,
     if plan.budget is not None and plan.price is not None:
         reservation = plan.budget.reserve(plan.price.worst_case(estimate, plan.max_tokens or 0))
     call = ModelCall(plan.provider_name, plan.model, plan.price, attempt)
+    sent = False
 
     async def complete() -> ModelResponse:
+        nonlocal sent
+        sent = True
         response = await _complete(plan.provider, request, plan.provider_name)
         cost = plan.price.cost(response.usage) if plan.price is not None else Decimal(0)
         call.usage = Usage.of_call(response.usage, cost)
@@ -144,9 +156,17 @@ async def send_once(runtime: Runtime, plan: _Plan, request: ModelRequest,
                 {"request": request, "provider": plan.provider_name, "ctx": plan.ctx,
                  "call": call},
                 complete)
-    except BaseException:
+    except BaseException as exc:
+        if sent and plan.meter is not None:
+            plan.meter.add(_UNANSWERED)
         if reservation is not None:
-            reservation.release()
+            if sent and _may_be_billed(exc):
+                reservation.keep()
+            else:
+                reservation.release()
+        if isinstance(exc, RateLimited) and exc.retry_after:  # every call to it waits
+            limiters.cool_down(plan.provider_name, plan.model,
+                               min(exc.retry_after, MAX_RETRY_AFTER))
         raise
     assert call.usage is not None, "set when the response arrived"
     if reservation is not None:
@@ -181,10 +201,11 @@ async def call_model(runtime: Runtime, agent: Agent, prompt: str,
         try:
             response, usage = await send_once(runtime, plan, request, attempt)
         except ProviderError as exc:
-            if not exc.retryable:
+            exc.requests = attempt
+            if not retryable(exc):
                 raise
             if attempt > plan.retries:
-                raise _spent(exc)  # noqa: B904  # the same error, re-raised marked as spent
+                raise _spent(exc, attempt)  # noqa: B904  # the same error, marked as spent
             await anyio.sleep(backoff(attempt, plan.cfg, exc))
             continue
         total = total + usage
@@ -193,8 +214,9 @@ async def call_model(runtime: Runtime, agent: Agent, prompt: str,
             if plan.cfg.validate:
                 await gate(output, plan.cfg.validate, plan.ctx, runtime.validator, where)
         except (OutputParseError, ValidationFailed) as exc:
+            exc.requests = attempt
             if attempt > plan.retries:
-                raise _spent(exc)  # noqa: B904  # the same error, re-raised marked as spent
+                raise _spent(exc, attempt)  # noqa: B904  # the same error, marked as spent
             messages = (*messages, Message("assistant", response.text),
                         Message("user", _reask(exc, spec)))
             continue
@@ -217,10 +239,23 @@ async def _complete(provider: Any, request: ModelRequest, name: str) -> ModelRes
     return response
 
 
-def _spent(exc: PlaitError) -> PlaitError:
-    """This call already used its retries: a step retry must not multiply them again."""
-    exc.retryable = False
+def _spent(exc: PlaitError, requests: int) -> PlaitError:
+    """A call that retried (or re-asked) and still failed used its retries: a step retry
+    must not multiply them. A call that sent one request (its own ``retries`` was 0) used
+    none, so its error stays as retryable as it was and the step's retries apply."""
+    if requests > 1:
+        exc.retryable = False
     return exc
+
+
+def _may_be_billed(exc: BaseException) -> bool:
+    """Whether a request that failed may still have run on the provider: one that got no
+    answer (it timed out, the connection dropped, the call was cancelled in flight).
+    An error the provider answered with (a refusal, a 4xx or
+    5xx status, a rate limit) means it did not run the request, and is not billed."""
+    if isinstance(exc, ProviderUnavailable):
+        return exc.status is None
+    return not isinstance(exc, PlaitError)
 
 
 def _reask(exc: PlaitError, spec: Any) -> str:

@@ -68,11 +68,19 @@ class PlaitError(Exception):
     """Base of every plait error.
 
     ``retryable`` tells the step runner whether running the step again could help;
-    ``partial`` is the run's partial result when the error ended a run.
+    ``partial`` is the run's partial result when the error ended a run; ``requests`` is
+    how many requests the model call that raised it sent (re-asks and retries included).
     """
 
     retryable: bool = False
     partial: PipelineResult | None = None
+    requests: int | None = None  # set on the error a model call raises: requests it sent
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        if self.requests is not None and self.requests > 1:
+            return f"{text} (after {self.requests} requests)"
+        return text
 
 
 class PipelineDefinitionError(PlaitError):

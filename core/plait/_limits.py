@@ -105,6 +105,7 @@ class RateLimiter:
         self._queue: deque[_Waiter] = deque()
         self._in_flight = 0
         self._nap: anyio.CancelScope | None = None  # the head's sleep, while it refills
+        self._cool_until = 0.0  # no call is admitted before this (a provider's Retry-After)
 
     @property
     def in_flight(self) -> int:
@@ -138,6 +139,13 @@ class RateLimiter:
         if actual < estimated and self._nap is not None:
             self._nap.cancel()  # the head may fit now: let it look again
 
+    def cool_down(self, seconds: float) -> None:
+        """Admit no call for ``seconds`` (a provider said ``Retry-After``); a waiting call
+        looks again and waits for the rest."""
+        self._cool_until = max(self._cool_until, self._clock.now() + seconds)
+        if self._nap is not None:
+            self._nap.cancel()
+
     async def _admit(self, tokens: int) -> None:
         me = _Waiter(tokens)
         self._queue.append(me)
@@ -170,7 +178,7 @@ class RateLimiter:
 
     def _delay(self, tokens: int) -> float:
         now = self._clock.now()
-        delay = 0.0
+        delay = max(0.0, self._cool_until - now)
         if self._requests is not None:
             self._requests.refill(now)
             delay = self._requests.wait_for(1)
@@ -245,6 +253,14 @@ class LimiterRegistry:
             for limiter in self._chain(provider, model):
                 await stack.enter_async_context(limiter.acquire(tokens))
             yield
+
+    def cool_down(self, provider: str, model: str, seconds: float) -> None:
+        """Hold every call to ``provider:model`` for ``seconds``, limited or not."""
+        key = f"{provider}:{model}"
+        limiter = self.get(provider, model)
+        if limiter is None:  # unlimited until now: a limiter of no limits can still wait
+            limiter = self._built[key] = RateLimiter(Limits(), self._clock)
+        limiter.cool_down(seconds)
 
     def settle(self, provider: str, model: str, estimated: int, actual: int) -> None:
         """Correct both token buckets once the call's real token count is known."""

@@ -81,13 +81,19 @@ class Price:
 
 @attrs.frozen
 class Usage:
-    """Tokens, calls and exact cost, summed over any number of model calls."""
+    """Tokens, calls and exact cost, summed over any number of model calls.
+
+    ``calls`` counts the requests that were answered; ``requests`` every request sent,
+    answered or not (a timed-out or failed request counts there, and a re-ask or a
+    retry is a request of its own). ``cost`` is what the answers reported.
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
     cached_tokens: int = 0
     calls: int = 0
     cost: Decimal = Decimal(0)
+    requests: int = 0
 
     def __add__(self, other: Usage) -> Usage:
         if not isinstance(other, Usage):
@@ -98,6 +104,7 @@ class Usage:
             self.cached_tokens + other.cached_tokens,
             self.calls + other.calls,
             self.cost + other.cost,
+            self.requests + other.requests,
         )
 
     @property
@@ -106,7 +113,7 @@ class Usage:
 
     @classmethod
     def of_call(cls, tokens: TokenCount, cost: Decimal) -> Usage:
-        return cls(tokens.input_tokens, tokens.output_tokens, tokens.cached_tokens, 1, cost)
+        return cls(tokens.input_tokens, tokens.output_tokens, tokens.cached_tokens, 1, cost, 1)
 
 
 def price_in(table: Mapping[str, Price], model: str) -> Price | None:

@@ -14,16 +14,27 @@ from typing import Any
 from ._config import ResolvedConfig, Validator
 from ._errors import PlaitError, RateLimited, StepFailed, ValidationFailed
 
-__all__ = ["backoff", "gate", "should_retry"]
+__all__ = ["MAX_RETRY_AFTER", "backoff", "gate", "retryable", "should_retry"]
+
+MAX_RETRY_AFTER = 300.0
+"""The longest ``Retry-After`` (seconds) plait waits for; a provider asking for longer
+fails the call at once rather than holding the run for hours."""
+
+
+def retryable(exc: BaseException) -> bool:
+    """Whether waiting and trying again could help: a plait error says so itself (and a
+    rate limit that asks for more than ``MAX_RETRY_AFTER`` is not worth the wait); any
+    other error is the caller's to judge (``retry_on``)."""
+    if isinstance(exc, RateLimited) and (exc.retry_after or 0) > MAX_RETRY_AFTER:
+        return False
+    return exc.retryable if isinstance(exc, PlaitError) else True
 
 
 def should_retry(exc: BaseException, retry_on: tuple[type[BaseException], ...]) -> bool:
     """Whether ``exc`` is worth another attempt: wanted by ``retry_on`` and not permanent."""
     while isinstance(exc, StepFailed):  # a nested pipeline failed: judge by what broke it
         exc = exc.cause
-    if not isinstance(exc, retry_on):
-        return False
-    return exc.retryable if isinstance(exc, PlaitError) else True
+    return isinstance(exc, retry_on) and retryable(exc)
 
 
 def backoff(attempt: int, cfg: ResolvedConfig, exc: BaseException | None = None) -> float:

@@ -77,10 +77,11 @@ class ErrorInfo:
 
     type: str
     message: str
+    requests: int | None = None  # model requests the failing call sent, when one failed
 
     @classmethod
     def of(cls, exc: BaseException) -> ErrorInfo:
-        return cls(type(exc).__name__, str(exc))
+        return cls(type(exc).__name__, str(exc), getattr(exc, "requests", None))
 
 
 @attrs.frozen

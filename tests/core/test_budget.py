@@ -50,6 +50,8 @@ class HeldCalls:
 
 
 AGENT = plait.Agent(model="fake:priced", max_tokens=1000)
+# AGENT asked "q": 1 byte + 8 per message = 9 input tokens at $1/M, 1,000 out at $2/M
+WORST_CASE = Decimal("0.002009")
 
 
 async def test_fifty_parallel_steps_against_a_budget_for_ten() -> None:
@@ -149,12 +151,14 @@ async def test_reservations_settle_to_the_real_cost(plait_runtime: plait.Runtime
 
 
 @pytest.mark.parametrize("failure", [
-    plait.BadRequest("bad", provider="fake", model="priced"),
-    plait.ProviderUnavailable("down", provider="fake", model="priced"),
+    plait.BadRequest("bad", provider="fake", model="priced", status=400),
+    plait.ProviderUnavailable("down", provider="fake", model="priced", status=503),
+    plait.RateLimited("slow down", provider="fake", model="priced", status=429),
 ])
-async def test_a_failed_call_releases_its_reservation(plait_runtime: plait.Runtime,
-                                                      fake_provider: FakeProvider,
-                                                      failure: plait.ProviderError) -> None:
+async def test_a_refused_request_releases_its_reservation(plait_runtime: plait.Runtime,
+                                                          fake_provider: FakeProvider,
+                                                          failure: plait.ProviderError) -> None:
+    """The provider answered with an error: it did not run the request, nothing is billed."""
     fake_provider.script(failure, "ok")
     one_call = plait.usd("0.0025")  # room for exactly one worst case
 
@@ -168,6 +172,30 @@ async def test_a_failed_call_releases_its_reservation(plait_runtime: plait.Runti
     result = await pipe.run({}, runtime=plait_runtime)
     assert result.output == "ok"
     assert result.usage.cost == REAL_COST
+    assert result.usage.requests == 2
+    assert result.usage.calls == 1
+
+
+async def test_a_request_that_got_no_answer_stays_charged_at_its_worst_case(
+    plait_runtime: plait.Runtime, fake_provider: FakeProvider
+) -> None:
+    """A timeout (no HTTP status): the provider may have run it and may bill it, so under a
+    budget of 1.5 worst cases the retry that would put a second request on the wire is
+    refused instead of sent."""
+    fake_provider.script(plait.ProviderUnavailable("request timed out", provider="fake",
+                                                   model="priced"), "ok")
+
+    async def ask(ctx: plait.StepContext) -> str:
+        return (await ctx.ask(AGENT, "q", retry_delay=0)).text
+
+    budget = WORST_CASE * Decimal("1.5")
+    pipe = plait.Pipeline("p", steps={"s": ask}, config=plait.Config(budget=budget))
+    with pytest.raises(plait.BudgetExceeded) as info:
+        await pipe.run({}, runtime=plait_runtime)
+    assert fake_provider.calls == 1  # the retry was never sent
+    assert info.value.spent == WORST_CASE  # the unanswered request, charged in full
+    assert info.value.partial is not None
+    assert info.value.partial.steps["s"].usage.requests == 1
 
 
 async def test_a_retried_call_reserves_again_for_each_attempt(
@@ -181,20 +209,42 @@ async def test_a_retried_call_reserves_again_for_each_attempt(
     assert fake_provider.calls == 2
 
 
-async def test_a_cancelled_call_releases_its_reservation(plait_runtime: plait.Runtime,
-                                                         fake_provider: FakeProvider) -> None:
+async def test_a_call_cancelled_in_flight_stays_charged(plait_runtime: plait.Runtime,
+                                                       fake_provider: FakeProvider) -> None:
     fake_provider.script(HANG, "ok")
     one_call = plait.usd("0.0025")
 
     async def give_up_then_ask(ctx: plait.StepContext) -> str:
         with anyio.move_on_after(0.01):
             await ctx.ask(AGENT, "q")
-        assert ctx.budget_left == one_call
+        assert ctx.budget_left == one_call - WORST_CASE  # sent: the provider may bill it
         return (await ctx.ask(AGENT, "q")).text
 
     pipe = plait.Pipeline("p", steps={"s": give_up_then_ask},
                           config=plait.Config(budget=one_call))
-    assert (await pipe.run({}, runtime=plait_runtime)).output == "ok"
+    with pytest.raises(plait.BudgetExceeded):
+        await pipe.run({}, runtime=plait_runtime)
+
+
+async def test_a_call_cancelled_before_it_was_sent_releases_its_reservation(
+    plait_runtime: plait.Runtime, fake_provider: FakeProvider
+) -> None:
+    fake_provider.script("ok")
+    one_call = plait.usd("0.0025")
+    limited = plait.Runtime(entry_points=False,
+                            plugins=[provider_plugin(fake_provider, prices=PRICES)],
+                            limits={"fake": plait.Limits(concurrency=1)})
+
+    async def hold_the_only_slot(ctx: plait.StepContext) -> str:
+        async with limited.limits().acquire("fake", "priced"):  # the call queues behind
+            with anyio.move_on_after(0.01):
+                await ctx.ask(AGENT, "q")
+            assert ctx.budget_left == one_call  # never sent: nothing held, nothing spent
+        return (await ctx.ask(AGENT, "q")).text
+
+    pipe = plait.Pipeline("p", steps={"s": hold_the_only_slot},
+                          config=plait.Config(budget=one_call))
+    assert (await pipe.run({}, runtime=limited)).output == "ok"
 
 
 async def test_a_step_budget_inside_the_run_budget(plait_runtime: plait.Runtime,

@@ -394,7 +394,7 @@ async def test_every_candidate_and_the_aggregators_own_call_count_in_usage(
         Decimal("0.000007"), Decimal("0.000005"), Decimal("0.000009")]
     # the aggregator's own call: "Pick one of: one two, three, four five six" -> "three"
     assert result.usage == plait.Usage(9 + 9, 6 + 1, 0, 4, Decimal("0.000021") +
-                                       Decimal("0.000011"))
+                                       Decimal("0.000011"), requests=4)
     assert run.usage == result.usage
     assert run.steps["s"].usage == result.usage
     assert fake.calls == 4
@@ -435,7 +435,7 @@ async def test_a_failing_candidate_is_recorded_and_the_rest_are_aggregated(
     assert [c.index for c in result.candidates] == [1, 2]
     assert result.winner == "blue"
     assert result.failures == (plait.ErrorInfo(
-        "BadRequest", "context too long"),)
+        "BadRequest", "context too long", requests=1),)
     assert result.aggregation.calls_saved == 0
 
 

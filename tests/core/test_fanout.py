@@ -375,7 +375,7 @@ async def test_fanout_result_serializes_to_json(plait_runtime: plait.Runtime) ->
     back = plait.PipelineResult.from_json(result.to_json())
     assert back.output["values"] == [0]
     assert back.output["errors"] == [
-        {"index": 1, "item": 1, "error": {"type": "Bad", "message": "one"}}]
+        {"index": 1, "item": 1, "error": {"type": "Bad", "message": "one", "requests": None}}]
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [

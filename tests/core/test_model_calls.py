@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import time
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -12,6 +13,7 @@ import anyio
 import attrs
 import plait
 import pytest
+from plait._limits import MonotonicClock
 from plait_testing import PRICES, FakeProvider, provider_plugin
 
 
@@ -42,15 +44,19 @@ class Plan:
 
 @pytest.fixture
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Delays plait sleeps between model attempts, recorded instead of waited."""
+    """Delays plait sleeps between model attempts, recorded instead of waited; the
+    limiters' clock moves on by each, as if it had been waited."""
     recorded: list[float] = []
     real_sleep = anyio.sleep
+    slept = [0.0]
 
     async def fake_sleep(delay: float) -> None:
         recorded.append(delay)
+        slept[0] += delay
         await real_sleep(0)
 
     monkeypatch.setattr(anyio, "sleep", fake_sleep)
+    monkeypatch.setattr(MonotonicClock, "now", lambda _self: time.monotonic() + slept[0])
     return recorded
 
 
@@ -180,9 +186,9 @@ async def test_costs_are_exact_decimals_per_call_step_and_run(
     pipe = plait.Pipeline("cost", steps={"two": two_calls, "one": one_call},
                           deps={"one": ["two"]})
     result = await pipe.run({}, runtime=plait_runtime)
-    assert result.steps["two"].usage == plait.Usage(3, 5, 0, 2, Decimal("0.000013"))
-    assert result.steps["one"].usage == plait.Usage(4, 1, 0, 1, Decimal("0.000006"))
-    assert result.usage == plait.Usage(7, 6, 0, 3, Decimal("0.000019"))
+    assert result.steps["two"].usage == plait.Usage(3, 5, 0, 2, Decimal("0.000013"), requests=2)
+    assert result.steps["one"].usage == plait.Usage(4, 1, 0, 1, Decimal("0.000006"), requests=1)
+    assert result.usage == plait.Usage(7, 6, 0, 3, Decimal("0.000019"), requests=3)
     assert isinstance(result.usage.cost, Decimal)
 
 
