@@ -1,7 +1,7 @@
 # The README's two commands are `make demo` and `make test`; both install what they need.
 VENV := .venv
 STAMP := $(VENV)/.installed
-SOURCES := pyproject.toml .ci/bootstrap .ci/llama-wheel \
+SOURCES := pyproject.toml .ci/bootstrap .ci/uv .ci/llama-wheel \
   $(wildcard core/pyproject.toml plugins/*/pyproject.toml contrib/*/pyproject.toml docs/examples/*/pyproject.toml)
 
 .PHONY: demo test bench lint

@@ -10,6 +10,10 @@ import plait
 import pytest
 from plait_testing import FakeProvider
 
+# Seconds. Items here wait on one another; a fan-out that never starts one of them would
+# hang the test, and this bound makes that a failure instead.
+DEADLOCK = 10
+
 
 class Bad(Exception):
     pass
@@ -44,7 +48,8 @@ async def test_map_keeps_input_order_whatever_the_finishing_order(
         assert len(result) == n
         return list(result.values)
 
-    result = await in_step(plait_runtime, body)
+    with anyio.fail_after(DEADLOCK):
+        result = await in_step(plait_runtime, body)
     assert finished == list(reversed(range(n)))
     assert result.output == [i * i for i in range(n)]
 
@@ -186,9 +191,10 @@ async def test_limit_bounds_items_in_flight(plait_runtime: plait.Runtime) -> Non
     async def body(ctx: plait.StepContext) -> Any:
         return list((await ctx.map(item, range(n), limit=limit)).values)
 
-    async with send, receive, anyio.create_task_group() as tg:
-        tg.start_soon(monitor)
-        result = await in_step(plait_runtime, body)
+    with anyio.fail_after(DEADLOCK):
+        async with send, receive, anyio.create_task_group() as tg:
+            tg.start_soon(monitor)
+            result = await in_step(plait_runtime, body)
     assert result.output == list(range(n))
     assert peak == limit
     assert seen == [4] * 9 + [3, 2, 1]

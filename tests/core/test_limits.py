@@ -10,6 +10,10 @@ import plait
 import pytest
 from plait._limits import LimiterRegistry, MonotonicClock, RateLimiter
 
+# Seconds. Every test here finishes at once on virtual time; a waiter the limiter never
+# lets in would hang the task group, and this bound makes that a failure instead.
+DEADLOCK = 10
+
 
 class FakeClock:
     """Virtual time. With ``autojump`` a sleep moves time to its own deadline at once;
@@ -75,12 +79,13 @@ async def test_concurrency_cap_holds_and_queues_the_rest() -> None:
             running -= 1
         done += 1
 
-    async with anyio.create_task_group() as tg:
-        for _ in range(10):
-            tg.start_soon(call)
-        await anyio.wait_all_tasks_blocked()
-        assert (limiter.in_flight, limiter.waiting) == (3, 7)
-        release.set()
+    with anyio.fail_after(DEADLOCK):
+        async with anyio.create_task_group() as tg:
+            for _ in range(10):
+                tg.start_soon(call)
+            await anyio.wait_all_tasks_blocked()
+            assert (limiter.in_flight, limiter.waiting) == (3, 7)
+            release.set()
     assert (peak, done) == (3, 10)
     assert (limiter.in_flight, limiter.waiting) == (0, 0)
 
@@ -154,19 +159,20 @@ async def test_waiters_are_served_in_arrival_order() -> None:
     clock = FakeClock(autojump=False)
     limiter = RateLimiter(plait.Limits(tokens_per_minute=100), clock=clock)
     log: list[tuple[str, float]] = []
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(stamp(limiter, clock, log, "small-1", 60))
-        await anyio.wait_all_tasks_blocked()
-        tg.start_soon(stamp(limiter, clock, log, "big", 100))  # needs the whole bucket
-        await anyio.wait_all_tasks_blocked()
-        for name in ("small-2", "small-3"):  # 40 tokens are left: these would fit now
-            tg.start_soon(stamp(limiter, clock, log, name, 10))
+    with anyio.fail_after(DEADLOCK):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(stamp(limiter, clock, log, "small-1", 60))
             await anyio.wait_all_tasks_blocked()
-        assert log == [("small-1", 0.0)]
-        assert (limiter.waiting, clock.sleeping) == (3, 1)  # only the head sleeps
-        await clock.advance(36)  # 60 tokens back at 100/60 per second
-        await clock.advance(6)  # 10 more for small-2
-        await clock.advance(6)  # and small-3
+            tg.start_soon(stamp(limiter, clock, log, "big", 100))  # needs the whole bucket
+            await anyio.wait_all_tasks_blocked()
+            for name in ("small-2", "small-3"):  # 40 tokens are left: these would fit now
+                tg.start_soon(stamp(limiter, clock, log, name, 10))
+                await anyio.wait_all_tasks_blocked()
+            assert log == [("small-1", 0.0)]
+            assert (limiter.waiting, clock.sleeping) == (3, 1)  # only the head sleeps
+            await clock.advance(36)  # 60 tokens back at 100/60 per second
+            await clock.advance(6)  # 10 more for small-2
+            await clock.advance(6)  # and small-3
     assert [name for name, _ in log] == ["small-1", "big", "small-2", "small-3"]
     assert [t for _, t in log] == pytest.approx([0, 36, 42, 48])
 
@@ -199,13 +205,14 @@ async def test_settle_refund_wakes_the_head_early() -> None:
     log: list[tuple[str, float]] = []
     async with limiter.acquire(100):
         pass
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(stamp(limiter, clock, log, "next", 50))
-        await anyio.wait_all_tasks_blocked()
-        assert (log, clock.sleeping) == ([], 1)  # asleep for 30 s of refill
-        limiter.settle(100, 20)  # the first call used 20: 80 come back
-        await anyio.wait_all_tasks_blocked()
-        assert log == [("next", 0.0)]
+    with anyio.fail_after(DEADLOCK):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(stamp(limiter, clock, log, "next", 50))
+            await anyio.wait_all_tasks_blocked()
+            assert (log, clock.sleeping) == ([], 1)  # asleep for 30 s of refill
+            limiter.settle(100, 20)  # the first call used 20: 80 come back
+            await anyio.wait_all_tasks_blocked()
+            assert log == [("next", 0.0)]
     assert clock.t == 0
 
 
@@ -243,19 +250,20 @@ async def test_a_cancelled_waiter_takes_no_slot() -> None:
             admitted.append(name)
             await release.wait()
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(call, "holder")
-        await anyio.wait_all_tasks_blocked()
-        victim = anyio.CancelScope()
-        tg.start_soon(_in_scope, victim, lambda: call("victim"))
-        await anyio.wait_all_tasks_blocked()
-        tg.start_soon(call, "after")
-        await anyio.wait_all_tasks_blocked()
-        assert limiter.waiting == 2
-        victim.cancel()  # the way a step timeout would
-        await anyio.wait_all_tasks_blocked()
-        assert (limiter.waiting, limiter.in_flight) == (1, 1)
-        release.set()
+    with anyio.fail_after(DEADLOCK):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(call, "holder")
+            await anyio.wait_all_tasks_blocked()
+            victim = anyio.CancelScope()
+            tg.start_soon(_in_scope, victim, lambda: call("victim"))
+            await anyio.wait_all_tasks_blocked()
+            tg.start_soon(call, "after")
+            await anyio.wait_all_tasks_blocked()
+            assert limiter.waiting == 2
+            victim.cancel()  # the way a step timeout would
+            await anyio.wait_all_tasks_blocked()
+            assert (limiter.waiting, limiter.in_flight) == (1, 1)
+            release.set()
     assert admitted == ["holder", "after"]
     assert (limiter.in_flight, limiter.waiting) == (0, 0)
 
@@ -266,17 +274,18 @@ async def test_cancelling_the_sleeping_head_takes_no_tokens_and_wakes_the_next()
     log: list[tuple[str, float]] = []
     async with limiter.acquire(100):
         pass
-    async with anyio.create_task_group() as tg:
-        head_scope = anyio.CancelScope()
-        tg.start_soon(_in_scope, head_scope, stamp(limiter, clock, log, "head", 80))
-        await anyio.wait_all_tasks_blocked()
-        tg.start_soon(stamp(limiter, clock, log, "next", 50))
-        await anyio.wait_all_tasks_blocked()
-        assert (limiter.waiting, clock.sleeping) == (2, 1)
-        head_scope.cancel()
-        await anyio.wait_all_tasks_blocked()
-        assert (limiter.waiting, clock.sleeping) == (1, 1)  # "next" is the sleeping head now
-        await clock.advance(30)  # exactly what 50 tokens need: the head took none
+    with anyio.fail_after(DEADLOCK):
+        async with anyio.create_task_group() as tg:
+            head_scope = anyio.CancelScope()
+            tg.start_soon(_in_scope, head_scope, stamp(limiter, clock, log, "head", 80))
+            await anyio.wait_all_tasks_blocked()
+            tg.start_soon(stamp(limiter, clock, log, "next", 50))
+            await anyio.wait_all_tasks_blocked()
+            assert (limiter.waiting, clock.sleeping) == (2, 1)
+            head_scope.cancel()
+            await anyio.wait_all_tasks_blocked()
+            assert (limiter.waiting, clock.sleeping) == (1, 1)  # "next" is the sleeping head now
+            await clock.advance(30)  # exactly what 50 tokens need: the head took none
     assert [name for name, _ in log] == ["next"]
     assert log[0][1] == pytest.approx(30)
 
@@ -382,13 +391,14 @@ async def test_registry_applies_model_and_provider_limits_together() -> None:
             await release.wait()
             running[model] -= 1
 
-    async with anyio.create_task_group() as tg:
-        for model in ["gpt-4o"] * 4 + ["gpt-4o-mini"] * 4:
-            tg.start_soon(call, model)
-            await anyio.wait_all_tasks_blocked()  # arrive in this order
-        # gpt-4o waiters hold no provider slot: the mini calls fill the other two
-        assert running == {"gpt-4o": 1, "gpt-4o-mini": 2}
-        release.set()
+    with anyio.fail_after(DEADLOCK):
+        async with anyio.create_task_group() as tg:
+            for model in ["gpt-4o"] * 4 + ["gpt-4o-mini"] * 4:
+                tg.start_soon(call, model)
+                await anyio.wait_all_tasks_blocked()  # arrive in this order
+            # gpt-4o waiters hold no provider slot: the mini calls fill the other two
+            assert running == {"gpt-4o": 1, "gpt-4o-mini": 2}
+            release.set()
     assert (peak["gpt-4o"], peak["all"]) == (1, 3)
 
 
