@@ -236,6 +236,34 @@ async def test_model_call_spans_follow_the_genai_conventions(
     assert {_attrs(s)["plait.cost_usd"] for s in free} == {"0"}
 
 
+def _gemini(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, json={
+        "candidates": [{"content": {"role": "model", "parts": [{"text": "Oslo"}]},
+                        "finishReason": "STOP"}],
+        "usageMetadata": {"promptTokenCount": 40, "candidatesTokenCount": 2,
+                          "cachedContentTokenCount": 32},
+        "modelVersion": "gemini-2.5-flash"})
+
+
+async def test_model_call_spans_carry_provider_cache_reads_seed_and_stop(
+    tracer_provider: TracerProvider, span_exporter: InMemorySpanExporter, anyio_backend: Any,
+) -> None:
+    import plait_gemini
+
+    tracer = OtelTracer(tracer_provider=tracer_provider)
+    agent = plait.Agent(model="gemini:gemini-2.5-flash", seed=7, stop=["\n\n", "END"])
+    async with plait.Runtime(entry_points=False, plugins=[plait_gemini, tracer], tracers=[],
+                             settings={"gemini": {"api_key": "test-key"}},
+                             transport=httpx.MockTransport(_gemini)) as rt:
+        await agent.ask("Capital of Norway?", runtime=rt)
+    attrs = _attrs(_one(span_exporter.get_finished_spans(), "chat gemini-2.5-flash"))
+    assert attrs["gen_ai.provider.name"] == "gcp.gemini"  # the conventions' name for it
+    assert attrs["plait.provider"] == "gemini"
+    assert attrs["gen_ai.usage.cache_read.input_tokens"] == 32
+    assert attrs["gen_ai.request.seed"] == 7
+    assert attrs["gen_ai.request.stop_sequences"] == ("\n\n", "END")
+
+
 async def test_content_is_not_captured_by_default(
     plait_runtime: plait.Runtime, register_plugin: Callable[..., Any], traced: OtelTracer,
     span_exporter: InMemorySpanExporter,
