@@ -23,7 +23,7 @@ UNDER = "the estimate misses the template's default system prompt and generation
         [("user", "Say hello in one short sentence.")],
         [("system", "Be brief."), ("user", "hi")],  # bytes alone: 11, real: 18
         # 26 characters but 78 bytes; the real count is 76: counting characters falls short
-        [("user", "请用一句话介绍一下你自己，并告诉我今天的天气怎么样。")],
+        [("user", "请用一句话介绍一下你自己，并告诉我今天的天气怎么样。")],  # noqa: RUF001  # Chinese punctuation on purpose
         [("system", "回答要简短 🙂"), ("user", "Ünïcödé façade — naïve café ☕ 東京")],
         pytest.param([("user", "hi")], marks=pytest.mark.xfail(strict=True, reason=UNDER)),
         pytest.param([("user", "a"), ("assistant", "b")] * 4 + [("user", "c")],
