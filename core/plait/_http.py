@@ -5,8 +5,11 @@ and the small readers of a vendor's reply.
 typed error. Under it, ``error_for_response`` turns an error status into the matching
 ``ProviderError`` and ``http_errors`` translates what httpx raises (timeouts, dropped
 connections) and a reply body that is not JSON. Messages carry the vendor's own words,
-never request headers, and credential-looking tokens are masked in case a vendor echoes a
-key back.
+never request headers. A vendor may echo a key back, so every message has the exact
+secrets its request carried replaced by ``[redacted]`` (the values of ``Authorization``,
+``x-api-key``, ``api-key``, ``x-goog-api-key`` and any header the caller names in
+``secret_headers``, and of key-like URL query parameters such as ``key=``), then any
+other credential-looking token.
 
 ``token_count``, ``json_or_none`` and ``json_excerpt`` read a decoded reply the same way
 in every provider: usage fields, structured output sent as text, and the glimpse of an
@@ -22,7 +25,7 @@ import contextlib
 import json
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -56,13 +59,23 @@ _CREDENTIAL = re.compile(
     r"|\bAIza[\w-]{16,}"  # Google API keys
     r"|\b[A-Za-z0-9]{40,}\b"  # long opaque tokens (Together and other bearer keys)
     r"|[\w.-]*\*{3,}[\w*.-]*"  # a key the vendor masked but still partly showed
+    r"|(?<=[?&]key=)[^&#\s'\"]+"  # a key in a URL (Google's ?key=)
 )
+# Headers and URL query parameters whose values are credentials, by name (lower case).
+_SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key"}
+)
+_SECRET_PARAMS = frozenset({"key", "api_key", "apikey", "access_token", "token"})
+# A value this short is not worth mangling every message for; the patterns still apply.
+_MIN_SECRET = 4
 
 
-def parse_retry_after(value: str | None) -> float | None:
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` value: delta seconds or an HTTP date.
 
-    ``None`` when absent or unreadable; never negative.
+    A date is counted from ``now``: pass the reply's own ``Date`` so that a clock out of
+    step with the server's does not shorten the wait (to nothing, when ours is ahead);
+    the local clock when ``None``. ``None`` when absent or unreadable; never negative.
     """
     if value is None or not value.strip():
         return None
@@ -70,21 +83,22 @@ def parse_retry_after(value: str | None) -> float | None:
         seconds = float(value)
     except ValueError:
         try:
-            from email.utils import parsedate_to_datetime  # rare: only HTTP-date values
-
-            when = parsedate_to_datetime(value)
+            when = _http_date(value)
         except (TypeError, ValueError):
             return None
-        if when.tzinfo is None:  # RFC 9110 dates are GMT
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
     if not math.isfinite(seconds):
         return None
     return max(seconds, 0.0)
 
 
 def error_for_response(
-    response: httpx.Response, *, provider: str, model: str, message: str | None = None
+    response: httpx.Response,
+    *,
+    provider: str,
+    model: str,
+    message: str | None = None,
+    secret_headers: Collection[str] = (),
 ) -> ProviderError:
     """The typed error for an HTTP error reply (raise it: ``raise error_for_response(...)``).
 
@@ -92,10 +106,15 @@ def error_for_response(
     ``retry_after`` from ``retry-after-ms`` or ``Retry-After``), 408/409/5xx
     ``ProviderUnavailable`` (retryable), other 4xx ``BadRequest``. ``message`` is what the
     caller extracted from the vendor's body; without it the usual ``{"error": {"message":
-    ...}}`` shapes are read, then a short excerpt of the body.
+    ...}}`` shapes are read, then a short excerpt of the body. The secrets of
+    ``response.request`` (its key headers, those named in ``secret_headers``, key-like
+    query parameters) never show in the message.
     """
     status = response.status_code
-    text = _redact(message if message is not None else _vendor_message(response))
+    text = _redact(
+        message if message is not None else _vendor_message(response),
+        _secrets(_request_of(response), secret_headers),
+    )
     where: dict[str, Any] = {"provider": provider, "model": model, "status": status}
     if status in (401, 403):
         return AuthenticationError(text or "authentication failed", **where)
@@ -110,8 +129,9 @@ def error_for_response(
     return ProviderError(text or f"unexpected HTTP status {status}", **where)
 
 
-@contextlib.contextmanager
-def http_errors(provider: str, model: str) -> Iterator[None]:
+def http_errors(
+    provider: str, model: str, *, secret_headers: Collection[str] = ()
+) -> contextlib.AbstractContextManager[None]:
     """Translate the failures of one HTTP exchange into ``ProviderUnavailable`` (retryable).
 
     Covers httpx timeouts and transport errors (refused or dropped connections) and a reply
@@ -122,7 +142,17 @@ def http_errors(provider: str, model: str) -> Iterator[None]:
             if response.is_error:
                 raise plait.error_for_response(response, provider="openai", model=...)
             data = response.json()
+
+    A transport error's text has the secrets of its request (see ``error_for_response``)
+    redacted; a body that is not JSON carries no request, so only the patterns apply to it.
     """
+    return _http_errors(provider, model, secret_headers, None)
+
+
+@contextlib.contextmanager
+def _http_errors(
+    provider: str, model: str, secret_headers: Collection[str], request: httpx.Request | None
+) -> Iterator[None]:
     import httpx
 
     def unavailable(message: str) -> ProviderUnavailable:
@@ -133,9 +163,11 @@ def http_errors(provider: str, model: str) -> Iterator[None]:
     except httpx.TimeoutException as exc:
         raise unavailable(f"request timed out ({type(exc).__name__})") from exc
     except httpx.TransportError as exc:
-        raise unavailable(f"connection failed: {_redact(str(exc)) or type(exc).__name__}") from exc
+        text = _redact(str(exc), _secrets(_request_of(exc) or request, secret_headers))
+        raise unavailable(f"connection failed: {text or type(exc).__name__}") from exc
     except json.JSONDecodeError as exc:
-        raise unavailable(f"the reply is not valid JSON: {_redact(_excerpt(exc.doc))!r}") from exc
+        text = _redact(_excerpt(exc.doc), _secrets(request, secret_headers))
+        raise unavailable(f"the reply is not valid JSON: {text!r}") from exc
     except UnicodeDecodeError as exc:
         raise unavailable("the reply is not valid UTF-8 JSON") from exc
 
@@ -150,24 +182,29 @@ async def post_json(
     provider: str,
     model: str,
     error: Callable[[httpx.Response], ProviderError] | None = None,
+    secret_headers: Collection[str] = (),
 ) -> Any:
     """POST ``json`` to ``url`` and return the decoded JSON reply.
 
     ``timeout`` is in seconds for this request; ``None`` keeps the client's own timeouts.
     An error status raises ``error(response)``, by default ``error_for_response`` (pass
     your own to read a vendor's error details); a timeout, a failed connection or a reply
-    that is not JSON raises ``ProviderUnavailable`` (see ``http_errors``)::
+    that is not JSON raises ``ProviderUnavailable`` (see ``http_errors``). Name headers
+    that carry a secret beyond the usual key headers in ``secret_headers`` (an ``error``
+    of your own passes them on to ``error_for_response``)::
 
         data = await plait.post_json(env.http, f"{base_url}/v1/messages", json=body,
                                      headers=headers, timeout=request.timeout,
                                      provider=env.name, model=request.model)
     """
-    with http_errors(provider, model):
-        response = await client.post(url, json=json, headers=headers,
-                                     timeout=client.timeout if timeout is None else timeout)
+    request = client.build_request("POST", url, json=json, headers=headers,
+                                   timeout=client.timeout if timeout is None else timeout)
+    with _http_errors(provider, model, secret_headers, request):
+        response = await client.send(request)
         if response.is_error:
             if error is None:
-                raise error_for_response(response, provider=provider, model=model)
+                raise error_for_response(response, provider=provider, model=model,
+                                         secret_headers=secret_headers)
             raise error(response)
         return response.json()
 
@@ -206,6 +243,13 @@ def json_excerpt(value: Any) -> str:
     return _shorten(json.dumps(value))
 
 
+def _http_date(value: str) -> datetime:
+    from email.utils import parsedate_to_datetime  # rare: only HTTP-date values
+
+    when = parsedate_to_datetime(value)
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)  # RFC 9110: GMT
+
+
 def _retry_after(response: httpx.Response) -> float | None:
     millis = response.headers.get("retry-after-ms")
     if millis is not None:
@@ -216,7 +260,11 @@ def _retry_after(response: httpx.Response) -> float | None:
         else:
             if math.isfinite(seconds):
                 return max(seconds, 0.0)
-    return parse_retry_after(response.headers.get("retry-after"))
+    try:
+        sent = _http_date(response.headers.get("date", ""))
+    except (TypeError, ValueError):
+        sent = None
+    return parse_retry_after(response.headers.get("retry-after"), now=sent)
 
 
 def _vendor_message(response: httpx.Response) -> str:
@@ -250,5 +298,30 @@ def _shorten(text: str) -> str:
     return text if len(text) <= _EXCERPT else text[: _EXCERPT - 1] + "…"
 
 
-def _redact(text: str) -> str:
+def _request_of(source: httpx.Response | httpx.HTTPError) -> httpx.Request | None:
+    try:
+        return source.request
+    except RuntimeError:  # httpx raises when no request was attached (a hand-made Response)
+        return None
+
+
+def _secrets(request: httpx.Request | None, secret_headers: Collection[str]) -> list[str]:
+    """The credentials ``request`` carried, longest first (so none is left half-shown)."""
+    if request is None:
+        return []
+    names = _SECRET_HEADERS | {name.lower() for name in secret_headers}
+    found: set[str] = set()
+    for name, value in request.headers.items():  # httpx lower-cases the names
+        if name in names:
+            found.add(value)
+            found.update(value.split(maxsplit=1)[1:])  # the token of "Bearer <token>"
+    found.update(v for k, v in request.url.params.multi_items() if k.lower() in _SECRET_PARAMS)
+    if request.url.password:
+        found.add(request.url.password)
+    return sorted((s for s in found if len(s) >= _MIN_SECRET), key=len, reverse=True)
+
+
+def _redact(text: str, secrets: Collection[str] = ()) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "[redacted]")
     return _CREDENTIAL.sub("[redacted]", text).strip()

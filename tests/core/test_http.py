@@ -13,6 +13,7 @@ import pytest
 from plait._http import parse_retry_after
 
 KEY = "sk-proj-Zx81TESTKEYdoNotLeak0000aaaa"
+URL = "https://api.example.test/v1/chat"
 
 
 def reply(
@@ -184,6 +185,26 @@ def test_rate_limited_reads_an_http_date() -> None:
     assert 40 < error.retry_after <= 60
 
 
+def test_an_http_date_counts_from_the_replys_own_date() -> None:
+    # our clock a minute ahead of the server's: against it the date has already passed
+    sent = datetime.now(UTC) - timedelta(minutes=1)
+    headers = {
+        "Date": format_datetime(sent, usegmt=True),
+        "Retry-After": format_datetime(sent + timedelta(seconds=5), usegmt=True),
+    }
+    error = error_for(429, None, headers)
+    assert isinstance(error, plait.RateLimited)
+    assert error.retry_after == 5.0
+
+
+def test_an_unreadable_date_header_falls_back_to_the_local_clock() -> None:
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=5), usegmt=True)
+    error = error_for(429, None, {"Date": "yesterday", "Retry-After": when})
+    assert isinstance(error, plait.RateLimited)
+    assert error.retry_after is not None
+    assert 3 < error.retry_after <= 5
+
+
 def test_rate_limited_without_header_has_no_retry_after() -> None:
     error = error_for(429, None, {"retry-after-ms": "garbage"})
     assert isinstance(error, plait.RateLimited)
@@ -209,6 +230,53 @@ def test_echoed_keys_are_masked(echoed: str) -> None:
     assert "[redacted]" in error.message
     assert error.message.startswith("Incorrect API key provided:")
     assert_no_key(error)
+
+
+# A key no pattern recognises: only its value, taken from the request, can hide it.
+PASSPHRASE = "my-lab-gpu-passphrase-2026"
+
+
+@pytest.mark.parametrize(
+    ("headers", "url"),
+    [
+        ({"Authorization": f"Bearer {PASSPHRASE}"}, URL),
+        ({"Authorization": PASSPHRASE}, URL),
+        ({"x-api-key": PASSPHRASE}, URL),
+        ({"api-key": PASSPHRASE}, URL),
+        ({"X-Goog-Api-Key": PASSPHRASE}, URL),
+        ({}, f"{URL}?alt=json&key={PASSPHRASE}"),
+        ({}, f"https://me:{PASSPHRASE}@api.example.test/v1/chat"),
+    ],
+)
+def test_the_secrets_a_request_carried_are_redacted_by_value(
+    headers: dict[str, str], url: str
+) -> None:
+    request = httpx.Request("POST", url, headers=headers)
+    body = {"error": {"message": f"invalid api key '{PASSPHRASE}' (or '{PASSPHRASE[:20]}')"}}
+    response = httpx.Response(401, json=body, request=request)
+    error = plait.error_for_response(response, provider="vllm", model="m")
+    assert error.message == f"invalid api key '[redacted]' (or '{PASSPHRASE[:20]}')"
+    assert PASSPHRASE not in f"{error!s} {error!r}"
+
+
+def test_a_header_the_caller_names_secret_is_redacted_by_value() -> None:
+    request = httpx.Request("POST", URL, headers={"X-Lab-Token": PASSPHRASE, "X-Title": "lab"})
+    body = {"error": {"message": f"token {PASSPHRASE} refused for lab"}}
+    response = httpx.Response(403, json=body, request=request)
+    assert plait.error_for_response(response, provider="lab", model="m").message == (
+        f"token {PASSPHRASE} refused for lab"  # not named: nothing says it is a secret
+    )
+    error = plait.error_for_response(
+        response, provider="lab", model="m", secret_headers=["x-lab-token"]
+    )
+    assert error.message == "token [redacted] refused for lab"
+
+
+def test_a_key_in_a_url_is_masked_even_without_its_request() -> None:
+    message = "GET https://example.test/v1?key=lab-passphrase&alt=json failed"
+    assert error_for(500, message=message).message == (
+        "GET https://example.test/v1?key=[redacted]&alt=json failed"
+    )
 
 
 def test_model_names_survive_masking() -> None:
@@ -270,6 +338,20 @@ async def test_connection_errors_become_retryable_unavailable() -> None:
     assert_no_key(caught.value)
 
 
+async def test_a_transport_error_naming_the_url_has_its_key_redacted() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError(f"cannot reach {request.url}", request=request)
+
+    url = f"{URL}?key={PASSPHRASE}"
+    async with httpx.AsyncClient(transport=httpx.MockTransport(refuse)) as client:
+        with pytest.raises(plait.ProviderUnavailable) as caught, plait.http_errors("acme", "m"):
+            await client.post(url, headers={"x-goog-api-key": PASSPHRASE}, json={})
+    assert caught.value.message == (
+        "connection failed: cannot reach https://api.example.test/v1/chat?key=[redacted]"
+    )
+    assert PASSPHRASE not in repr(caught.value)
+
+
 async def test_dropped_connection_is_retryable() -> None:
     async with client_raising(httpx.RemoteProtocolError("Server disconnected")) as client:
         with pytest.raises(plait.ProviderUnavailable, match="Server disconnected"):
@@ -303,8 +385,6 @@ def test_other_errors_pass_through_untouched() -> None:
 
 
 # -- post_json --------------------------------------------------------------------------
-
-URL = "https://api.example.test/v1/chat"
 
 
 def client_answering(
@@ -360,6 +440,26 @@ async def test_post_json_turns_an_error_status_into_the_typed_error() -> None:
     assert (caught.value.status, caught.value.retry_after) == (429, 7.0)
     assert (caught.value.provider, caught.value.model) == ("acme", "m-1")
     assert caught.value.message == "slow down [redacted]"
+
+
+async def test_post_json_redacts_the_secrets_it_sent_from_every_message() -> None:
+    echoed = f"key {PASSPHRASE} and token {PASSPHRASE[::-1]}"
+    refused = httpx.ConnectError(f"proxy refused {echoed}")
+    replies = (httpx.Response(401, json={"error": {"message": echoed}}),
+               httpx.Response(200, text=f"<html>{echoed}"), refused)
+    async with client_answering(*replies) as client:
+        for expected in (plait.AuthenticationError, plait.ProviderUnavailable,
+                         plait.ProviderUnavailable):
+            with pytest.raises(expected) as caught:
+                await plait.post_json(
+                    client, URL, json={}, timeout=None, provider="lab", model="m",
+                    headers={"Authorization": f"Bearer {PASSPHRASE}",
+                             "X-Lab-Token": PASSPHRASE[::-1]},
+                    secret_headers=["X-Lab-Token"],
+                )
+            assert PASSPHRASE not in repr(caught.value)
+            assert PASSPHRASE[::-1] not in repr(caught.value)
+            assert "[redacted]" in caught.value.message
 
 
 async def test_post_json_raises_what_error_makes_of_an_error_status() -> None:

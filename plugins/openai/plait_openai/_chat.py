@@ -12,7 +12,7 @@ import functools
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -27,13 +27,19 @@ __all__ = ["ChatCompletionsProvider", "Profile"]
 OPENAI_HOST = "api.openai.com"
 
 
+def _lower_names(names: Iterable[str]) -> frozenset[str]:
+    return frozenset(name.lower() for name in names)  # header names are case-insensitive
+
+
 @attrs.frozen
 class Profile:
     """Where an OpenAI-compatible server listens and where its API key comes from.
 
     A profile is a provider factory: ``register(profile.name, profile)``. With
     ``api_key_env`` set a key is required (from settings ``api_key`` or that variable);
-    without it the key is optional and read from settings only.
+    without it the key is optional and read from settings only. ``secret_headers`` names
+    the ``headers`` that carry a credential: their values are redacted from error messages,
+    like the ``Authorization`` key's.
     """
 
     name: str
@@ -41,6 +47,7 @@ class Profile:
     api_key_env: str | None = None
     base_url_env: str | None = None  # overrides base_url when set (OPENAI_BASE_URL)
     headers: Mapping[str, str] = attrs.field(factory=dict, repr=False)  # may carry a key
+    secret_headers: frozenset[str] = attrs.field(default=frozenset(), converter=_lower_names)
 
     def __call__(self, env: plait.ProviderEnv) -> ChatCompletionsProvider:
         return ChatCompletionsProvider(self, env)
@@ -124,7 +131,9 @@ class ChatCompletionsProvider:
             timeout=float(timeout) if timeout else None,
             provider=name,
             model=request.model,
-            error=functools.partial(_error, provider=name, model=request.model),
+            error=functools.partial(_error, provider=name, model=request.model,
+                                    secret_headers=self._profile.secret_headers),
+            secret_headers=self._profile.secret_headers,
         )
 
     def _response(self, data: Any, request: plait.ModelRequest) -> plait.ModelResponse:
@@ -236,8 +245,12 @@ def _rejects_json_schema(message: str) -> bool:
     return "support" in text or ("json_object" in text and "json_schema" not in text)
 
 
-def _error(response: httpx.Response, *, provider: str, model: str) -> plait.ProviderError:
-    error = plait.error_for_response(response, provider=provider, model=model)
+def _error(
+    response: httpx.Response, *, provider: str, model: str, secret_headers: frozenset[str]
+) -> plait.ProviderError:
+    error = plait.error_for_response(
+        response, provider=provider, model=model, secret_headers=secret_headers
+    )
     if isinstance(error, plait.RateLimited) and _error_code(response) == "insufficient_quota":
         error.retryable = False  # out of credit: waiting will not help
     return error

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from ._chat import Profile
 
@@ -16,6 +16,7 @@ def profile(
     api_key_env: str | None = None,
     base_url_env: str | None = None,
     headers: Mapping[str, str] | None = None,
+    secret_headers: Iterable[str] = (),
 ) -> Profile:
     """A provider factory for another OpenAI-compatible server.
 
@@ -27,9 +28,13 @@ def profile(
                                        api_key_env="LAB_API_KEY")
             register(lab.name, lab)
 
-    ``headers`` are sent with every request (OpenRouter's ``HTTP-Referer``, say).
+    ``headers`` are sent with every request (OpenRouter's ``HTTP-Referer``, say); name
+    those that carry a credential in ``secret_headers`` (``Authorization``, ``api-key``
+    and ``x-api-key`` always count), so their values are redacted from error messages.
     """
-    return Profile(name, base_url, api_key_env, base_url_env, dict(headers or {}))
+    return Profile(
+        name, base_url, api_key_env, base_url_env, dict(headers or {}), secret_headers
+    )
 
 
 OPENAI = profile(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 
 import httpx
@@ -515,3 +517,31 @@ class TestAnthropicContract(ProviderContract):
             )
 
         self.api.replies.append(answer)
+
+
+# -- keys no pattern recognises (redacted by value) and Retry-After dates ---------------
+
+PASSPHRASE = "my-lab-gpu-passphrase-2026"
+
+
+async def test_a_key_echoed_in_a_401_is_redacted_by_value(
+    api: MockVendor, make_provider: Callable[..., Any]
+) -> None:
+    api.queue(401, api_error("authentication_error", f"invalid x-api-key '{PASSPHRASE}'"))
+    provider = make_provider(settings={"api_key": PASSPHRASE})
+    with pytest.raises(plait.AuthenticationError) as caught:
+        await provider.complete(ask())
+    assert caught.value.message == "invalid x-api-key '[redacted]'"
+    assert PASSPHRASE not in repr(caught.value)
+    assert_no_secret(PASSPHRASE, caught.value, provider)
+
+
+async def test_rate_limited_with_an_http_date(
+    api: MockVendor, make_provider: Callable[..., Any]
+) -> None:
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=5), usegmt=True)
+    api.queue(429, api_error("rate_limit_error", "slow"), headers={"retry-after": when})
+    with pytest.raises(plait.RateLimited) as caught:
+        await make_provider().complete(ask())
+    assert caught.value.retry_after is not None
+    assert 3 < caught.value.retry_after <= 5

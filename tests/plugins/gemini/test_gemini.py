@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 
 import httpx
@@ -776,3 +778,35 @@ class TestGeminiContract(ProviderContract):
             )
 
         self.api.replies.append(answer)
+
+
+# -- keys no pattern recognises (redacted by value) and Retry-After dates ---------------
+
+PASSPHRASE = "my-lab-gpu-passphrase-2026"
+
+
+async def test_a_key_echoed_in_an_error_is_redacted_by_value(
+    api: MockVendor, make_provider: Callable[..., Any]
+) -> None:
+    invalid = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}]
+    api.queue(400, google_error(400, "INVALID_ARGUMENT", f"API key {PASSPHRASE} not valid.",
+                                details=invalid))
+    provider = make_provider(settings={"api_key": PASSPHRASE})
+    with pytest.raises(plait.AuthenticationError) as caught:
+        await provider.complete(ask())
+    assert caught.value.message == "API key [redacted] not valid."
+    assert PASSPHRASE not in repr(caught.value)
+    assert_no_secret(PASSPHRASE, caught.value, provider)
+
+
+async def test_rate_limited_with_an_http_date_wins_over_retry_delay(
+    api: MockVendor, make_provider: Callable[..., Any]
+) -> None:
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=5), usegmt=True)
+    delay = [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "37s"}]
+    api.queue(429, google_error(429, "RESOURCE_EXHAUSTED", "quota", details=delay),
+              headers={"retry-after": when})
+    with pytest.raises(plait.RateLimited) as caught:
+        await make_provider().complete(ask())
+    assert caught.value.retry_after is not None
+    assert 3 < caught.value.retry_after <= 5

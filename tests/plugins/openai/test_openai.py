@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 
 import httpx
@@ -809,3 +811,47 @@ class TestOpenAIContract(ProviderContract):
             )
 
         self.api.replies.append(answer)
+
+
+# -- keys no pattern recognises (redacted by value) and Retry-After dates ---------------
+
+PASSPHRASE = "my-lab-gpu-passphrase-2026"
+
+
+async def test_a_vllm_key_echoed_in_a_401_is_redacted(
+    api: MockVendor, make_provider: Callable[..., Any]
+) -> None:
+    api.queue(401, api_error(f"invalid api key '{PASSPHRASE}'"))
+    provider = make_provider("vllm", settings={"api_key": PASSPHRASE})
+    with pytest.raises(plait.AuthenticationError) as caught:
+        await provider.complete(ask("qwen"))
+    assert str(caught.value) == "vllm:qwen: invalid api key '[redacted]' (HTTP 401)"
+    assert PASSPHRASE not in repr(caught.value)
+    assert_no_secret(PASSPHRASE, caught.value, provider)
+
+
+async def test_a_profiles_secret_headers_are_redacted_and_never_in_its_repr(
+    api: MockVendor, make_provider: Callable[..., Any]
+) -> None:
+    lab = plait_openai.profile(
+        "lab", base_url="http://gpu-box:8000/v1",
+        headers={"Authorization": f"Bearer {PASSPHRASE}", "X-Lab-Token": PASSPHRASE[::-1]},
+        secret_headers=["X-Lab-Token"],
+    )
+    assert_no_secret(PASSPHRASE, lab)
+    assert_no_secret(PASSPHRASE[::-1], lab)
+    api.queue(403, api_error(f"tokens {PASSPHRASE} and {PASSPHRASE[::-1]} refused"))
+    with pytest.raises(plait.AuthenticationError) as caught:
+        await make_provider("lab", settings={}, factory=lab).complete(ask("qwen"))
+    assert caught.value.message == "tokens [redacted] and [redacted] refused"
+
+
+async def test_rate_limited_with_an_http_date(
+    api: MockVendor, make_provider: Callable[..., Any]
+) -> None:
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=5), usegmt=True)
+    api.queue(429, api_error("slow"), headers={"retry-after": when})
+    with pytest.raises(plait.RateLimited) as caught:
+        await make_provider().complete(ask())
+    assert caught.value.retry_after is not None
+    assert 3 < caught.value.retry_after <= 5

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import json
 from collections.abc import Callable, Iterable, Sequence
@@ -235,6 +236,34 @@ async def test_model_call_spans_follow_the_genai_conventions(
     assert {_attrs(s)["plait.cost_usd"] for s in free} == {"0"}
 
 
+def _gemini(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, json={
+        "candidates": [{"content": {"role": "model", "parts": [{"text": "Oslo"}]},
+                        "finishReason": "STOP"}],
+        "usageMetadata": {"promptTokenCount": 40, "candidatesTokenCount": 2,
+                          "cachedContentTokenCount": 32},
+        "modelVersion": "gemini-2.5-flash"})
+
+
+async def test_model_call_spans_carry_provider_cache_reads_seed_and_stop(
+    tracer_provider: TracerProvider, span_exporter: InMemorySpanExporter, anyio_backend: Any,
+) -> None:
+    import plait_gemini
+
+    tracer = OtelTracer(tracer_provider=tracer_provider)
+    agent = plait.Agent(model="gemini:gemini-2.5-flash", seed=7, stop=["\n\n", "END"])
+    async with plait.Runtime(entry_points=False, plugins=[plait_gemini, tracer], tracers=[],
+                             settings={"gemini": {"api_key": "test-key"}},
+                             transport=httpx.MockTransport(_gemini)) as rt:
+        await agent.ask("Capital of Norway?", runtime=rt)
+    attrs = _attrs(_one(span_exporter.get_finished_spans(), "chat gemini-2.5-flash"))
+    assert attrs["gen_ai.provider.name"] == "gcp.gemini"  # the conventions' name for it
+    assert attrs["plait.provider"] == "gemini"
+    assert attrs["gen_ai.usage.cache_read.input_tokens"] == 32
+    assert attrs["gen_ai.request.seed"] == 7
+    assert attrs["gen_ai.request.stop_sequences"] == ("\n\n", "END")
+
+
 async def test_content_is_not_captured_by_default(
     plait_runtime: plait.Runtime, register_plugin: Callable[..., Any], traced: OtelTracer,
     span_exporter: InMemorySpanExporter,
@@ -447,6 +476,42 @@ async def test_no_api_key_in_any_attribute_or_event(
     everything += [s.status.description or "" for s in spans]
     assert any("Incorrect API key provided" in text for text in everything)
     assert not [text for text in everything if "SECRET" in text or "sk-test" in text]
+
+
+PASSPHRASE = "my-lab-gpu-passphrase-2026"  # no key pattern matches it
+# Each vendor's answer to a bad key, echoing it back.
+_AUTH_FAILURES = {
+    "openai": (401, {"error": {"message": f"invalid api key '{PASSPHRASE}'"}}),
+    "anthropic": (401, {"type": "error", "error": {"type": "authentication_error",
+                                                   "message": f"invalid x-api-key {PASSPHRASE}"}}),
+    "gemini": (400, {"error": {"code": 400, "status": "INVALID_ARGUMENT",
+                               "message": f"API key {PASSPHRASE} not valid.",
+                               "details": [{"reason": "API_KEY_INVALID"}]}}),
+}
+
+
+@pytest.mark.parametrize("provider", sorted(_AUTH_FAILURES))
+async def test_a_key_echoed_after_an_auth_failure_is_in_no_error_or_span(
+    tracer_provider: TracerProvider, span_exporter: InMemorySpanExporter, provider: str,
+) -> None:
+    plugin = importlib.import_module(f"plait_{provider}")
+    status, body = _AUTH_FAILURES[provider]
+    tracer = OtelTracer(tracer_provider=tracer_provider, capture_content=True)
+    async with plait.Runtime(entry_points=False, plugins=[plugin, tracer], tracers=[],
+                             settings={provider: {"api_key": PASSPHRASE}},
+                             transport=httpx.MockTransport(
+                                 lambda request: httpx.Response(status, json=body))) as rt:
+        with pytest.raises(plait.AuthenticationError) as caught:
+            await plait.Agent(model=f"{provider}:m", max_tokens=5).ask("hi", runtime=rt)
+    assert "[redacted]" in str(caught.value)
+    assert PASSPHRASE not in f"{caught.value!s} {caught.value!r}"
+    [span] = span_exporter.get_finished_spans()
+    assert _attrs(span)["error.type"] == "AuthenticationError"
+    shown = [str(v) for v in _attrs(span).values()]
+    shown += [str(v) for e in span.events for v in (e.attributes or {}).values()]
+    shown.append(span.status.description or "")
+    assert any("[redacted]" in text for text in shown)
+    assert not [text for text in shown if PASSPHRASE in text]
 
 
 # -- registration --------------------------------------------------------------------------

@@ -223,6 +223,15 @@ async def test_adaptive_on_a_split_vote_draws_everything(vote: Vote) -> None:
     assert (result.winner, result.agreement) == ("a", 0.6)
 
 
+async def test_adaptive_does_not_stop_while_the_last_draw_could_tie(vote: Vote) -> None:
+    result, script = await vote(["b", "a", "a", "b"], adaptive=True)
+    # after 3, a=2 b=1 with 1 left: a last "b" ties 2-2, and tie="first" then picks b
+    assert len(script.candidate_requests) == 4
+    assert result.aggregation.calls_saved == 0
+    assert result.aggregation.details["rounds"] == 2
+    assert (result.winner, result.agreement) == ("b", 0.5)
+
+
 async def test_adaptive_keeps_drawing_until_the_quorum_verdict_is_settled(vote: Vote) -> None:
     result, _ = await vote(["x"] * 7, adaptive=True, quorum=0.8)
     # after 4 the winner is settled, but 4/7 < 0.8 could still fail; after 6, 6/7 >= 0.8
