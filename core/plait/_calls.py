@@ -54,6 +54,9 @@ DEFAULT_MAX_TOKENS_UNDER_BUDGET = 1024  # a budget needs a bound on output to ho
 # Providers send a schema as a tool definition or a system-prompt hint, and vendors add
 # their own instructions around it (Anthropic's tool use adds a few hundred tokens).
 STRUCTURED_OVERHEAD_TOKENS = 512
+# A chat template adds a default system prompt when a request has none (SmolLM2's is 21
+# tokens, Llama 3's knowledge-date preamble about 25) and the assistant's opening turn.
+TEMPLATE_OVERHEAD_TOKENS = 64
 _AGENT_FIELDS = frozenset({"model", "system", "output", "temperature", "max_tokens", "stop",
                            "seed", "price", "extra"})
 _POLICY_FIELDS = frozenset({"timeout", "retries", "retry_delay", "retry_max_delay",
@@ -63,9 +66,11 @@ _UNANSWERED = Usage(requests=1)  # a request sent that brought back no usage
 
 def estimate_input_tokens(request: ModelRequest) -> int:
     """An upper bound on input tokens: byte-level tokenizers never make more tokens than
-    bytes, plus a few per message for the chat template, plus the schema and the vendors'
-    structured-output instructions. Loose, but a budget can trust it."""
-    tokens = sum(len(m.content.encode()) + 8 for m in request.messages)
+    bytes, plus a few per message for the chat template's turn markers, plus what a
+    template adds on its own, plus the schema and the vendors' structured-output
+    instructions. Loose, but a budget can trust it."""
+    tokens = TEMPLATE_OVERHEAD_TOKENS + sum(len(m.content.encode()) + 8
+                                            for m in request.messages)
     if request.json_schema is not None:
         tokens += len(json.dumps(request.json_schema).encode()) + STRUCTURED_OVERHEAD_TOKENS
     return tokens

@@ -12,10 +12,10 @@ import pytest
 from plait_testing import HANG, PRICES, FakeProvider, provider_plugin
 
 # fake:priced costs $1 / M input and $2 / M output tokens. With max_tokens=1000 a call's
-# worst case is about $0.002 (1,000 output tokens at $2 / M, plus a few input tokens), so
-# $0.0205 holds 10 of them at once and never 11. The fake's real reply ("ok" to "q") costs
+# worst case is about $0.002 (1,000 output tokens at $2 / M, plus 73 input tokens), so
+# $0.021 holds 10 of them at once and never 11. The fake's real reply ("ok" to "q") costs
 # 1 input + 1 output token: $0.000003 (the same for the echo "q").
-WORST_TEN = plait.usd("0.0205")
+WORST_TEN = plait.usd("0.021")
 REAL_COST = Decimal("0.000003")
 N_CALLS = 50
 
@@ -50,8 +50,9 @@ class HeldCalls:
 
 
 AGENT = plait.Agent(model="fake:priced", max_tokens=1000)
-# AGENT asked "q": 1 byte + 8 per message = 9 input tokens at $1/M, 1,000 out at $2/M
-WORST_CASE = Decimal("0.002009")
+# AGENT asked "q": 1 byte + 8 for its turn + 64 for the template = 73 input tokens at $1/M,
+# and 1,000 out at $2/M
+WORST_CASE = Decimal("0.002073")
 
 
 async def test_fifty_parallel_steps_against_a_budget_for_ten() -> None:

@@ -12,24 +12,22 @@ from plait._calls import estimate_input_tokens
 pytestmark = pytest.mark.local_model
 
 # SmolLM2's template adds its own system prompt (~21 tokens) when the request has none, and
-# the assistant's opening (3): neither is counted by the estimate's 8 tokens a message.
-UNDER = "the estimate misses the template's default system prompt and generation prompt"
+# the assistant's opening (3): the estimate's allowance for what a template adds covers them.
+CHINESE = "请用一句话介绍一下你自己，并告诉我今天的天气怎么样。"  # noqa: RUF001  # Chinese punctuation on purpose
 
 
 @pytest.mark.parametrize(
     "messages",
     [
-        # the byte count alone (32) is below the real 37: the per-message overhead matters
         [("user", "Say hello in one short sentence.")],
-        [("system", "Be brief."), ("user", "hi")],  # bytes alone: 11, real: 18
-        # 26 characters but 78 bytes; the real count is 76: counting characters falls short
-        [("user", "请用一句话介绍一下你自己，并告诉我今天的天气怎么样。")],  # noqa: RUF001  # Chinese punctuation on purpose
+        [("system", "Be brief."), ("user", "hi")],
+        # 104 characters but 312 bytes: counting characters falls short of the real count
+        [("user", CHINESE * 4)],
         [("system", "回答要简短 🙂"), ("user", "Ünïcödé façade — naïve café ☕ 東京")],
-        pytest.param([("user", "hi")], marks=pytest.mark.xfail(strict=True, reason=UNDER)),
-        pytest.param([("user", "a"), ("assistant", "b")] * 4 + [("user", "c")],
-                     marks=pytest.mark.xfail(strict=True, reason=UNDER)),
-        pytest.param([("user", "🎉🚀🌍🔥😀🙏🏽👨‍👩‍👧‍👦")],
-                     marks=pytest.mark.xfail(strict=True, reason=UNDER)),
+        [("user", "hi")],  # the template's own system prompt is most of this one
+        # many short turns: without the per-message allowance the estimate falls short
+        [("user", "a"), ("assistant", "b")] * 8 + [("user", "c")],
+        [("user", "🎉🚀🌍🔥😀🙏🏽👨‍👩‍👧‍👦")],
     ],
     ids=["ascii", "system-and-user", "chinese", "mixed-non-ascii", "tiny", "many-short",
          "emoji"],
