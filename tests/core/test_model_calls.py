@@ -406,3 +406,36 @@ async def test_limits_are_shared_by_every_run_on_a_runtime(fake_provider: FakePr
         assert in_flight == 1
         release.set()
     assert peak == 1
+
+
+async def test_a_retry_after_holds_every_call_to_that_model(plait_runtime: plait.Runtime,
+                                                           fake_provider: FakeProvider,
+                                                           sleeps: list[float]) -> None:
+    """The 429 cools the limiter it came through: the next call waits too, not only the
+    call that was told."""
+    fake_provider.script(plait.RateLimited(retry_after=5, provider="fake", model="m"), "ok")
+    agent = plait.Agent(model="fake:m")
+    with pytest.raises(plait.RateLimited):
+        await agent.ask("x", runtime=plait_runtime, retries=0)
+    assert sleeps == []  # it was not retried, so it did not wait
+    reply = await agent.ask("y", runtime=plait_runtime)
+    assert reply.text == "ok"
+    assert len(sleeps) == 1
+    assert 4.5 <= sleeps[0] <= 5  # the other call waited out the rest of the cool-down
+
+
+async def test_a_retry_after_past_the_cap_fails_the_call_at_once(
+        plait_runtime: plait.Runtime, fake_provider: FakeProvider, sleeps: list[float]) -> None:
+    fake_provider.script(plait.RateLimited(retry_after=86_400, provider="fake", model="m"),
+                         "ok", "ok")
+
+    @plait.step(retries=2)
+    async def ask(ctx: plait.StepContext) -> str:
+        return (await ctx.ask(plait.Agent(model="fake:m"), "x")).text
+
+    with pytest.raises(plait.StepFailed) as info:
+        await plait.Pipeline("p", steps={"ask": ask}).run(runtime=plait_runtime)
+    assert isinstance(info.value.cause, plait.RateLimited)
+    assert fake_provider.calls == 1
+    assert info.value.attempts == 1
+    assert all(s <= 300 for s in sleeps)  # never a day's sleep

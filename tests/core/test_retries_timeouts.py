@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import anyio
 import plait
@@ -250,3 +251,70 @@ async def test_sync_callable_objects_and_async_callable_objects(
     pipe = plait.Pipeline("p", steps={"s": SyncCallable(), "a": AsyncCallable()}, output="s")
     result = await pipe.run({}, runtime=plait_runtime)
     assert result.outputs == {"s": True, "a": True}
+
+
+async def test_jitter_varies_the_delays(plait_runtime: plait.Runtime,
+                                        sleeps: list[float]) -> None:
+    step, _ = failing_times(8)
+    pipe = plait.Pipeline("p", steps={"s": step},
+                          config=plait.Config(retries=8, retry_delay=1, retry_max_delay=1))
+    await pipe.run({}, runtime=plait_runtime)
+    assert len(sleeps) == 8
+    assert len(set(sleeps)) > 1  # eight equal delays would mean no jitter at all
+
+
+# -- step retries around model calls ----------------------------------------------------
+
+
+async def test_a_call_with_no_retries_of_its_own_is_retried_by_its_step(
+        plait_runtime: plait.Runtime, fake_provider: Any, sleeps: list[float]) -> None:
+    """``retries=0`` on the call: it used no retries, so the step's retry runs it again."""
+    fake_provider.script(plait.ProviderUnavailable("busy", status=503), "ok")
+
+    @plait.step(retries=1)
+    async def ask(ctx: plait.StepContext) -> str:
+        return (await ctx.ask(plait.Agent("fake:m"), "hi", retries=0)).text
+
+    result = await plait.Pipeline("p", steps={"ask": ask}).run(runtime=plait_runtime)
+    assert result.output == "ok"
+    assert result.steps["ask"].attempts == 2
+    assert fake_provider.calls == 2
+    assert result.steps["ask"].usage.requests == 2
+
+
+async def test_a_call_that_used_its_retries_is_not_multiplied_by_the_step(
+        plait_runtime: plait.Runtime, fake_provider: Any, sleeps: list[float]) -> None:
+    """The step's retries=2 reach the call (3 requests); the step does not run it 3 x 3."""
+    fake_provider.script(*[plait.ProviderUnavailable("down", status=503)] * 9)
+
+    @plait.step(retries=2)
+    async def ask(ctx: plait.StepContext) -> str:
+        return (await ctx.ask(plait.Agent("fake:m"), "hi")).text
+
+    with pytest.raises(plait.StepFailed) as info:
+        await plait.Pipeline("p", steps={"ask": ask}).run(runtime=plait_runtime)
+    assert fake_provider.calls == 3
+    assert info.value.attempts == 1
+    assert isinstance(info.value.cause, plait.ProviderUnavailable)
+    assert info.value.cause.requests == 3
+    assert "(after 3 requests)" in str(info.value)
+    record = info.value.partial.steps["ask"] if info.value.partial else None
+    assert record is not None
+    assert record.usage.requests == 3
+    assert record.error is not None
+    assert record.error.requests == 3
+    assert '"requests": 3' in info.value.partial.to_json()  # type: ignore[union-attr]
+
+
+async def test_a_fanout_item_error_says_how_many_requests_it_made(
+        plait_runtime: plait.Runtime, fake_provider: Any, sleeps: list[float]) -> None:
+    fake_provider.script(*[plait.ProviderUnavailable("down", status=503)] * 3)
+
+    async def fan(ctx: plait.StepContext) -> Any:
+        return await ctx.map(lambda q: ctx.ask(plait.Agent("fake:m"), q), ["a"],
+                             on_error="collect")
+
+    result = await plait.Pipeline("p", steps={"fan": fan}).run(runtime=plait_runtime)
+    [error] = result.output.errors
+    assert error.error.requests == 3
+    assert error.error.message.endswith("(after 3 requests)")
