@@ -47,17 +47,6 @@ class MonotonicClock:
         await anyio.sleep(seconds)
 
 
-def _check_limits(limits: Limits, where: str = "limits") -> None:
-    """Refuse limits that could never admit a call (zero, negative, or not numbers)."""
-    c = limits.concurrency
-    if c is not None and (isinstance(c, bool) or not isinstance(c, int) or c < 1):
-        raise ValueError(f"{where}: concurrency must be an int >= 1 or None, got {c!r}")
-    for name in ("requests_per_minute", "tokens_per_minute"):
-        v = getattr(limits, name)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or v <= 0):
-            raise ValueError(f"{where}: {name} must be a number > 0 or None, got {v!r}")
-
-
 class _Bucket:
     """A token bucket with continuous refill; the level may go below zero (debt)."""
 
@@ -95,7 +84,6 @@ class RateLimiter:
     """
 
     def __init__(self, limits: Limits, clock: Clock | None = None) -> None:
-        _check_limits(limits)
         self.limits = limits
         self._clock: Clock = clock or MonotonicClock()
         now = self._clock.now()
@@ -219,7 +207,9 @@ class LimiterRegistry:
     ) -> None:
         self._limits = dict(limits or {})
         for key, value in self._limits.items():
-            _check_limits(value, where=f"limits[{key!r}]")
+            if not isinstance(value, Limits):
+                raise TypeError(f"limits[{key!r}] must be a plait.Limits, "
+                                f"got {type(value).__name__}")
         if defaults is None:
             self._defaults: Callable[[str], Limits | None] = lambda _key: None
         elif callable(defaults):

@@ -113,16 +113,29 @@ class Provider(Protocol):
     async def complete(self, request: ModelRequest) -> ModelResponse: ...
 
 
+def _check_concurrency(_inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                              or value < 1):
+        raise ValueError(f"Limits.{attr.name} must be an int >= 1 or None, got {value!r}")
+
+
+def _check_rate(_inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                              or not value > 0):
+        raise ValueError(f"Limits.{attr.name} must be a number > 0 or None, got {value!r}")
+
+
 @attrs.frozen
 class Limits:
     """Client-side limits for a provider or one model; ``None`` means unlimited.
 
-    Shared by every run on a Runtime: calls wait until they fit.
+    Shared by every run on a Runtime: calls wait until they fit. Limits that could never
+    admit a call (zero, negative, not numbers) are refused when they are built.
     """
 
-    concurrency: int | None = None
-    requests_per_minute: float | None = None
-    tokens_per_minute: float | None = None
+    concurrency: int | None = attrs.field(default=None, validator=_check_concurrency)
+    requests_per_minute: float | None = attrs.field(default=None, validator=_check_rate)
+    tokens_per_minute: float | None = attrs.field(default=None, validator=_check_rate)
 
 
 @attrs.frozen

@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._client import SharedClient
 from ._errors import PluginError, UnknownPlugin
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     import pluggy
 
 __all__ = ["Runtime", "default_runtime"]
+
+T = TypeVar("T")
 
 
 class Runtime:
@@ -66,15 +68,23 @@ class Runtime:
     ) -> None:
         if entry_points is None:
             entry_points = not os.environ.get("PLAIT_DISABLE_PLUGIN_AUTOLOAD")
-        self._plugins = Plugins(autoload=entry_points,
-                                tracers=None if tracers is None else list(tracers))
+        # every setting is checked here, so a mistake fails now and not at a later call
+        self._plugins = Plugins(autoload=entry_points, tracers=_names("tracers", tracers))
         self.hooks: Hooks = self._plugins.hooks
-        self.settings = dict(settings or {})
-        self._prices = dict(prices or {})
-        self._limit_overrides = dict(limits or {})
+        self.settings = _table("settings", settings,
+                               Mapping,  # type: ignore[type-abstract]  # isinstance only
+                               "a mapping of settings")
+        self._prices = _table("prices", prices, Price, "a plait.Price")
+        for key in self._prices:
+            split_model(key)
+        self._limit_overrides = _table("limits", limits, Limits, "a plait.Limits")
+        if transport is not None and not callable(getattr(transport, "handle_async_request",
+                                                          None)):
+            raise TypeError(f"Runtime(transport=...) must be an httpx.AsyncBaseTransport, "
+                            f"got {type(transport).__name__}")
         self._client = SharedClient(transport)
         if model_override is not None:
-            split_model(model_override)  # a malformed name fails here, not on the first call
+            split_model(model_override)
         self.model_override = model_override
         self._providers: dict[str, Any] = {}
         self._converter: cattrs.Converter | None = None
@@ -211,6 +221,31 @@ class Runtime:
     def __repr__(self) -> str:
         names = [n for n, _ in self.pm.list_name_plugin() if n != BUILTINS]
         return f"<plait.Runtime plugins={names}>"
+
+
+def _table(name: str, value: Mapping[str, T] | None, kind: type[T], what: str) -> dict[str, T]:
+    """A ``{name: value}`` Runtime setting, checked: keys are strings, values ``kind``.
+    Errors name the key and the type, never the value (settings hold API keys)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"Runtime({name}=...) must be a mapping, got {type(value).__name__}")
+    for key, item in value.items():
+        if not isinstance(key, str) or not key:
+            raise TypeError(f"Runtime({name}=...) keys must be non-empty strings, got {key!r}")
+        if not isinstance(item, kind):
+            raise TypeError(f"Runtime({name}=...)[{key!r}] must be {what}, "
+                            f"got {type(item).__name__}")
+    return dict(value)
+
+
+def _names(name: str, value: Iterable[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    names = [value] if isinstance(value, str) else list(value)
+    if isinstance(value, str) or not all(isinstance(v, str) for v in names):
+        raise TypeError(f"Runtime({name}=...) must be a list of names, got {value!r}")
+    return names
 
 
 _default: Runtime | None = None

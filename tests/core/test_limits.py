@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -319,13 +320,18 @@ async def test_real_clock_and_unlimited_limits_do_not_wait() -> None:
     assert clock.now() >= first
 
 
-@pytest.mark.parametrize("limits", [
-    plait.Limits(concurrency=0), plait.Limits(concurrency=2.5),  # type: ignore[arg-type]
-    plait.Limits(requests_per_minute=0), plait.Limits(tokens_per_minute=-5),
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"concurrency": 0}, "Limits.concurrency must be an int >= 1 or None, got 0"),
+    ({"concurrency": 2.5}, "Limits.concurrency must be an int >= 1"),
+    ({"concurrency": True}, "Limits.concurrency must be an int >= 1"),
+    ({"requests_per_minute": 0}, "Limits.requests_per_minute must be a number > 0"),
+    ({"tokens_per_minute": -5}, "Limits.tokens_per_minute must be a number > 0"),
+    ({"tokens_per_minute": float("nan")}, "Limits.tokens_per_minute must be a number > 0"),
 ])
-def test_limits_that_could_never_admit_are_refused(limits: plait.Limits) -> None:
-    with pytest.raises(ValueError, match="must be"):
-        RateLimiter(limits)
+def test_limits_that_could_never_admit_are_refused_when_built(
+        fields: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        plait.Limits(**fields)
 
 
 async def test_negative_token_estimates_are_refused() -> None:
@@ -371,9 +377,9 @@ def test_registry_defaults_may_be_a_lookup_and_empty_limits_cost_nothing() -> No
     assert asked == ["local", "openai"]  # each key looked up once
 
 
-def test_registry_refuses_bad_limits_naming_the_key() -> None:
-    with pytest.raises(ValueError, match=r"limits\['openai:gpt-4o'\]: concurrency"):
-        LimiterRegistry({"openai:gpt-4o": plait.Limits(concurrency=0)})
+def test_registry_refuses_what_is_not_limits_naming_the_key() -> None:
+    with pytest.raises(TypeError, match=r"limits\['openai:gpt-4o'\] must be a plait.Limits"):
+        LimiterRegistry({"openai:gpt-4o": {"concurrency": 1}})  # type: ignore[dict-item]
 
 
 async def test_registry_applies_model_and_provider_limits_together() -> None:

@@ -178,3 +178,28 @@ def test_prices_fall_back_only_to_a_dated_snapshot_base() -> None:
 def test_provider_settings_never_show_in_a_repr() -> None:
     env = plait.ProviderEnv("openai", {"api_key": "sk-very-secret"}, http=lambda: None)
     assert "sk-very-secret" not in repr(env)
+
+
+@pytest.mark.parametrize(("kwargs", "error", "message"), [
+    ({"limits": {"openai": plait.Limits(concurrency=2), "openai:gpt-4o": 3}}, TypeError,
+     r"Runtime\(limits=...\)\['openai:gpt-4o'\] must be a plait.Limits, got int"),
+    ({"settings": {"vllm": "my-lab-gpu-passphrase-2026"}}, TypeError,
+     r"Runtime\(settings=...\)\['vllm'\] must be a mapping of settings, got str"),
+    ({"settings": ["openai"]}, TypeError, r"Runtime\(settings=...\) must be a mapping"),
+    ({"prices": {"openai:gpt-4o": "0.15"}}, TypeError, r"\['openai:gpt-4o'\] must be a plait"),
+    ({"prices": {"gpt-4o": plait.Price.per_million("1", "2")}}, ValueError,
+     "model must be '<provider>:<model>'"),
+    ({"tracers": "otel"}, TypeError, r"Runtime\(tracers=...\) must be a list of names"),
+    ({"transport": object()}, TypeError, "must be an httpx.AsyncBaseTransport"),
+    ({"model_override": "gpt-4o"}, ValueError, "model must be '<provider>:<model>'"),
+])
+def test_bad_settings_fail_when_the_runtime_is_built(kwargs: dict[str, Any], error: type,
+                                                     message: str) -> None:
+    with pytest.raises(error, match=message) as info:
+        plait.Runtime(entry_points=False, **kwargs)
+    assert "passphrase" not in str(info.value)  # a setting's value is never echoed
+
+
+def test_bad_limits_fail_when_they_are_built() -> None:
+    with pytest.raises(ValueError, match=r"Limits\.concurrency must be an int >= 1"):
+        plait.Runtime(entry_points=False, limits={"openai": plait.Limits(concurrency=0)})
