@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
@@ -13,10 +14,13 @@ from ._results import StepRecord, Stop
 from ._serialize import check_serializable
 
 if TYPE_CHECKING:
+    from ._config import ResolvedConfig
     from ._scope import StepScope
     from ._step import Step
 
-__all__ = ["execute_step"]
+__all__ = ["attempt_step", "execute_step", "run_attempts"]
+
+T = TypeVar("T")
 
 
 async def execute_step(step: Step, scope: StepScope) -> tuple[StepRecord, Any, Exception | None]:
@@ -34,39 +38,56 @@ async def execute_step(step: Step, scope: StepScope) -> tuple[StepRecord, Any, E
             value = await hooks.around(
                 "plait_wrap_step", {"step_id": scope.step_id, "step": step,
                                     "ctx": scope.ctx},
-                lambda: _attempts(step, scope),
+                lambda: _checked(step, scope),
             )
         else:  # nothing to wrap it in: the hot path of every step
-            value = await _attempts(step, scope)
+            value = await _checked(step, scope)
     except Exception as exc:
         error = exc
     return scope.record("ok" if error is None else "failed", started,
                         time.perf_counter() - t0, error), value, error
 
 
-async def _attempts(step: Step, scope: StepScope) -> Any:
-    cfg = scope.config
-    runtime = scope.runtime
-    for name in cfg.validate:  # a misspelled validator fails before any work is paid for
+async def _checked(step: Step, scope: StepScope) -> Any:
+    """The step's attempts, then its output checked for what JSON can hold."""
+    value = await attempt_step(step, scope)
+    check_serializable(scope.runtime.converter, value.data if isinstance(value, Stop)
+                       else value, scope.path)
+    return value
+
+
+async def attempt_step(step: Step, scope: StepScope) -> Any:
+    """Run ``step`` under its scope's config: each attempt (validation gate included) cut
+    off at the timeout, failures retried with backoff. A pipeline's steps and a fan-out's
+    worker steps both run this."""
+    for name in scope.config.validate:  # a misspelled validator fails before any work
         if isinstance(name, str):
-            runtime.validator(name)
+            scope.runtime.validator(name)
+    return await run_attempts(lambda: _attempt(step, scope), scope.config, scope.path, scope)
+
+
+async def run_attempts(once: Callable[[], Awaitable[T]], cfg: ResolvedConfig, where: str,
+                       scope: StepScope | None = None) -> T:
+    """Await ``once()`` under ``cfg``'s policy: each attempt cut off at ``cfg.timeout``
+    (``StepTimeout`` naming ``where``), failures retried with backoff while ``retries``
+    and ``retry_on`` allow; ``scope.attempt`` counts the attempts."""
+    attempt = 1
     while True:
         try:
             if cfg.timeout is None:
-                value = await _attempt(step, scope)
-            else:
-                with anyio.move_on_after(cfg.timeout) as cancel:
-                    value = await _attempt(step, scope)
-                if cancel.cancel_called:  # also a sync step's thread that ended too late
-                    raise StepTimeout(scope.path, cfg.timeout)
-            check_serializable(runtime.converter, value.data if isinstance(value, Stop)
-                               else value, scope.path)
+                return await once()
+            with anyio.move_on_after(cfg.timeout) as cancel:
+                value = await once()
+            if cancel.cancel_called:  # also a sync function's thread that ended too late
+                raise StepTimeout(where, cfg.timeout)
             return value
         except Exception as exc:
-            if scope.attempt > cfg.retries or not should_retry(exc, cfg.retry_on):
+            if attempt > cfg.retries or not should_retry(exc, cfg.retry_on):
                 raise
-            await anyio.sleep(backoff(scope.attempt, cfg, exc))
-            scope.attempt += 1
+            await anyio.sleep(backoff(attempt, cfg, exc))
+            attempt += 1
+            if scope is not None:
+                scope.attempt = attempt
 
 
 async def _attempt(step: Step, scope: StepScope) -> Any:

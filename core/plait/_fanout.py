@@ -9,6 +9,7 @@ from typing import Any
 from ._config import Config
 from ._context import StepContext, scope_of
 from ._errors import PipelineDefinitionError
+from ._execution import attempt_step
 from ._map import OnError, check_policy, map_items
 from ._results import FanOutResult
 from ._step import Step, run_in_thread
@@ -63,12 +64,19 @@ class FanOut(Step):
 
 def worker_call(worker: Any, ctx: StepContext) -> Callable[[int, Any], Awaitable[Any]]:
     """``(index, item) -> output`` for a worker step or ``(ctx, item)`` function; each item
-    runs with its own child context (so its own idempotency key)."""
+    runs with its own child context (so its own idempotency key). A worker step runs under
+    its own config (``timeout``, ``retries``, ``validate``), per item."""
     hooks = ctx.runtime.hooks
     if isinstance(worker, Step):
-        async def call(i: int, item: Any) -> Any:
-            return await hooks.decide("plait_run_step", step=worker,
-                                      ctx=ctx.child(f"{i}", item=item))
+        own = Config.layered(worker.config).resolve()
+        if own.timeout is None and not own.retries and not own.validate:  # the fast path
+            async def call(i: int, item: Any) -> Any:
+                return await hooks.decide("plait_run_step", step=worker,
+                                          ctx=ctx.child(f"{i}", item=item))
+        else:
+            async def call(i: int, item: Any) -> Any:
+                return await attempt_step(worker, scope_of(ctx.child(f"{i}", item=item,
+                                                                      config=own)))
     elif inspect.iscoroutinefunction(worker):
         async def call(i: int, item: Any) -> Any:
             return await worker(ctx.child(f"{i}", item=item), item)

@@ -7,13 +7,16 @@ and turns the executor's outcomes into a ``FanOutResult`` or a ``FanOutError``.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 
 from ._budget import ITEM_METER, ItemMeter
+from ._config import Config, ResolvedConfig
 from ._errors import FanOutError
+from ._execution import run_attempts
 from ._money import Usage
 from ._results import ErrorInfo, FanOutJob, FanOutResult, ItemError, ItemOutcome
 from ._step import is_async_callable, run_in_thread
@@ -27,14 +30,17 @@ OnError = Literal["raise", "collect"]
 
 async def map_items(scope: StepScope, fn: Callable[..., Any], items: Iterable[Any], *,
                     limit: int | None, on_error: OnError, min_success: int | None,
-                    indexed: bool = False) -> FanOutResult:
-    """Run ``fn(item)`` (``fn(index, item)`` when ``indexed``) over ``items``."""
+                    indexed: bool = False, item_config: Config | None = None) -> FanOutResult:
+    """Run ``fn(item)`` (``fn(index, item)`` when ``indexed``) over ``items``; with
+    ``item_config``, each item under its timeout and retries."""
     check_policy(limit, on_error, min_success)
     if isinstance(items, str | bytes) or not isinstance(items, Iterable):
         raise TypeError(f"step {scope.step_id!r}: fan-out items must be an iterable of "
                         f"items, got {type(items).__name__}")
     seq = items if isinstance(items, Sequence) else list(items)
     call = fn if indexed else _per_item(fn)
+    if item_config is not None:
+        call = _with_policy(call, item_config.resolve(), scope.path)
     job = FanOutJob(call, seq, limit, on_error == "raise", scope.path)
     hooks = scope.runtime.hooks
     ctx = scope.ctx
@@ -48,16 +54,34 @@ async def map_items(scope: StepScope, fn: Callable[..., Any], items: Iterable[An
     return result
 
 
+def _with_policy(call: Callable[[int, Any], Awaitable[Any]], cfg: ResolvedConfig,
+                 path: str) -> Callable[[int, Any], Awaitable[Any]]:
+    def item(i: int, value: Any) -> Awaitable[Any]:
+        return run_attempts(lambda: call(i, value), cfg, f"{path}/{i}")
+    return item
+
+
 def _per_item(fn: Callable[[Any], Any]) -> Callable[[int, Any], Awaitable[Any]]:
     if not callable(fn):
         raise TypeError(f"ctx.map needs a function of the item, got {fn!r}")
     if is_async_callable(fn):
         return lambda _i, item: fn(item)
+    returns_awaitable = False
 
-    async def in_thread(_i: int, item: Any) -> Any:  # sync work never blocks the loop
-        return await run_in_thread(fn, item)
+    async def call(_i: int, item: Any) -> Any:
+        # Sync work runs in a thread so it never blocks the loop. A function that only
+        # hands back an awaitable (``lambda q: ctx.ask(agent, q)``) is called on the loop
+        # once its first item has shown that: a thread hop per item would be pure cost.
+        nonlocal returns_awaitable
+        if returns_awaitable:
+            return await fn(item)
+        value = await run_in_thread(fn, item, await_result=False)
+        if inspect.isawaitable(value):
+            returns_awaitable = True
+            return await value
+        return value
 
-    return in_thread
+    return call
 
 
 async def local_executor(job: FanOutJob, scope: StepScope) -> list[ItemOutcome]:

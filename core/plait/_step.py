@@ -106,16 +106,23 @@ def step(
     return wrap if fn is None else wrap(fn)
 
 
-async def run_in_thread(fn: Callable[..., Any], *args: Any) -> Any:
+async def run_in_thread(fn: Callable[..., Any], *args: Any, await_result: bool = True) -> Any:
     """Run a sync function in a worker thread, so it never blocks the loop. What it returns
-    is awaited when awaitable: ``lambda item: fetch(item)`` is sync but hands back a
-    coroutine."""
+    is awaited when awaitable (unless ``await_result`` is false): ``lambda item:
+    fetch(item)`` is sync but hands back a coroutine."""
     # boxed in a tuple: trio refuses a thread function whose result is a coroutine
     (value,) = await anyio.to_thread.run_sync(lambda: (fn(*args),))
     # the thread could not be interrupted: if the run was cancelled meanwhile, stop here
     # instead of handing the value on (a step that never suspends needs no such check)
-    await anyio.lowlevel.checkpoint_if_cancelled()
-    return (await value) if inspect.isawaitable(value) else value
+    try:
+        await anyio.lowlevel.checkpoint_if_cancelled()
+    except BaseException:
+        if inspect.iscoroutine(value):  # never awaited now: close it, so no warning
+            value.close()
+        raise
+    if await_result and inspect.isawaitable(value):
+        return await value
+    return value
 
 
 def is_async_callable(fn: Any) -> bool:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import gc
 import threading
+import time
+import warnings
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import plait
 import pytest
 from plait_testing import FakeProvider
@@ -411,3 +416,137 @@ async def test_a_fan_out_can_run_over_an_earlier_fan_out(plait_runtime: plait.Ru
     pipe = plait.Pipeline("p", {"first": first, "second": second}, {"second": ["first"]})
     result = await pipe.run({"xs": [1, 2, 3]}, runtime=plait_runtime)
     assert list(result.output) == [3, 5, 7]
+
+
+# -- per-item timeout and retries ------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    n: int
+
+
+class SlowOnce(plait.Step):
+    """A worker step with its own config: item 0 hangs on its first attempt, item 1 fails
+    once; each recovers on a second attempt. An item is a number or a planned ``Job``."""
+
+    config = plait.Config(timeout=0.1, retries=2, retry_delay=0)
+
+    def __init__(self) -> None:
+        self.attempts: list[tuple[int, int]] = []
+
+    async def run(self, ctx: plait.StepContext) -> int:
+        n = ctx.item.n if isinstance(ctx.item, Job) else int(ctx.item)
+        self.attempts.append((n, ctx.attempt))
+        if ctx.attempt == 1 and n == 0:
+            await anyio.sleep(5)
+        if ctx.attempt == 1 and n == 1:
+            raise ConnectionError("reset")
+        return n * 10
+
+
+async def test_a_worker_step_keeps_its_own_timeout_and_retries(
+        plait_runtime: plait.Runtime) -> None:
+    worker = SlowOnce()
+    pipe = plait.Pipeline("p", steps={"fan": plait.FanOut(worker, over="items")})
+    with anyio.fail_after(DEADLOCK):
+        result = await pipe.run({"items": [0, 1, 2]}, runtime=plait_runtime)
+    assert list(result.output) == [0, 10, 20]
+    assert sorted(worker.attempts) == [(0, 1), (0, 2), (1, 1), (1, 2), (2, 1)]
+
+
+async def test_an_orchestrator_worker_step_keeps_its_own_timeout_and_retries(
+        plait_runtime: plait.Runtime, fake_provider: Any) -> None:
+    fake_provider.script([{"n": 0}, {"n": 1}])
+    worker = SlowOnce()
+    orchestrator = plait.Orchestrator(plait.Agent("fake:m", output=list[Job]), {Job: worker})
+    with anyio.fail_after(DEADLOCK):
+        result = await plait.Pipeline("p", steps={"o": orchestrator}).run(
+            {"query": "q"}, runtime=plait_runtime)
+    assert [t.output for t in result.output.tasks] == [0, 10]
+    assert [t.status for t in result.output.tasks] == ["ok", "ok"]
+    assert sorted(worker.attempts) == [(0, 1), (0, 2), (1, 1), (1, 2)]
+
+
+async def test_map_takes_a_timeout_and_retries_per_item(plait_runtime: plait.Runtime) -> None:
+    tries: dict[int, int] = {}
+
+    async def flaky(i: int) -> int:
+        tries[i] = tries.get(i, 0) + 1
+        if i == 0 and tries[i] == 1:
+            await anyio.sleep(5)  # cut off by the item timeout, then retried
+        return i
+
+    async def fan(ctx: plait.StepContext) -> list[int]:
+        return list(await ctx.map(flaky, [0, 1], timeout=0.1, retries=1))
+
+    with anyio.fail_after(DEADLOCK):
+        result = await plait.Pipeline("p", steps={"fan": fan}).run(runtime=plait_runtime)
+    assert result.output == [0, 1]
+    assert tries == {0: 2, 1: 1}
+
+
+async def test_an_item_past_its_timeout_is_a_step_timeout_naming_it(
+        plait_runtime: plait.Runtime) -> None:
+    async def slow(i: int) -> int:
+        await anyio.sleep(5)
+        return i
+
+    async def fan(ctx: plait.StepContext) -> Any:
+        return await ctx.map(slow, [0], timeout=0.05, on_error="collect")
+
+    with anyio.fail_after(DEADLOCK):
+        result = await plait.Pipeline("p", steps={"fan": fan}).run(runtime=plait_runtime)
+    [error] = result.output.errors
+    assert error.error.type == "StepTimeout"
+    assert "'fan/0' timed out after 0.05s" in error.error.message
+
+
+# -- sync functions that hand back awaitables --------------------------------------------
+
+
+async def test_a_function_returning_an_awaitable_leaves_the_thread_after_one_item(
+        plait_runtime: plait.Runtime) -> None:
+    threads: list[int] = []
+
+    async def work(i: int) -> int:
+        await anyio.lowlevel.checkpoint()
+        return i
+
+    def fn(i: int) -> Any:  # sync, but only hands back a coroutine
+        threads.append(threading.get_ident())
+        return work(i)
+
+    async def fan(ctx: plait.StepContext) -> list[int]:
+        return list(await ctx.map(fn, range(6), limit=1))
+
+    result = await plait.Pipeline("p", steps={"fan": fan}).run(runtime=plait_runtime)
+    assert result.output == list(range(6))
+    loop_thread = threading.get_ident()
+    assert threads[0] != loop_thread  # the first item could not know: it went to a thread
+    assert threads[1:] == [loop_thread] * 5  # then no thread hop per item
+
+
+async def test_a_coroutine_handed_back_after_a_fail_fast_cancel_is_closed(
+        plait_runtime: plait.Runtime) -> None:
+    async def fails() -> int:
+        raise ValueError("boom")
+
+    async def never() -> int:
+        raise AssertionError("a cancelled item's coroutine must not run")
+
+    def fn(i: int) -> Any:
+        if i == 1:
+            time.sleep(0.2)  # still in its thread when item 0 fails and the rest are cancelled
+            return never()
+        return fails()
+
+    async def fan(ctx: plait.StepContext) -> Any:
+        return await ctx.map(fn, [0, 1], limit=2)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(plait.StepFailed), anyio.fail_after(DEADLOCK):
+            await plait.Pipeline("p", steps={"fan": fan}).run(runtime=plait_runtime)
+        gc.collect()
+    assert not [w for w in caught if "never awaited" in str(w.message)]
