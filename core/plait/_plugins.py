@@ -154,20 +154,20 @@ class Plugins:
                 self.pm.register(ep.load(), name=ep.name)
                 self.pm.check_pending()
             except Exception as exc:  # a broken plugin must not break everything
-                self._set_aside(ep.name, "failed to load", exc)
+                self._set_aside(ep.name, "failed to load", f"{type(exc).__name__}: {exc}", exc)
 
-    def _set_aside(self, name: str, what: str, exc: Exception) -> None:
+    def _set_aside(self, name: str, what: str, error: str, exc: Exception) -> None:
         """Record an installed plugin as broken and take it out (or fail, when strict)."""
         with contextlib.suppress(Exception):
             if self.pm.has_plugin(name):
                 self.pm.unregister(name=name)
         dist, version = self._installed.get(name, (None, None))
-        error = f"{type(exc).__name__}: {exc}"
         self._broken[name] = PluginInfo(name, dist, version, (), {}, error)
         message = f"plait plugin {name!r} ({dist} {version}) {what}"
         if os.environ.get("PLAIT_STRICT_PLUGINS"):
-            raise PluginError(f"{message}: {error}") from exc
-        warnings.warn(f"{message} and was skipped: {error}", PluginWarning, stacklevel=4)
+            raise PluginError(f"{message}: {type(exc).__name__}: {exc}") from exc
+        warnings.warn(f"{message} and was skipped: {type(exc).__name__}: {exc}",
+                      PluginWarning, stacklevel=4)
 
     def _enable_tracers(self) -> None:
         """Register the wanted tracers as plugins, and drop those no longer registered."""
@@ -216,7 +216,8 @@ class Plugins:
                     if owner not in self._installed:  # the application's own plugin
                         raise PluginError(f"plugin {owner!r} failed in {hook}: "
                                           f"{type(exc).__name__}: {exc}") from exc
-                    self._set_aside(owner, f"failed in {hook}", exc)
+                    self._set_aside(owner, f"failed in {hook}",
+                                    f"{hook} raised {type(exc).__name__}: {exc}", exc)
                     self.hooks.changed()
                     return None
         return reg

@@ -211,6 +211,26 @@ def test_plugins_table_shows_registrations_and_broken_plugins(
     assert "1 plugin(s) failed to load and were skipped." in result.output
 
 
+def test_plugins_table_shows_a_plugin_whose_registration_raised(
+        install: Callable[..., str], monkeypatch: pytest.MonkeyPatch) -> None:
+    raising = install("""
+        import plait
+
+        @plait.hookimpl
+        def plait_register_validators(register):
+            raise RuntimeError("boom")
+    """)
+    only(monkeypatch, raising, "plait-testing")
+    monkeypatch.setenv("COLUMNS", "200")
+    result = invoke("plugins")
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    rows = table_rows(result.output)
+    assert rows[raising][2:] == [
+        "broken", "failed to load: plait_register_validators raised RuntimeError: boom"]
+    assert rows["testing"][3] == "provider: fake"  # the others still load
+
+
 def test_help_reports_a_broken_plugin_in_one_line(two_plugins: tuple[str, str]) -> None:
     _, broken = two_plugins
     result = invoke("--help")

@@ -253,6 +253,35 @@ async def test_hook_execute_fanout(plait_runtime: plait.Runtime) -> None:
     assert used == [0, 1, 2]
 
 
+async def test_an_executor_may_report_items_in_any_order(plait_runtime: plait.Runtime) -> None:
+    class Backwards:  # finishes the last item first, as a remote cluster may
+        @plait.hookimpl
+        def plait_execute_fanout(self, job: plait.FanOutJob) -> Any:
+            async def run() -> list[plait.ItemOutcome]:
+                out = []
+                for i in reversed(range(len(job.items))):
+                    try:
+                        out.append(plait.ItemOutcome(i, await job.fn(i, job.items[i])))
+                    except Exception as exc:
+                        out.append(plait.ItemOutcome(i, error=exc))
+                return out
+
+            return run()
+
+    async def double(x: int) -> int:
+        if x == 1:
+            raise ValueError("one")
+        return 2 * x
+
+    async def fan(ctx: plait.StepContext) -> Any:
+        return await ctx.map(double, [3, 1, 2, 5], on_error="collect")
+
+    plait_runtime.register(Backwards())
+    result = (await one_step(fan).run(runtime=plait_runtime)).output
+    assert list(result.values) == [6, 4, 10]  # input order, whatever order they came in
+    assert [(e.index, e.item) for e in result.errors] == [(1, 1)]
+
+
 async def test_hook_aggregate(plait_runtime: plait.Runtime, fake_provider: Any) -> None:
     class Plugin:
         @plait.hookimpl
@@ -367,8 +396,16 @@ async def test_hook_wrap_step_errors_and_misbehaving_wrappers(plait_runtime: pla
             except ZeroDivisionError:
                 return  # tries to swallow: the error must still propagate
 
+    class RaisesFirst:
+        @plait.hookimpl
+        def plait_wrap_step(self) -> Any:
+            raise RuntimeError("tracer exploded")
+            yield  # a generator: it raises when the engine enters it
+
     pipe = one_step(lambda ctx: 1)
-    for plugin, needle in ((NoYield(), "without yielding"), (TwoYields(), "more than once")):
+    for plugin, needle in ((NoYield(), "without yielding"), (TwoYields(), "more than once"),
+                           (RaisesFirst(), "failed before the work started: RuntimeError: "
+                                           "tracer exploded")):
         with (plait_runtime.plugin(plugin, name="misbehaving"),
               pytest.raises(plait.StepFailed) as info):
             await pipe.run(runtime=plait_runtime)

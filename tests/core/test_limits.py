@@ -10,6 +10,7 @@ import anyio.lowlevel
 import plait
 import pytest
 from plait._limits import LimiterRegistry, MonotonicClock, RateLimiter
+from plait_testing import PRICES, FakeProvider, provider_plugin
 
 # Seconds. Every test here finishes at once on virtual time; a waiter the limiter never
 # lets in would hang the task group, and this bound makes that a failure instead.
@@ -425,3 +426,18 @@ async def test_registry_charges_and_settles_both_token_buckets() -> None:
     async with registry.acquire("anthropic", "claude", 10**6):  # unlimited
         pass
     registry.settle("anthropic", "claude", 1, 2)
+
+
+async def test_a_call_settles_the_token_bucket_to_its_real_usage() -> None:
+    """A call reserves its estimate in the tokens-per-minute bucket and gives back what it
+    did not use: the second call fits at once. Without the settlement it would wait ~45 s
+    for a refill (and this test would fail on its deadline)."""
+    fake = FakeProvider()
+    fake.script("ok", "ok")  # 1 token in, 1 out, each
+    runtime = plait.Runtime(entry_points=False, plugins=[provider_plugin(fake, prices=PRICES)],
+                            limits={"fake": plait.Limits(tokens_per_minute=200)})
+    agent = plait.Agent("fake:m", max_tokens=100)  # estimate: 73 in + 100 out = 173 tokens
+    with anyio.fail_after(2):
+        for _ in range(2):
+            assert (await agent.ask("q", runtime=runtime)).text == "ok"
+    assert fake.calls == 2

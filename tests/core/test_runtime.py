@@ -203,3 +203,61 @@ def test_bad_settings_fail_when_the_runtime_is_built(kwargs: dict[str, Any], err
 def test_bad_limits_fail_when_they_are_built() -> None:
     with pytest.raises(ValueError, match=r"Limits\.concurrency must be an int >= 1"):
         plait.Runtime(entry_points=False, limits={"openai": plait.Limits(concurrency=0)})
+
+
+REGISTRATION_HOOKS = ["plait_register_providers", "plait_register_aggregators",
+                      "plait_register_validators", "plait_register_tracers",
+                      "plait_register_commands", "plait_register_converter_hooks"]
+
+
+def _raising(hook: str) -> str:
+    return f"""
+import plait
+
+@plait.hookimpl
+def plait_register_validators(register):
+    register("fine", lambda value: True)  # registered before it raises: must not stay
+
+@plait.hookimpl
+def {hook}(register):
+    raise RuntimeError("boom")
+"""
+
+
+@pytest.mark.parametrize("hook", REGISTRATION_HOOKS)
+async def test_a_plugin_whose_registration_raises_is_set_aside(
+        hook: str, tmp_path: pathlib.Path, clean_env: pytest.MonkeyPatch) -> None:
+    name = f"boom{hook.removeprefix('plait_register_')}"  # a module of its own per case
+    _install_fake_distribution(tmp_path, clean_env, name, _raising(hook))
+    _install_fake_distribution(tmp_path, clean_env, "good", GOOD)
+    clean_env.setenv("PLAIT_LOAD_PLUGINS", f"plait-{name}-test,plait-good-test")
+    runtime = plait.Runtime()
+    with pytest.warns(plait.PluginWarning, match=f"'{name}'.*failed in {hook}.*RuntimeError"):
+        reply = await plait.Agent("goodecho:x").ask("still works", runtime=runtime)
+    assert reply.text == "still works"  # every other plugin keeps working
+    assert "fine" not in runtime.registry.validators  # nothing of the broken plugin stays
+    [broken] = [i for i in runtime.plugin_infos() if i.error]
+    assert (broken.name, broken.distribution) == (name, f"plait-{name}-test")
+    assert broken.error == f"{hook} raised RuntimeError: boom"
+
+
+@pytest.mark.parametrize("hook", REGISTRATION_HOOKS)
+def test_strict_plugins_makes_a_raising_registration_fatal(
+        hook: str, tmp_path: pathlib.Path, clean_env: pytest.MonkeyPatch) -> None:
+    name = f"strict{hook.removeprefix('plait_register_')}"
+    _install_fake_distribution(tmp_path, clean_env, name, _raising(hook))
+    clean_env.setenv("PLAIT_LOAD_PLUGINS", f"plait-{name}-test")
+    clean_env.setenv("PLAIT_STRICT_PLUGINS", "1")
+    with pytest.raises(plait.PluginError, match=f"'{name}'.*failed in {hook}"):
+        _ = plait.Runtime().registry
+
+
+def test_the_applications_own_plugin_that_raises_is_a_plugin_error() -> None:
+    class Mine:
+        @plait.hookimpl
+        def plait_register_providers(self, register: Any) -> None:
+            raise RuntimeError("my bug")
+
+    runtime = plait.Runtime(entry_points=False, plugins=[Mine()])
+    with pytest.raises(plait.PluginError, match=r"failed in plait_register_providers.*my bug"):
+        _ = runtime.registry
