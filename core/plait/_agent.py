@@ -99,6 +99,10 @@ class AgentStep(Step):
         self.config = config
         self.name = name or agent.name or f"ask {agent.model}"
 
+    @property
+    def output_type(self) -> Any:
+        return self.agent.output  # what the reply is parsed into
+
     async def run(self, ctx: StepContext) -> Any:
         text = await render_prompt(self.prompt, ctx)
         reply = await ctx.ask(self.agent, text, validate=ctx.config.validate)

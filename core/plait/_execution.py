@@ -49,10 +49,14 @@ async def execute_step(step: Step, scope: StepScope) -> tuple[StepRecord, Any, E
 
 
 async def _checked(step: Step, scope: StepScope) -> Any:
-    """The step's attempts, then its output checked for what JSON can hold."""
+    """The step's attempts, then its output checked for what JSON can hold: walked, unless
+    the step declares a type whose every value JSON holds (then the check costs nothing,
+    however much state a chain of steps passes along)."""
     value = await attempt_step(step, scope)
-    check_serializable(scope.runtime.converter, value.data if isinstance(value, Stop)
-                       else value, scope.path)
+    if isinstance(value, Stop):
+        check_serializable(scope.runtime.converter, value.data, scope.path)
+    elif not step.declares_serializable:
+        check_serializable(scope.runtime.converter, value, scope.path)
     return value
 
 
@@ -63,21 +67,21 @@ async def attempt_step(step: Step, scope: StepScope) -> Any:
     for name in scope.config.validate:  # a misspelled validator fails before any work
         if isinstance(name, str):
             scope.runtime.validator(name)
-    return await run_attempts(lambda: _attempt(step, scope), scope.config, scope.path, scope)
+    return await run_attempts(scope.config, scope.path, scope, _attempt, step, scope)
 
 
-async def run_attempts(once: Callable[[], Awaitable[T]], cfg: ResolvedConfig, where: str,
-                       scope: StepScope | None = None) -> T:
-    """Await ``once()`` under ``cfg``'s policy: each attempt cut off at ``cfg.timeout``
-    (``StepTimeout`` naming ``where``), failures retried with backoff while ``retries``
-    and ``retry_on`` allow; ``scope.attempt`` counts the attempts."""
+async def run_attempts(cfg: ResolvedConfig, where: str, scope: StepScope | None,
+                       once: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """Await ``once(*args)`` under ``cfg``'s policy: each attempt cut off at
+    ``cfg.timeout`` (``StepTimeout`` naming ``where``), failures retried with backoff
+    while ``retries`` and ``retry_on`` allow; ``scope.attempt`` counts the attempts."""
     attempt = 1
     while True:
         try:
             if cfg.timeout is None:
-                return await once()
+                return await once(*args)
             with anyio.move_on_after(cfg.timeout) as cancel:
-                value = await once()
+                value = await once(*args)
             if cancel.cancel_called:  # also a sync function's thread that ended too late
                 raise StepTimeout(where, cfg.timeout)
             return value

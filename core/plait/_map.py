@@ -57,7 +57,7 @@ async def map_items(scope: StepScope, fn: Callable[..., Any], items: Iterable[An
 def _with_policy(call: Callable[[int, Any], Awaitable[Any]], cfg: ResolvedConfig,
                  path: str) -> Callable[[int, Any], Awaitable[Any]]:
     def item(i: int, value: Any) -> Awaitable[Any]:
-        return run_attempts(lambda: call(i, value), cfg, f"{path}/{i}")
+        return run_attempts(cfg, f"{path}/{i}", None, call, i, value)
     return item
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 
 from ._money import Usage
-from ._serialize import LOCAL, SAFE, from_json, to_json
+from ._serialize import LOCAL, SAFE, check_serializable, from_json, to_json
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
@@ -216,8 +216,13 @@ class PipelineResult:
     def to_json(self, *, indent: int | None = None, runtime: Runtime | None = None) -> str:
         """This result as JSON, outputs through ``runtime``'s converter (so types that
         plugins taught it serialize too) or a default one."""
-        return to_json(self, indent=indent,
-                       converter=None if runtime is None else runtime.converter)
+        conv = None if runtime is None else runtime.converter
+        try:
+            return to_json(self, indent=indent, converter=conv)
+        except Exception:  # name the step and the path, as the run would have
+            for step_id, value in self.outputs.items():
+                check_serializable(conv, value, step_id)
+            raise
 
     @classmethod
     def from_json(cls, text: str, *, runtime: Runtime | None = None) -> PipelineResult:

@@ -6,9 +6,12 @@ Each Runtime owns one converter (plugins extend it through
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
+import enum
 import functools
 import json
+import types
 import typing
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
@@ -22,7 +25,8 @@ from ._errors import SerializationError
 if TYPE_CHECKING:  # cattrs loads on first use: `import plait` (and `plait --help`) stay fast
     import cattrs
 
-__all__ = ["LOCAL", "SAFE", "check_serializable", "from_json", "make_converter", "to_json"]
+__all__ = ["LOCAL", "SAFE", "check_serializable", "from_json", "make_converter",
+           "serializable_type", "to_json"]
 
 T = typing.TypeVar("T")
 
@@ -77,10 +81,57 @@ def _set_list(conv: cattrs.Converter, value: AbstractSet[Any]) -> list[Any]:
         return items
 
 
-def check_serializable(conv: cattrs.Converter, value: Any, step_id: str) -> None:
-    """Raise ``SerializationError`` naming the path of the first value JSON cannot hold."""
+_CONTAINERS = {list, tuple, set, frozenset, collections.abc.Sequence,
+               collections.abc.MutableSequence, collections.abc.Set,
+               collections.abc.MutableSet, collections.abc.Iterable}
+_MAPPINGS = {dict, collections.abc.Mapping, collections.abc.MutableMapping}
+
+
+@functools.cache
+def serializable_type(tp: Any) -> bool:
+    """Whether every value of type ``tp`` turns into JSON with plait's own converter:
+    scalars, ``Decimal``, Enums, ``Literal``, containers and mappings (string or int
+    keys) of such, unions of such, and attrs classes and dataclasses whose fields are all
+    such. Anything else (``Any``, an unknown class) is not known to be, so a value of it
+    is checked by walking it."""
+    return _plain(tp, ())
+
+
+def _plain(tp: Any, seen: tuple[type, ...]) -> bool:
+    if tp in _SCALARS or tp is Decimal or tp is None:
+        return True
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return all(type(m.value) in _SCALARS for m in tp)
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Literal:
+        return all(type(a) in _SCALARS for a in args)
+    if origin is typing.Union or origin is types.UnionType:
+        return all(_plain(a, seen) for a in args)
+    if origin is typing.Annotated:
+        return _plain(args[0], seen)
+    if origin in _CONTAINERS:
+        return bool(args) and all(_plain(a, seen) for a in args if a is not Ellipsis)
+    if origin in _MAPPINGS:
+        return len(args) == 2 and args[0] in (str, int) and _plain(args[1], seen)
+    if isinstance(tp, type) and (attrs.has(tp) or dataclasses.is_dataclass(tp)):
+        if tp in seen:  # a recursive class: the cycle adds nothing new
+            return True
+        try:
+            hints = typing.get_type_hints(tp)
+        except Exception:  # an annotation that does not resolve proves nothing
+            return False
+        fields = ([a.name for a in attrs.fields(tp)] if attrs.has(tp)
+                  else [f.name for f in dataclasses.fields(tp)])  # type: ignore[arg-type]
+        return all(name in hints and _plain(hints[name], (*seen, tp)) for name in fields)
+    return False
+
+
+def check_serializable(conv: cattrs.Converter | None, value: Any, step_id: str) -> None:
+    """Raise ``SerializationError`` naming the path of the first value JSON cannot hold
+    (``conv``: a Runtime's converter, or the default one)."""
     if type(value) in _SCALARS:  # the common case costs one type check
         return
+    conv = conv or _default_converter()
     checked = _checked_fields(type(value))
     if checked is None:
         _check(conv, value, "$", step_id)

@@ -13,12 +13,13 @@ import anyio.to_thread
 
 from ._config import NOTSET, Config, Validator
 from ._errors import MissingInput, PipelineDefinitionError
+from ._serialize import serializable_type
 
 if TYPE_CHECKING:
     from ._context import StepContext
 
-__all__ = ["FunctionStep", "Step", "as_step", "is_async_callable", "render_prompt",
-           "run_in_thread", "step"]
+__all__ = ["FunctionStep", "Step", "as_step", "declared_return", "is_async_callable",
+           "render_prompt", "run_in_thread", "step"]
 
 T = TypeVar("T")
 
@@ -36,6 +37,23 @@ class Step:
     async def run(self, ctx: StepContext) -> Any:
         raise NotImplementedError(
             f"{type(self).__name__} must implement `async def run(self, ctx)`")
+
+    @property
+    def output_type(self) -> Any:
+        """The type ``run`` says it returns (``Any`` when it says nothing). When that type
+        is one JSON can always hold, the engine trusts the step's outputs to be of it
+        instead of walking each one (``PipelineResult.to_json`` still names the step
+        and path of an output that lied)."""
+        return _class_output_type(type(self))
+
+    @functools.cached_property
+    def declares_serializable(self) -> bool:
+        """Whether ``output_type`` is a type every value of which JSON holds (decided once
+        per step, since a step's type does not change)."""
+        try:
+            return serializable_type(self.output_type)
+        except TypeError:  # an annotation that cannot be a cache key (Annotated with a dict)
+            return False
 
     @property
     def label(self) -> str:
@@ -59,7 +77,12 @@ class FunctionStep(Step):
         self.config = config
         self.name = name or getattr(fn, "__name__", None)
         self._is_async = is_async_callable(fn)
+        self._output_type = declared_return(fn)
         functools.update_wrapper(self, fn)  # keeps __doc__ and __name__
+
+    @property
+    def output_type(self) -> Any:
+        return self._output_type
 
     async def run(self, ctx: StepContext) -> Any:
         if self._is_async:
@@ -104,6 +127,30 @@ def step(
         return FunctionStep(f, config, name)
 
     return wrap if fn is None else wrap(fn)
+
+
+def declared_return(fn: Any) -> Any:
+    """``fn``'s return annotation, evaluated where ``fn`` was defined; ``Any`` when it has
+    none or it does not resolve (a name imported only for type checkers)."""
+    annotation = getattr(fn, "__annotations__", {}).get("return", Any)
+    if isinstance(annotation, str):  # `from __future__ import annotations`
+        try:
+            # evaluated in the function's module, as typing.get_type_hints does
+            annotation = eval(annotation, getattr(fn, "__globals__", {}))
+        except Exception:
+            return Any
+    return annotation
+
+
+def _class_output_type(cls: type[Step]) -> Any:
+    try:
+        return _OUTPUT_TYPES[cls]
+    except KeyError:
+        found = _OUTPUT_TYPES[cls] = declared_return(cls.run)
+        return found
+
+
+_OUTPUT_TYPES: dict[type, Any] = {}  # per Step class: its run's return annotation
 
 
 async def run_in_thread(fn: Callable[..., Any], *args: Any, await_result: bool = True) -> Any:

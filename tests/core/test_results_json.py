@@ -10,7 +10,9 @@ from typing import Any
 
 import attrs
 import plait
+import plait._execution as execution
 import pytest
+from plait._serialize import serializable_type
 from plait_testing import FakeProvider
 
 
@@ -176,3 +178,56 @@ async def test_set_fields_serialize_as_sorted_lists(plait_runtime: plait.Runtime
     pipe = plait.Pipeline("p", {"t": lambda ctx: Tagged(frozenset({"b", "a"}), {3, 1})})
     result = await pipe.run({}, runtime=plait_runtime)
     assert json.loads(result.to_json())["output"] == {"tags": ["a", "b"], "ids": [1, 3]}
+
+
+# -- declared output types --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("tp", "known"), [
+    (int, True), (list[int], True), (dict[str, list[float]], True), (tuple[str, ...], True),
+    (Point, True), (Report, True), (int | None, True), (set[str], True),
+    (Any, False), (object, False), (list, False), (dict[object, int], False),
+    (list[Any], False),
+])
+def test_which_declared_types_json_always_holds(tp: Any, known: bool) -> None:
+    assert serializable_type(tp) is known
+
+
+async def test_a_chain_declaring_its_state_type_is_not_walked(
+        plait_runtime: plait.Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Growing state passed along a chain: walking every output would cost O(n) per step.
+    A step that declares a type JSON always holds is trusted; one that does not is walked."""
+    walked: list[str] = []
+    real = execution.check_serializable
+
+    def counting(conv: Any, value: Any, step_id: str) -> None:
+        walked.append(step_id)
+        real(conv, value, step_id)
+
+    monkeypatch.setattr(execution, "check_serializable", counting)
+
+    @plait.step
+    async def declared(ctx: plait.StepContext) -> list[int]:
+        return [*ctx.dependencies.get("a", []), 1]
+
+    @plait.step
+    async def undeclared(ctx: plait.StepContext):  # type: ignore[no-untyped-def]
+        return [*ctx.dep("b"), 2]
+
+    pipe = plait.Pipeline("p", steps={"a": declared, "b": declared, "c": undeclared},
+                          deps={"b": ["a"], "c": ["b"]})
+    result = await pipe.run({}, runtime=plait_runtime)
+    assert result.output == [1, 1, 2]
+    assert walked == ["c"]
+
+
+async def test_an_output_that_lied_about_its_type_is_named_when_serialized(
+        plait_runtime: plait.Runtime) -> None:
+    @plait.step
+    async def liar(ctx: plait.StepContext) -> list[int]:
+        return [1, object()]  # type: ignore[list-item]
+
+    result = await plait.Pipeline("p", steps={"liar": liar}).run(runtime=plait_runtime)
+    with pytest.raises(plait.SerializationError) as info:
+        result.to_json(runtime=plait_runtime)
+    assert (info.value.step_id, info.value.path) == ("liar", "$[1]")
