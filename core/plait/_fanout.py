@@ -70,9 +70,13 @@ def worker_call(worker: Any, ctx: StepContext) -> Callable[[int, Any], Awaitable
     if isinstance(worker, Step):
         own = Config.layered(worker.config).resolve()
         if own.timeout is None and not own.retries and not own.validate:  # the fast path
-            async def call(i: int, item: Any) -> Any:
-                return await hooks.decide("plait_run_step", step=worker,
-                                          ctx=ctx.child(f"{i}", item=item))
+            if hooks.only_default("plait_run_step"):  # what the default would do, per item
+                async def call(i: int, item: Any) -> Any:
+                    return await worker.run(ctx.child(f"{i}", item=item))
+            else:
+                async def call(i: int, item: Any) -> Any:
+                    return await hooks.decide("plait_run_step", step=worker,
+                                              ctx=ctx.child(f"{i}", item=item))
         else:
             async def call(i: int, item: Any) -> Any:
                 return await attempt_step(worker, scope_of(ctx.child(f"{i}", item=item,

@@ -42,12 +42,12 @@ class StepScope:
     """One step's state: its dependencies' outputs, config, budget, meter and attempt
     count, the route it took and the records of work nested in it."""
 
-    __slots__ = ("attempt", "budget", "children", "config", "ctx", "deps", "item", "meter",
-                 "path", "route", "run", "step_id")
+    __slots__ = ("_meter", "_parent", "attempt", "budget", "children", "config", "ctx",
+                 "deps", "item", "path", "route", "run", "step_id")
 
     def __init__(self, run: RunScope, step_id: str, deps: Mapping[str, Any],
                  config: ResolvedConfig, *, budget: Budget | None = None,
-                 meter: UsageMeter | None = None, path: str | None = None,
+                 parent: StepScope | None = None, path: str | None = None,
                  item: Any = None) -> None:
         self.run = run
         self.step_id = step_id
@@ -55,7 +55,8 @@ class StepScope:
         self.deps = deps
         self.config = config
         self.budget = budget if budget is not None else run.budget
-        self.meter = meter if meter is not None else UsageMeter(run.meter)
+        self._parent = parent  # the step this scope's work is nested in, if any
+        self._meter: UsageMeter | None = None
         self.attempt = 1
         self.item = item  # the current item inside a FanOut worker step
         self.route: str | None = None
@@ -66,13 +67,22 @@ class StepScope:
     def runtime(self) -> Runtime:
         return self.run.runtime
 
+    @property
+    def meter(self) -> UsageMeter:
+        """This scope's usage meter, made on first use (most fan-out items never charge):
+        nested work charges the step it runs in, or that step's fan-out item."""
+        if self._meter is None:
+            parent = self._parent
+            self._meter = UsageMeter(self.run.meter if parent is None
+                                     else meter_for(parent, parent.meter))
+        return self._meter
+
     def child(self, step_id: str, *, item: Any = None, deps: Mapping[str, Any] | None = None,
               config: ResolvedConfig | None = None) -> StepScope:
         """The scope of work nested in this step (a router branch, a fan-out item): its
         usage charges this step, or the fan-out item running it."""
         return StepScope(self.run, step_id, self.deps if deps is None else deps,
-                         config or self.config, budget=self.budget,
-                         meter=UsageMeter(meter_for(self, self.meter)),
+                         config or self.config, budget=self.budget, parent=self,
                          path=f"{self.path}/{step_id}", item=item)
 
     def adopt(self, records: Mapping[str, StepRecord]) -> None:
