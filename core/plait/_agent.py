@@ -65,10 +65,18 @@ class Agent:
     extra: Mapping[str, Any] = attrs.field(factory=dict)  # vendor-specific request fields
     spec: Any = attrs.field(init=False, repr=False, eq=False,
                             default=attrs.Factory(_output_spec, takes_self=True))
+    _split: tuple[str, str] = attrs.field(init=False, repr=False, eq=False, default=attrs.Factory(
+        lambda self: split_model(self.model), takes_self=True))  # split once, used every call
 
     @property
     def provider(self) -> str:
-        return split_model(self.model)[0]
+        """``"openai"`` for ``"openai:gpt-4o-mini"``."""
+        return self._split[0]
+
+    @property
+    def model_name(self) -> str:
+        """``"gpt-4o-mini"`` for ``"openai:gpt-4o-mini"``."""
+        return self._split[1]
 
     async def ask(self, prompt: str, *, runtime: Runtime | None = None,
                   **overrides: Any) -> Reply:

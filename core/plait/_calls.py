@@ -62,6 +62,7 @@ _AGENT_FIELDS = frozenset({"model", "system", "output", "temperature", "max_toke
 _POLICY_FIELDS = frozenset({"timeout", "retries", "retry_delay", "retry_max_delay",
                             "retry_on", "validate"})
 _UNANSWERED = Usage(requests=1)  # a request sent that brought back no usage
+_OUTSIDE_A_STEP = Config().resolve()  # agent.ask outside a run: the defaults
 
 
 def estimate_input_tokens(request: ModelRequest) -> int:
@@ -103,22 +104,26 @@ def prepare(runtime: Runtime, agent: Agent, overrides: Mapping[str, Any],
     changes = {k: v for k, v in overrides.items() if k in _AGENT_FIELDS}
     if changes:
         agent = attrs.evolve(agent, **changes)
-    policy = Config(**{k: v for k, v in overrides.items() if k in _POLICY_FIELDS})
-    base = scope.config if scope is not None else Config().resolve()
+    base = scope.config if scope is not None else _OUTSIDE_A_STEP
     # A step's validators gate the step's output, not each reply inside it: a call is
     # validated only by what the call itself asks for (agent.as_step passes the step's).
-    given = {k: v for k, v in attrs.asdict(policy, recurse=False).items()
-             if v is not NOTSET and k != "retries"}
-    cfg = attrs.evolve(base, **{"validate": (), **given})
-    if policy.retries is not NOTSET:
-        retries = policy.retries
-    else:
-        retries = base.retries if base.retries_given else DEFAULT_RETRIES
+    cfg = base if not base.validate else attrs.evolve(base, validate=())
+    retries = base.retries if base.retries_given else DEFAULT_RETRIES
+    if any(k in _POLICY_FIELDS for k in overrides):  # most calls override nothing
+        policy = Config(**{k: v for k, v in overrides.items() if k in _POLICY_FIELDS})
+        given = {k: v for k, v in attrs.asdict(policy, recurse=False).items()
+                 if v is not NOTSET and k != "retries"}
+        cfg = attrs.evolve(cfg, **given)
+        if policy.retries is not NOTSET:
+            retries = policy.retries
 
     # A Runtime's model_override wins over the agent's model and per-call overrides; the
     # agent's own price was for its own model, so the override's price applies.
     model_id = runtime.model_override or agent.model
-    provider_name, model = split_model(model_id)
+    if runtime.model_override is None:
+        provider_name, model = agent.provider, agent.model_name
+    else:
+        provider_name, model = split_model(model_id)
     provider = runtime.provider(provider_name)
     own_price = agent.price if runtime.model_override is None else None
     price = own_price or runtime.price(provider_name, model)
@@ -156,11 +161,14 @@ async def send_once(runtime: Runtime, plan: _Plan, request: ModelRequest,
     limiters = runtime.limits()
     try:
         async with limiters.acquire(plan.provider_name, plan.model, worst_tokens):
-            response = await runtime.hooks.around(
-                "plait_wrap_model_call",
-                {"request": request, "provider": plan.provider_name, "ctx": plan.ctx,
-                 "call": call},
-                complete)
+            if runtime.hooks.wraps("plait_wrap_model_call"):
+                response = await runtime.hooks.around(
+                    "plait_wrap_model_call",
+                    {"request": request, "provider": plan.provider_name, "ctx": plan.ctx,
+                     "call": call},
+                    complete)
+            else:  # nothing to wrap it in: the hot path of every call
+                response = await complete()
     except BaseException as exc:
         if sent and plan.meter is not None:
             plan.meter.add(_UNANSWERED)

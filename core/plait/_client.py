@@ -7,6 +7,7 @@ the client is remade when the running loop changes.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 import sniffio
@@ -30,7 +31,11 @@ class SharedClient:
         token = _loop_token()
         if self._client is None or self._client[0] != token:
             self._client = (token, httpx.AsyncClient(
-                transport=self._transport, timeout=httpx.Timeout(60.0, connect=10.0)))
+                transport=self._transport, timeout=httpx.Timeout(60.0, connect=10.0),
+                # no cap on connections: calls queue in plait's FIFO limiters (a default
+                # concurrency per provider), where waiting is cheap, and never in the
+                # pool, whose bookkeeping scans every connection for every queued request
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=128)))
         return self._client[1]
 
     async def aclose(self) -> None:
@@ -40,11 +45,13 @@ class SharedClient:
 
 
 def _loop_token() -> object:
-    """Identifies the running event loop."""
-    if sniffio.current_async_library() == "asyncio":
-        import asyncio
-
+    """Identifies the running event loop (asked on every request, so asyncio's own C call
+    comes first; sniffio is only asked when that finds no asyncio loop)."""
+    try:
         return ("asyncio", id(asyncio.get_running_loop()))
+    except RuntimeError:
+        if sniffio.current_async_library() != "trio":
+            raise
     import trio  # only ever reached under trio, which is then installed
 
     return ("trio", id(trio.lowlevel.current_root_task()))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager, nullcontext
 from typing import Protocol
 
 import anyio
@@ -135,6 +135,10 @@ class RateLimiter:
             self._nap.cancel()
 
     async def _admit(self, tokens: int) -> None:
+        if not self._queue and self._slot_free() and self._delay(tokens) <= 0:
+            self._in_flight += 1  # nobody waiting and room now: no queue entry to make
+            self._spend(tokens)
+            return
         me = _Waiter(tokens)
         self._queue.append(me)
         try:
@@ -178,15 +182,29 @@ class RateLimiter:
     def _take(self, tokens: int) -> None:
         self._queue.popleft()
         self._in_flight += 1
+        self._spend(tokens)
+        self._wake_head()  # the next caller may fit as well
+
+    def _spend(self, tokens: int) -> None:
         if self._requests is not None:
             self._requests.level -= 1
         if self._tokens is not None:
             self._tokens.level -= tokens
-        self._wake_head()  # the next caller may fit as well
 
     def _wake_head(self) -> None:
         if self._queue and (wake := self._queue[0].wake) is not None:
             wake.set()
+
+
+@asynccontextmanager
+async def _hold_all(chain: list[RateLimiter], tokens: int) -> AsyncIterator[None]:
+    async with AsyncExitStack() as stack:
+        for limiter in chain:
+            await stack.enter_async_context(limiter.acquire(tokens))
+        yield
+
+
+_UNLIMITED = nullcontext()  # no limiter over a call: nothing to wait for
 
 
 class LimiterRegistry:
@@ -218,6 +236,7 @@ class LimiterRegistry:
             self._defaults = dict(defaults).get
         self._clock = clock
         self._built: dict[str, RateLimiter | None] = {}
+        self._chains: dict[tuple[str, str], list[RateLimiter]] = {}
 
     def get(self, provider: str, model: str | None = None) -> RateLimiter | None:
         """The shared limiter for a provider, or for one of its models; ``None``: unlimited."""
@@ -233,16 +252,21 @@ class LimiterRegistry:
     def _chain(self, provider: str, model: str) -> list[RateLimiter]:
         # Narrow before wide, always: a call never holds a provider-wide slot while it
         # waits on its own model's limit, and one order for everyone rules out deadlock.
-        chain = (self.get(provider, model), self.get(provider))
-        return [limiter for limiter in chain if limiter is not None]
+        key = (provider, model)
+        if key not in self._chains:  # asked for on every call: worked out once
+            chain = (self.get(provider, model), self.get(provider))
+            self._chains[key] = [limiter for limiter in chain if limiter is not None]
+        return self._chains[key]
 
-    @asynccontextmanager
-    async def acquire(self, provider: str, model: str, tokens: int = 0) -> AsyncIterator[None]:
+    def acquire(self, provider: str, model: str,
+                tokens: int = 0) -> AbstractAsyncContextManager[None]:
         """Hold the model's limiter (if any), then the provider's, for one call."""
-        async with AsyncExitStack() as stack:
-            for limiter in self._chain(provider, model):
-                await stack.enter_async_context(limiter.acquire(tokens))
-            yield
+        chain = self._chain(provider, model)
+        if not chain:
+            return _UNLIMITED
+        if len(chain) == 1:
+            return chain[0].acquire(tokens)
+        return _hold_all(chain, tokens)
 
     def cool_down(self, provider: str, model: str, seconds: float) -> None:
         """Hold every call to ``provider:model`` for ``seconds``, limited or not."""
@@ -250,6 +274,7 @@ class LimiterRegistry:
         limiter = self.get(provider, model)
         if limiter is None:  # unlimited until now: a limiter of no limits can still wait
             limiter = self._built[key] = RateLimiter(Limits(), self._clock)
+            self._chains.pop((provider, model), None)
         limiter.cool_down(seconds)
 
     def settle(self, provider: str, model: str, estimated: int, actual: int) -> None:

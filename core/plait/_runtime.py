@@ -84,9 +84,10 @@ class Runtime:
                             f"got {type(transport).__name__}")
         self._client = SharedClient(transport)
         if model_override is not None:
-            split_model(model_override)
+            split_model(model_override)  # a malformed name fails here, not on the first call
         self.model_override = model_override
         self._providers: dict[str, Any] = {}
+        self._price_cache: dict[tuple[str, str], Price | None] = {}
         self._converter: cattrs.Converter | None = None
         self._limiters = self._limiter_registry()  # bad limits fail here, not at a call
         for plugin in plugins:
@@ -132,6 +133,7 @@ class Runtime:
 
     def _changed(self) -> None:
         self._providers.clear()
+        self._price_cache.clear()
         self._converter = None
         self._limiters = self._limiter_registry()
 
@@ -162,10 +164,12 @@ class Runtime:
     def price(self, provider: str, model: str) -> Price | None:
         """Price of ``provider:model``: this Runtime's override, else the provider's table
         (see ``plait._money.price_in`` for how snapshots fall back to their base)."""
-        override = self._prices.get(f"{provider}:{model}")
-        if override is not None:
-            return override
-        return price_in(self._provider_spec(provider).prices, model)
+        key = (provider, model)
+        if key not in self._price_cache:  # asked for on every call: looked up once
+            override = self._prices.get(f"{provider}:{model}")
+            self._price_cache[key] = (override if override is not None
+                                      else price_in(self._provider_spec(provider).prices, model))
+        return self._price_cache[key]
 
     def limits(self) -> LimiterRegistry:
         """The shared limiter registry (one per Runtime)."""

@@ -6,9 +6,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import plait
+from plait.hookspecs import RegisterProvider
 
 from ._messages import AnthropicProvider
 from ._prices import PRICES, PRICES_AS_OF
@@ -18,6 +17,11 @@ __all__ = ["PRICES", "PRICES_AS_OF", "AnthropicProvider", "plait_register_provid
 __version__ = "0.1.0"
 
 
+# Requests in flight at once: the rest wait in plait's FIFO limiter, which is cheap, rather
+# than in httpx's connection pool, which is not. Runtime(limits=...) overrides it.
+CONCURRENCY = plait.Limits(concurrency=64)
+
+
 @plait.hookimpl
-def plait_register_providers(register: Callable[..., None]) -> None:
-    register("anthropic", AnthropicProvider, prices=PRICES)
+def plait_register_providers(register: RegisterProvider) -> None:
+    register("anthropic", AnthropicProvider, prices=PRICES, limits=CONCURRENCY)

@@ -8,9 +8,8 @@ Registration is pure: settings and keys are read when a request is sent.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import plait
+from plait.hookspecs import RegisterProvider
 
 from ._chat import ChatCompletionsProvider, Profile
 from ._prices import PRICES, PRICES_AS_OF
@@ -31,12 +30,15 @@ __all__ = [
 __version__ = "0.1.0"
 
 _FREE = {"*": plait.Price.per_million("0", "0")}  # a server on your own machine
+# Requests in flight per prefix: the rest wait in plait's FIFO limiter, which is cheap,
+# rather than in httpx's connection pool, which is not. Runtime(limits=...) overrides it.
+CONCURRENCY = plait.Limits(concurrency=64)
 
 
 @plait.hookimpl
-def plait_register_providers(register: Callable[..., None]) -> None:
-    register(OPENAI.name, OPENAI, prices=PRICES)
+def plait_register_providers(register: RegisterProvider) -> None:
+    register(OPENAI.name, OPENAI, prices=PRICES, limits=CONCURRENCY)
     for local in LOCAL:
-        register(local.name, local, prices=_FREE)
+        register(local.name, local, prices=_FREE, limits=CONCURRENCY)
     for hosted in HOSTED:
-        register(hosted.name, hosted)
+        register(hosted.name, hosted, limits=CONCURRENCY)

@@ -462,6 +462,7 @@ def test_registration() -> None:
     assert list(seen) == ["anthropic"]
     assert seen["anthropic"]["factory"] is plait_anthropic.AnthropicProvider
     assert seen["anthropic"]["prices"] is plait_anthropic.PRICES
+    assert seen["anthropic"]["limits"] == plait.Limits(concurrency=64)  # queue in plait, not httpx
 
 
 def test_price_table() -> None:

@@ -732,6 +732,7 @@ def test_registration() -> None:
     assert list(seen) == ["gemini"]
     assert seen["gemini"]["factory"] is plait_gemini.GeminiProvider
     assert seen["gemini"]["prices"] is plait_gemini.PRICES
+    assert seen["gemini"]["limits"] == plait.Limits(concurrency=64)  # queue in plait, not httpx
 
 
 def test_price_table() -> None:

@@ -761,10 +761,12 @@ def test_registration() -> None:
     for name in ("ollama", "lmstudio", "vllm", "llamacpp"):
         assert seen[name]["prices"] == {"*": free}
     for name in ("openrouter", "groq", "together"):
-        assert set(seen[name]) == {"factory"}
+        assert set(seen[name]) == {"factory", "limits"}
     for name, registered in seen.items():
         assert isinstance(registered["factory"], plait_openai.Profile)
         assert registered["factory"].name == name
+        # requests queue in plait's limiter, not in the HTTP pool (see the model-calls bench)
+        assert registered["limits"] == plait.Limits(concurrency=64)
 
 
 def test_price_table() -> None:
