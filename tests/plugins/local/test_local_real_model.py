@@ -67,22 +67,27 @@ async def test_max_tokens_truncates_with_finish_reason_length(
     assert response.usage.output_tokens == 4
 
 
-async def test_concurrent_requests_are_served_one_at_a_time(
+async def test_concurrent_requests_share_the_pool_and_keep_their_grammars(
     smollm2: plait_local.LocalProvider,
 ) -> None:
-    prompts = ["Name a colour.", "Name a fruit.", "Name an animal.", "Name a city."]
+    prompts = ["Name a colour.", "Name a fruit.", "Invent a person.", "Invent another person."]
     replies: dict[str, plait.ModelResponse] = {}
 
     async def ask(prompt: str) -> None:
-        replies[prompt] = await smollm2.complete(_ask(prompt, max_tokens=12))
+        schema = PERSON if "person" in prompt else None
+        replies[prompt] = await smollm2.complete(_ask(prompt, max_tokens=32, json_schema=schema))
 
-    async with anyio.create_task_group() as tg:
-        for prompt in prompts:
-            tg.start_soon(ask, prompt)
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            for prompt in prompts:
+                tg.start_soon(ask, prompt)
     assert set(replies) == set(prompts)
-    for reply in replies.values():
+    for prompt, reply in replies.items():
         assert reply.text.strip()
         assert reply.usage.output_tokens > 0
+        if "person" in prompt:  # each instance samples with its own request's grammar
+            assert isinstance(reply.parsed, dict), reply.text
+            assert set(reply.parsed) == {"name", "age"}
 
 
 async def test_a_prompt_over_the_context_size_is_a_bad_request(
