@@ -56,6 +56,11 @@ __all__ = ["ChatModel", "LlamaLoader", "LocalProvider", "default_parallel"]
 
 _SETTINGS = ("n_ctx", "n_threads", "parallel")
 _MAX_DEFAULT_PARALLEL = 4  # each instance holds its own KV cache; see the docs for memory
+# With verbose=False, llama-cpp-python silences a load by pointing the process's stdout and
+# stderr (file descriptors 1 and 2, and sys.stdout) at /dev/null and back. Two loads at once
+# interleave that, and the second restores the first one's /dev/null: the process's output
+# is gone for good. The descriptors are process-wide, so this lock is too.
+_LOADING = threading.Lock()
 
 
 def default_parallel() -> int:
@@ -91,8 +96,9 @@ class LlamaLoader:
         try:
             # n_threads_batch (prompt evaluation) defaults to every core, which spins
             # against the other instances' threads: keep it to n_threads too.
-            return Llama(model_path=str(path), n_ctx=self.n_ctx, n_threads=self.n_threads,
-                         n_threads_batch=self.n_threads, verbose=False)
+            with _LOADING:
+                return Llama(model_path=str(path), n_ctx=self.n_ctx, n_threads=self.n_threads,
+                             n_threads_batch=self.n_threads, verbose=False)
         except (ValueError, RuntimeError, OSError) as exc:
             raise plait.ProviderError(f"could not load {str(path)!r}: {exc}", provider="local",
                                       model=path.name) from exc
