@@ -212,20 +212,48 @@ def test_a_model_that_cannot_be_used_stops_the_demo_at_once(
 # -- on the local model (slow; CI runs it) -------------------------------------------------
 
 
-@pytest.mark.local_model
-@pytest.mark.parametrize("name", ["faq", "support", "orchestrate"])
-def test_demo_on_smollm2(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Whatever the small model answers, the demo finishes and accounts for every call."""
-    out = demo(name, "local:smollm2", monkeypatch, "plait-local").output
-    calls, tokens_in, tokens_out = usage(out)
-    assert calls >= {"faq": 6, "support": 10, "orchestrate": 2}[name]
+def finished(out: str, calls: int) -> None:
+    """The demo accounted for its calls and printed its summary."""
+    made, tokens_in, tokens_out = usage(out)
+    assert made >= calls
     assert tokens_in > 0
     assert tokens_out > 0
     assert "Caught by validation and retries" in out
-    if name == "faq":
-        assert "Run 2: fan-out (ctx.map)" in out
-    if name == "support":
-        assert len(re.findall(r"  routed to: (Technical Support|Billing Inquiry|General Question)",
-                              out)) == 5
-    if name == "orchestrate":
-        assert "─ Reply ─" in out or "✗" in out
+
+
+@pytest.mark.local_model
+def test_faq_on_smollm2_overlaps_the_fan_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = demo("faq", "local:smollm2", monkeypatch, "plait-local").output
+    finished(out, 2 * (4 + 4 * 2))
+    assert out.count("│ questions │ ok") == 2
+    assert out.count("│ answers   │ ok") == 2
+    faq = out.split("─ FAQ ─")[1].split("─ Timings ─")[0]
+    assert re.findall(r"Q\d\. .+\?\n +.+\n +sources: \w", faq), faq
+    # The target (1.6x on 2 cores) is the benchmark's; on a box shared with other test
+    # runs, the fan-out must still beat the sequential run.
+    assert speed_up(out) > 1, out.split("─ Timings ─")[1]
+    assert "plait-local ran up to" in out
+
+
+@pytest.mark.local_model
+def test_support_on_smollm2_takes_all_four_routes(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = demo("support", "local:smollm2", monkeypatch, "plait-local").output
+    finished(out, 2 * 6)
+    assert len(re.findall(r"  model's label: ", out)) == 6
+    assert re.findall(r"  routed to: (.+)", out) == [
+        "Technical Support", "Billing Inquiry", "Feature Request", "general (fallback)",
+        "Technical Support", "Billing Inquiry"]
+    assert "6 of 6 queries got the expected label." in out
+    assert "(all four handlers answered)" in out
+
+
+@pytest.mark.local_model
+def test_orchestrate_on_smollm2_plans_all_three_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = demo("orchestrate", "local:smollm2", monkeypatch, "plait-local").output
+    finished(out, 3)
+    assert "planned 3 task(s); billing, return and status all present" in out
+    tasks = out.split("Tasks and workers")[1].split("─ Reply ─")[0]
+    assert re.findall(r"task \d (\w+): #?(\S+)", tasks) == [
+        ("billing", "INV-7890"), ("return", "SuperWidget"), ("status", "A-12345")]
+    assert tasks.count("  ok") == 3
+    assert out.split("─ Reply ─")[1].split("─ Caught")[0].strip()
