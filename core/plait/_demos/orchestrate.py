@@ -69,9 +69,9 @@ MENTIONS = {
     "return": re.compile(r"\breturn\s+(?:the|my)\s+'[^']+'|\breturn|\brefund", re.IGNORECASE),
     "status": re.compile(r"\border\s+#?[A-Z]{1,4}-\d{3,}|\btrack", re.IGNORECASE),
 }
-EXTRACT_PROMPT = (
-    "From the customer's message below, quote in one sentence their concern about invoice "
-    "{invoice}.\n\n<user_query>\n{query}\n</user_query>"
+EXTRACT_PROMPT = (  # the message first: a small model then answers instead of writing on
+    "Message: {query}\n\nIn one sentence, what is the customer's concern about invoice "
+    "{invoice}?"
 )
 SYNTHESIZER_SYSTEM = "You write short, friendly emails to customers for a support team."
 SYNTHESIZER_PROMPT = (
