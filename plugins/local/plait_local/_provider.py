@@ -4,10 +4,11 @@ Parallel generation. A llama.cpp context is not re-entrant, so a model that shou
 several requests at once is loaded several times: a pool of up to ``parallel`` instances,
 each its own context with one thread, all mapping the same weights from the file (an
 extra instance costs its KV cache and buffers, not the weights). Instances load on demand:
-a second one only when a request finds the first busy. Measured on 2 cores, this beats
-one context with more threads (llama.cpp's spinning thread barriers collapse when the
-cores are shared) and, for the prefill-bound prompts of workflows, batched decoding in one
-context (see docs/plugins/local.md).
+a second one only when a request finds the first busy. Single-thread instances degrade
+gracefully when other processes share the cores, where one context with more threads
+collapses at llama.cpp's spinning thread barriers; what they give up against batching in
+one context is evaluating a shared prompt prefix once (measurements and the trade-off in
+docs/plugins/local.md).
 
 A request goes to the idle instance whose last prompt shares the longest start with its
 own: llama-cpp-python then evaluates only the tokens after the shared prefix, so a chain
