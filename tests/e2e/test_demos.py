@@ -17,11 +17,13 @@ from click.testing import CliRunner, Result
 from plait._cli import cli
 
 
-def demo(name: str, model: str, monkeypatch: pytest.MonkeyPatch, distribution: str) -> Result:
+def demo(name: str, model: str, monkeypatch: pytest.MonkeyPatch, distribution: str,
+         *options: str) -> Result:
     monkeypatch.setenv("PLAIT_LOAD_PLUGINS", distribution)
     monkeypatch.setenv("COLUMNS", "400")  # wide enough that no line of interest wraps
     monkeypatch.delenv("PLAIT_STEP_LOG", raising=False)
-    result = CliRunner().invoke(cli, ["demo", name, "--model", model], prog_name="plait")
+    result = CliRunner().invoke(cli, ["demo", name, "--model", model, *options],
+                                prog_name="plait")
     assert result.exit_code == 0, result.output
     return result
 
@@ -29,6 +31,12 @@ def demo(name: str, model: str, monkeypatch: pytest.MonkeyPatch, distribution: s
 def caught(output: str) -> list[str]:
     section = output.split("Caught by validation and retries")[1].split("Usage")[0]
     return [line[2:] for line in section.splitlines() if line.startswith("• ")]
+
+
+def speed_up(output: str) -> float:
+    found = re.search(r"speed-up: (\d+\.\d\d)x", output)
+    assert found, output
+    return float(found.group(1))
 
 
 def usage(output: str) -> tuple[int, int, int]:
@@ -58,11 +66,16 @@ def test_faq_on_the_fake(monkeypatch: pytest.MonkeyPatch) -> None:
          "Solar and wind are intermittent, so storage such as lithium-ion batteries keeps the "
          "grid stable.",
          "Energy Storage Solutions"),
+        ("Why can installing solar panels be costly?",
+         "The initial installation cost can be high, though incentives and long-term savings "
+         "help.",
+         "The Benefits of Solar Energy"),
     ]
     # the storage answer was said to use the solar page too: the step keeps it out
     assert ("sources: Energy Storage Solutions\n    not a source (the answer uses nothing "
             "from it): The Benefits of Solar Energy") in faq
-    assert re.search(r"speed-up: \d+\.\d\dx", out)
+    assert "Questions: 4, taking the pages in turn" in out
+    assert speed_up(out) > 1  # 50 ms fake calls: the fan-out overlaps them
     assert caught(out) == [
         f"{run} > {where}" for run in ("sequential", "fan-out (ctx.map)") for where in (
             "questions: re-asked: 'Wind turbines generate electricity.' is not a question; "
@@ -71,9 +84,24 @@ def test_faq_on_the_fake(monkeypatch: pytest.MonkeyPatch) -> None:
             "it draws on 'The Benefits of Solar Energy'",
         )
     ]
-    # per run: a question per page plus one re-ask; an answer and its pages per question
-    # plus one re-ask
-    assert usage(out)[0] == 2 * ((3 + 1) + (3 * 2 + 1))
+    # per run: four questions plus one re-ask; an answer and its pages per question plus
+    # one re-ask
+    assert usage(out)[0] == 2 * ((4 + 1) + (4 * 2 + 1))
+
+
+def test_faq_asks_as_many_questions_as_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = demo("faq", "fake:demo", monkeypatch, "plait-testing", "--questions", "2").output
+    faq = out.split("─ FAQ ─")[1].split("─ Timings ─")[0]
+    assert re.findall(r"Q\d\. (.+)", faq) == ["What are the benefits of solar energy?",
+                                            "How do wind turbines generate electricity?"]
+
+
+def test_questions_is_an_option_of_the_faq_demo_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLAIT_LOAD_PLUGINS", "plait-testing")
+    for args in (["faq", "--questions", "0"], ["faq", "--questions", "10"],
+                 ["support", "--questions", "2"]):
+        result = CliRunner().invoke(cli, ["demo", *args, "--model", "fake:demo"])
+        assert result.exit_code == 2, result.output
 
 
 def test_faq_reports_an_unanswerable_question_and_keeps_the_others(
@@ -91,7 +119,7 @@ def test_faq_reports_an_unanswerable_question_and_keeps_the_others(
     monkeypatch.setattr(faq, "fake_reply", never_storage)
     out = demo("faq", "fake:demo", monkeypatch, "plait-testing").output
     faq_section = out.split("─ FAQ ─")[1].split("─ Timings ─")[0]
-    assert len(re.findall(r"Q\d\. ", faq_section)) == 2
+    assert len(re.findall(r"Q\d\. ", faq_section)) == 3
     assert ("✗ Why is energy storage important for renewables?: ValidationFailed: step "
             "'answers': validator 'pages_used' rejected the output: the answer uses nothing "
             "from 'The Benefits of Solar Energy'; it draws on 'Energy Storage Solutions'"
@@ -100,23 +128,29 @@ def test_faq_reports_an_unanswerable_question_and_keeps_the_others(
 
 def test_support_on_the_fake(monkeypatch: pytest.MonkeyPatch) -> None:
     out = demo("support", "fake:demo", monkeypatch, "plait-testing").output
-    intents = re.findall(r"  intent: (.+)", out)
-    assert intents == [
-        "Technical Support ✓",
-        "Billing Inquiry ✓",
-        "General Question ✓ (after 2 attempts)",
-        'unparseable after 3 attempts (the reply does not match Intent: $: expected one of '
-        '"Technical Support" | "Billing Inquiry" | "General Question", got "Tech"); the '
-        "router's fallback took it",
-        "General Question ✗ expected Billing Inquiry",
+    assert re.findall(r"  model's label: (.+)", out) == [
+        "Technical Support", "Billing Inquiry", "Feature Request",
+        "General Question (after 2 attempts)",
+        'none accepted in 3 attempts (last: the reply does not match Intent: $: expected one '
+        'of "Technical Support" | "Billing Inquiry" | "Feature Request" | "General Question", '
+        'got "Tech")',
+        "Billing Inquiry (after 2 attempts)",
     ]
+    assert re.findall(r"  label: (.+)", out) == [
+        "Technical Support ✓", "Billing Inquiry ✓", "Feature Request ✓", "General Question ✓",
+        "Technical Support ✓ (decided by the query's words)", "Billing Inquiry ✓"]
     assert re.findall(r"  routed to: (.+)", out) == [
-        "Technical Support", "Billing Inquiry", "General Question", "General Question",
-        "General Question"]
-    assert "reply: I'm sorry about the invoice; I'll look into it." in out
-    assert "3 of 5 queries got the expected label." in out
-    assert [c.split(" > ")[0] for c in caught(out)] == ["query 3", "query 4", "query 4"]
-    assert usage(out)[0] == 5 + 1 + 2 + 5  # classify each, re-asks, a handler each
+        "Technical Support", "Billing Inquiry", "Feature Request", "general (fallback)",
+        "Technical Support", "Billing Inquiry"]
+    assert "reply: Thank you for the suggestion! I've passed it to our product team." in out
+    assert "6 of 6 queries got the expected label." in out
+    assert ("routes taken: Technical Support x2, Billing Inquiry x2, Feature Request x1, "
+            "general (fallback) x1 (all four handlers answered)") in out
+    assert caught(out)[-1] == ("query 6 > classify: re-asked: 'Technical Support' does not fit "
+                               "a query that says 'charged'; that is a Billing Inquiry")
+    assert [c.split(" > ")[0] for c in caught(out)] == ["query 4", "query 5", "query 5",
+                                                       "query 6"]
+    assert usage(out)[0] == 6 + 4 + 6  # classify each, re-asks, a handler each
 
 
 def test_orchestrate_on_the_fake(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -133,9 +167,10 @@ def test_orchestrate_on_the_fake(monkeypatch: pytest.MonkeyPatch) -> None:
     reply = out.split("─ Reply ─")[1]
     assert reply.lstrip("─ \n").startswith("Dear Customer,")
     assert "Best regards" in reply
-    assert caught(out) == ['orchestrate > orchestrate: re-asked: the reply does not match Plan: '
-                           '$.tasks[1].type: expected one of "billing" | "return" | "status", '
-                           'got "refund"']
+    assert caught(out) == ["orchestrate > orchestrate: re-asked: the reply does not match Plan: "
+                           "$: invalid value (the status reference '#C-88120' is not in the "
+                           "message; use the invoice number, product name or order id it "
+                           "gives)"]
     assert usage(out)[0] == 2 + 1 + 1  # plan twice, the billing worker, the synthesizer
 
 
@@ -146,13 +181,13 @@ def test_a_failing_worker_is_reported_not_dropped(monkeypatch: pytest.MonkeyPatc
 
     def no_order_id(request: plait.ModelRequest) -> Any:
         reply = copy.deepcopy(scripted(request))
-        if isinstance(reply, dict) and reply["tasks"][1]["type"] == "return":
-            reply["tasks"][2]["reference"] = "my last order"
+        if isinstance(reply, dict):  # in the message, so the plan passes; not an order id
+            reply["status"][0]["reference"] = "my order"
         return reply
 
     monkeypatch.setattr(orchestrate, "fake_reply", no_order_id)
     out = demo("orchestrate", "fake:demo", monkeypatch, "plait-testing").output
-    assert "failed: no order id in the task (reference 'my last order')" in out
+    assert "failed: no order id in the task (reference 'my order')" in out
     assert out.split("Tasks and workers")[1].count("  ok") == 2
 
 
@@ -177,20 +212,48 @@ def test_a_model_that_cannot_be_used_stops_the_demo_at_once(
 # -- on the local model (slow; CI runs it) -------------------------------------------------
 
 
-@pytest.mark.local_model
-@pytest.mark.parametrize("name", ["faq", "support", "orchestrate"])
-def test_demo_on_smollm2(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Whatever the small model answers, the demo finishes and accounts for every call."""
-    out = demo(name, "local:smollm2", monkeypatch, "plait-local").output
-    calls, tokens_in, tokens_out = usage(out)
-    assert calls >= {"faq": 6, "support": 10, "orchestrate": 2}[name]
+def finished(out: str, calls: int) -> None:
+    """The demo accounted for its calls and printed its summary."""
+    made, tokens_in, tokens_out = usage(out)
+    assert made >= calls
     assert tokens_in > 0
     assert tokens_out > 0
     assert "Caught by validation and retries" in out
-    if name == "faq":
-        assert "Run 2: fan-out (ctx.map)" in out
-    if name == "support":
-        assert len(re.findall(r"  routed to: (Technical Support|Billing Inquiry|General Question)",
-                              out)) == 5
-    if name == "orchestrate":
-        assert "─ Reply ─" in out or "✗" in out
+
+
+@pytest.mark.local_model
+def test_faq_on_smollm2_overlaps_the_fan_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = demo("faq", "local:smollm2", monkeypatch, "plait-local").output
+    finished(out, 2 * (4 + 4 * 2))
+    assert out.count("│ questions │ ok") == 2
+    assert out.count("│ answers   │ ok") == 2
+    faq = out.split("─ FAQ ─")[1].split("─ Timings ─")[0]
+    assert re.findall(r"Q\d\. .+\?\n +.+\n +sources: \w", faq), faq
+    # The target (1.6x on 2 cores) is the benchmark's; on a box shared with other test
+    # runs, the fan-out must still beat the sequential run.
+    assert speed_up(out) > 1, out.split("─ Timings ─")[1]
+    assert "plait-local ran up to" in out
+
+
+@pytest.mark.local_model
+def test_support_on_smollm2_takes_all_four_routes(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = demo("support", "local:smollm2", monkeypatch, "plait-local").output
+    finished(out, 2 * 6)
+    assert len(re.findall(r"  model's label: ", out)) == 6
+    assert re.findall(r"  routed to: (.+)", out) == [
+        "Technical Support", "Billing Inquiry", "Feature Request", "general (fallback)",
+        "Technical Support", "Billing Inquiry"]
+    assert "6 of 6 queries got the expected label." in out
+    assert "(all four handlers answered)" in out
+
+
+@pytest.mark.local_model
+def test_orchestrate_on_smollm2_plans_all_three_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = demo("orchestrate", "local:smollm2", monkeypatch, "plait-local").output
+    finished(out, 3)
+    assert "planned 3 task(s); billing, return and status all present" in out
+    tasks = out.split("Tasks and workers")[1].split("─ Reply ─")[0]
+    assert re.findall(r"task \d (\w+): #?(\S+)", tasks) == [
+        ("billing", "INV-7890"), ("return", "SuperWidget"), ("status", "A-12345")]
+    assert tasks.count("  ok") == 3
+    assert out.split("─ Reply ─")[1].split("─ Caught")[0].strip()

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from plait._demos import run_demo
+from plait._demos.faq import MAX_QUESTIONS, QUESTIONS
 from plait._plugins import PluginWarning
 from plait._runtime import Runtime
 from plait._version import __version__
@@ -107,17 +108,22 @@ def run(target: str, inputs: tuple[str, ...], input_json: Any, model: str | None
 @click.argument("name", type=click.Choice(DEMOS))
 @click.option("--model", default=DEFAULT_DEMO_MODEL, show_default=True, metavar="PROVIDER:MODEL",
               help="The model every agent of the demo uses.")
-def demo(name: str, model: str) -> None:
+@click.option("--questions", type=click.IntRange(1, MAX_QUESTIONS), default=QUESTIONS,
+              show_default=True, help="faq: how many questions to ask and answer.")
+def demo(name: str, model: str, questions: int) -> None:
     """Run one of the worked examples: faq, support or orchestrate.
 
     \b
-    faq          a question per page, then an answer and its sources for each,
-                 sequentially and then as a fan-out (timings and speed-up)
-    support      classify support queries (Enum output) and route to a handler
+    faq          questions about three pages, then an answer and its sources for
+                 each, sequentially and then as a fan-out (timings and speed-up)
+    support      classify support queries (Enum output, checked by a gate) and
+                 route to the technical, billing, feature-request or fallback handler
     orchestrate  split a multi-intent request into typed tasks, run workers in
                  parallel, synthesize one reply
     """
-    run_demo(name, model)
+    if questions != QUESTIONS and name != "faq":
+        raise click.UsageError("--questions is an option of the faq demo")
+    run_demo(name, model, **({"questions": questions} if name == "faq" else {}))
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """``plait demo``: the seeds' three worked examples, runnable on any model.
 
-Each demo module defines ``async def main(session)``, and ``fake_reply(request)`` with
+Each demo module defines ``async def main(session, **options)``, and ``fake_reply(request)`` with
 ``FAKE_LATENCY``: the scripted model that ``--model fake:...`` (plait-testing's fake
 provider) answers with, including the kind of mistakes small models make, so a test can
 watch validation and retries catch them.
@@ -9,6 +9,7 @@ watch validation and retries catch them.
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 import anyio
 
@@ -19,7 +20,8 @@ from ._session import DemoSession
 __all__ = ["run_demo"]
 
 
-def run_demo(name: str, model: str) -> None:
+def run_demo(name: str, model: str, **options: Any) -> None:
+    """Run demo ``name`` on ``model``; ``options`` go to its ``main`` (faq: ``questions``)."""
     demo = importlib.import_module(f"{__name__}.{name}")
     session = DemoSession(model, fake_replies=demo.fake_reply, fake_latency=demo.FAKE_LATENCY)
     check_model(model, session.runtime)
@@ -28,7 +30,7 @@ def run_demo(name: str, model: str) -> None:
         async with session.runtime:
             if session.provider != "fake":  # the fake answers only what the demo scripted
                 await session.warm_up()
-            await demo.main(session)
+            await demo.main(session, **options)
         session.finish()
 
     anyio.run(main)

@@ -70,8 +70,31 @@ CONTENT = "\n\n".join(f"Source Title: {p.title}\nContent: {p.content}" for p in 
 
 QUESTION_PROMPT = (
     "<page>\nSource Title: {title}\nContent: {content}\n</page>\n\n"
-    "Write one question a reader might ask about this page."
+    "Write one question a reader might ask about {angle}."
 )
+# The n-th question is about page n % 3, from angle n // 3: with greedy decoding, the same
+# prompt twice would give the same question twice.
+ANGLES = ("this page", "a cost, limit or challenge this page mentions",
+          "how something on this page works")
+QUESTIONS = 4  # as many as the seeds ask for
+MAX_QUESTIONS = len(PAGES) * len(ANGLES)
+
+
+@attrs.frozen
+class Topic:
+    """What one question is asked about."""
+
+    page: Page
+    angle: str
+
+    def __str__(self) -> str:
+        return f"{self.page.title} ({self.angle})"
+
+
+def topics(n: int) -> list[Topic]:
+    if not 1 <= n <= MAX_QUESTIONS:
+        raise ValueError(f"the FAQ demo asks 1 to {MAX_QUESTIONS} questions, not {n}")
+    return [Topic(PAGES[i % len(PAGES)], ANGLES[i // len(PAGES)]) for i in range(n)]
 # The pages come first and the system prompt is shared, so consecutive calls share a
 # prefix that an in-process model (llama.cpp) does not evaluate again.
 PAGES_SYSTEM = "You answer questions about the web pages below, using only them."
@@ -178,8 +201,9 @@ async def each(ctx: plait.StepContext, fn: Callable[[T], Awaitable[U]], items: S
     return values, failed
 
 
-def faq_pipeline(model: str, *, fan_out: bool) -> plait.Pipeline:
-    """Questions (one per page), then an answer and its pages for each question."""
+def faq_pipeline(model: str, *, fan_out: bool, n_questions: int = QUESTIONS) -> plait.Pipeline:
+    """``n_questions`` questions (taking the pages in turn), then an answer and its pages
+    for each question."""
     questioner = plait.Agent(model=model, output=Question, temperature=0, max_tokens=48,
                              system="You write FAQ questions about web pages. Reply in JSON.")
     answerer = plait.Agent(model=model, system=PAGES_SYSTEM, temperature=0, max_tokens=48)
@@ -188,12 +212,13 @@ def faq_pipeline(model: str, *, fan_out: bool) -> plait.Pipeline:
 
     @plait.step
     async def questions(ctx: plait.StepContext) -> FAQs:
-        async def ask(page: Page) -> str:
+        async def ask(topic: Topic) -> str:
             reply = await ctx.ask(questioner, QUESTION_PROMPT.format(
-                title=page.title, content=page.content), validate=[is_question])
+                title=topic.page.title, content=topic.page.content, angle=topic.angle),
+                validate=[is_question])
             return str(reply.output.question.strip())
 
-        asked, failed = await each(ctx, ask, PAGES, fan_out=fan_out)
+        asked, failed = await each(ctx, ask, topics(n_questions), fan_out=fan_out)
         return FAQs([FAQ(q, "", []) for q in asked], failed)
 
     @plait.step
@@ -218,16 +243,17 @@ def faq_pipeline(model: str, *, fan_out: bool) -> plait.Pipeline:
                           deps={"answers": ["questions"]})
 
 
-async def main(session: DemoSession) -> None:
+async def main(session: DemoSession, questions: int = QUESTIONS) -> None:
     session.heading("FAQ generation: questions, then answers with sources")
     session.say("Pages: " + ", ".join(p.title for p in PAGES))
+    session.say(f"Questions: {questions}, taking the pages in turn")
     timings: list[float] = []
     final: FAQs | None = None
     for n, (fan_out, label) in enumerate(((False, "sequential"), (True, "fan-out (ctx.map)")), 1):
         session.say(f"\n[bold]Run {n}: {label}[/]")
         t0 = time.perf_counter()
-        result = await session.run(faq_pipeline(session.model, fan_out=fan_out), {},
-                                   title=label)
+        result = await session.run(faq_pipeline(session.model, fan_out=fan_out,
+                                                n_questions=questions), {}, title=label)
         if result is not None:
             final = result.output
             timings.append(time.perf_counter() - t0)
@@ -238,11 +264,11 @@ async def main(session: DemoSession) -> None:
         session.say(f"sequential:        {timings[0]:6.2f} s")
         session.say(f"fan-out (ctx.map): {timings[1]:6.2f} s")
         session.say(f"speed-up: {timings[0] / timings[1]:.2f}x")
-        if session.provider == "local":
-            session.say("[dim]On plait-local the calls cannot overlap: it runs one generation "
-                        "at a time per loaded model (a llama.cpp context is not re-entrant), "
-                        "so expect little speed-up here. With a hosted provider the same "
-                        "ctx.map overlaps the calls.[/]")
+        parallel = getattr(session.runtime.provider(session.provider), "parallel", None)
+        if session.provider == "local" and parallel is not None:
+            session.say(f"[dim]plait-local ran up to {parallel} generations at once, one "
+                        "model instance each (settings local.parallel); the fan-out "
+                        "overlaps them, the sequential run uses one at a time.[/]")
 
 
 def show_faqs(session: DemoSession, faqs: FAQs) -> None:
@@ -261,7 +287,8 @@ def show_faqs(session: DemoSession, faqs: FAQs) -> None:
 
 # -- the scripted model behind `--model fake:...` ---------------------------------------
 
-_FAKE = {  # page key -> (question, answer, pages used)
+# page key (or page key and angle) -> question, answer, pages used
+_FAKE: dict[str | tuple[str, str], tuple[str, str, set[str]]] = {
     "solar_energy": ("What are the benefits of solar energy?",
                      "Solar panels lower electricity bills and cut greenhouse gas emissions.",
                      {"solar_energy"}),
@@ -272,6 +299,10 @@ _FAKE = {  # page key -> (question, answer, pages used)
                        "Solar and wind are intermittent, so storage such as lithium-ion "
                        "batteries keeps the grid stable.",
                        {"energy_storage"}),
+    ("solar_energy", ANGLES[1]): ("Why can installing solar panels be costly?",
+                                  "The initial installation cost can be high, though "
+                                  "incentives and long-term savings help.",
+                                  {"solar_energy"}),
 }
 
 
@@ -284,16 +315,16 @@ def fake_reply(request: plait.ModelRequest) -> Any:
     prompt = users[0]
     if "<page>" in prompt:
         key = next(p.key for p in PAGES if p.title in prompt)
-        question = _FAKE[key][0]
+        angle = next(a for a in ANGLES if f"about {a}." in prompt)
+        question = _FAKE[key if angle == ANGLES[0] else (key, angle)][0]
         if key == "wind_turbines" and not reasked:
             return {"question": "Wind turbines generate electricity."}
         return {"question": question}
-    key = next(k for k, (q, _, _) in _FAKE.items() if q in prompt)
-    _, answer, used = _FAKE[key]
+    about, (_, answer, used) = next((k, v) for k, v in _FAKE.items() if v[0] in prompt)
     if "<answer>" not in prompt:
         return answer
-    if key == "solar_energy" and not reasked:
+    if about == "solar_energy" and not reasked:
         used = {"wind_turbines"}
-    if key == "energy_storage":
+    if about == "energy_storage":
         used = {"energy_storage", "solar_energy"}  # one page too many: kept out by the step
     return {p.key: p.key in used for p in PAGES}

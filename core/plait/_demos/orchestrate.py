@@ -22,6 +22,7 @@ import plait
 from ._session import DemoSession, complete_sentences, escape
 
 FAKE_LATENCY = 0.05
+PLAN_RETRIES = 3  # re-asks of the planner before the step fails
 
 QUERY = (
     "Hi, I'm writing to you because I have a question about invoice #INV-7890. It seems "
@@ -31,13 +32,46 @@ QUERY = (
 )
 
 PLANNER_SYSTEM = (
-    "Split the customer's message into tasks, one per request. Task types: \"billing\" "
-    "(reference: the invoice number), \"return\" (reference: the product name), \"status\" "
-    "(reference: the order id). details: what the customer says about it. Reply in JSON."
+    "Split the customer's message into requests, by kind: billing (reference: the invoice "
+    "number), returns (reference: the product name), status (reference: the order id). "
+    "details: what the customer says about it. A kind the message does not ask for gets "
+    "[]. Reply in JSON."
 )
-EXTRACT_PROMPT = (
-    "From the customer's message below, quote in one sentence their concern about invoice "
-    "{invoice}.\n\n<user_query>\n{query}\n</user_query>"
+# A small model copies the shape of worked examples far better than it follows rules:
+# three messages with all three kinds of request (in different orders), and their plans.
+# Their references are not in the customer's message, so a plan that copies one is
+# caught by the gate (plan_covers) and re-asked.
+EXAMPLES = (
+    ("Hello, invoice #INV-1024 charges me twice. I also want to return the 'AquaBottle 2' "
+     "because it leaks. And where is my order #B-20481?",
+     {"billing": [("INV-1024", "charged twice")], "returns": [("AquaBottle 2", "it leaks")],
+      "status": [("B-20481", "wants to know where it is")]}),
+    ("Hi, I have a question about invoice #INV-5521, it looks wrong. Also, I would like to "
+     "return the 'SoundBox Mini' I bought because it's broken. Finally, can you give me an "
+     "update on my order #C-88120?",
+     {"billing": [("INV-5521", "it looks wrong")], "returns": [("SoundBox Mini", "it is broken")],
+      "status": [("C-88120", "wants an update")]}),
+    ("Please return the 'CoffeeMate 3' for me, it stopped working. Invoice #INV-6060 has a "
+     "wrong amount. Where is order #E-40400?",
+     {"billing": [("INV-6060", "wrong amount")],
+      "returns": [("CoffeeMate 3", "it stopped working")],
+      "status": [("E-40400", "wants to know where it is")]}),
+)
+FEW_SHOT = "".join(
+    f"Message: {message}\nPlan: " + json.dumps({kind: [{"reference": r, "details": d}
+                                                        for r, d in requests]
+                                                 for kind, requests in plan.items()}) + "\n\n"
+    for message, plan in EXAMPLES)
+# What in a message asks for each kind of task: code decides what the plan must cover.
+MENTIONS = {
+    "billing": re.compile(r"\binvoice\s+#?[A-Z]{2,4}-?\d{3,}|\binvoice|\bbill(?:ed)?\b|"
+                          r"\bcharged?\b", re.IGNORECASE),
+    "return": re.compile(r"\breturn\s+(?:the|my)\s+'[^']+'|\breturn|\brefund", re.IGNORECASE),
+    "status": re.compile(r"\border\s+#?[A-Z]{1,4}-\d{3,}|\btrack", re.IGNORECASE),
+}
+EXTRACT_PROMPT = (  # the message first: a small model then answers instead of writing on
+    "Message: {query}\n\nIn one sentence, what is the customer's concern about invoice "
+    "{invoice}?"
 )
 SYNTHESIZER_SYSTEM = "You write short, friendly emails to customers for a support team."
 SYNTHESIZER_PROMPT = (
@@ -60,8 +94,27 @@ class Task:
 
 
 @attrs.frozen
+class Request:
+    reference: str
+    details: str
+
+
+@attrs.frozen
 class Plan:
-    tasks: list[Task]
+    """The planner's reply: the requests of each kind. One key per worker type is the
+    constraint that keeps a small model from dropping or inventing a kind: the grammar
+    makes it write all three, in this order, whatever order the message uses."""
+
+    billing: list[Request]
+    returns: list[Request]
+    status: list[Request]
+
+    @property
+    def tasks(self) -> list[Task]:
+        """What the Orchestrator runs: one task per request."""
+        return [Task(kind, r.reference, r.details) for kind, requests in (
+            (TaskType.BILLING, self.billing), (TaskType.RETURN, self.returns),
+            (TaskType.STATUS, self.status)) for r in requests]
 
 
 @attrs.frozen
@@ -93,16 +146,44 @@ class TaskRejected(ValueError):
     """A worker refused a task it cannot act on (the orchestrator reports it)."""
 
 
-def plan_is_usable(value: Any) -> str | None:
-    """Validation gate for the planner's reply (other values of the step pass through)."""
-    if not isinstance(value, Plan):
-        return None
-    if not value.tasks:
+def planner_prompt(ctx: plait.StepContext) -> str:
+    return f"{FEW_SHOT}Message: {ctx.input('query')}\nPlan:"
+
+
+def plan_covers(query: str, plan: Plan) -> str | None:
+    """Validation gate for a plan of ``query``: a task for every kind of request the message
+    makes, each referring to something the message says. ``None`` when it passes."""
+    tasks = plan.tasks
+    if not tasks:
         return "the plan has no tasks"
-    blank = [t.type.value for t in value.tasks if not t.reference.strip()]
-    if blank:
-        return f"the {blank[0]} task has an empty reference"
+    planned = {t.type.value for t in tasks}
+    for kind, pattern in MENTIONS.items():
+        found = pattern.search(query)
+        if found and kind not in planned:
+            return (f"the message says {found.group(0)!r}, so the plan needs a {kind} "
+                    "request for it")
+    for task in tasks:
+        reference = task.reference.strip(" #'\"")
+        if not reference or reference.casefold() not in query.casefold():
+            return (f"the {task.type.value} reference {task.reference!r} is not in the "
+                    "message; use the invoice number, product name or order id it gives")
     return None
+
+
+def plan_of(query: str) -> type[Plan]:
+    """The planner's output type for ``query``: a ``Plan`` that must pass ``plan_covers``.
+    (The Orchestrator asks its planner without the step's validators, so the gate lives in
+    the type: a plan that fails it is a malformed reply, and plait re-asks with why.)"""
+
+    @attrs.frozen
+    class CheckedPlan(Plan):
+        def __attrs_post_init__(self) -> None:
+            problem = plan_covers(query, self)
+            if problem is not None:
+                raise ValueError(problem)
+
+    CheckedPlan.__name__ = CheckedPlan.__qualname__ = "Plan"
+    return CheckedPlan
 
 
 def _code(text: str, prefix: str = r"[A-Za-z]{1,4}") -> str | None:
@@ -135,7 +216,8 @@ def describe(report: plait.TaskReport) -> str:
     return f"Regarding the {report.type} request: we could not handle it ({why})."
 
 
-def orchestrate_pipeline(model: str) -> plait.Pipeline:
+def orchestrate_pipeline(model: str, query: str) -> plait.Pipeline:
+    """The orchestrator for ``query`` (its plan is checked against that message)."""
     extractor = plait.Agent(model=model, temperature=0, max_tokens=40,
                             system="You quote customers' concerns in one sentence.")
     writer = plait.Agent(model=model, system=SYNTHESIZER_SYSTEM, temperature=0,
@@ -182,21 +264,22 @@ def orchestrate_pipeline(model: str) -> plait.Pipeline:
         return complete_sentences(reply)
 
     orchestrator = plait.Orchestrator(
-        planner=plait.Agent(model=model, system=PLANNER_SYSTEM, output=Plan, temperature=0,
-                            max_tokens=200),
+        planner=plait.Agent(model=model, system=PLANNER_SYSTEM, output=plan_of(query),
+                            temperature=0, max_tokens=200),
         workers={TaskType.BILLING: billing, TaskType.RETURN: product_return,
                  TaskType.STATUS: status},
         synthesizer=synthesize,
+        prompt=planner_prompt,
         max_tasks=6,
     )
     return plait.Pipeline("orchestrate", steps={"orchestrate": orchestrator},
-                          step_config={"orchestrate": plait.Config(validate=[plan_is_usable])})
+                          step_config={"orchestrate": plait.Config(retries=PLAN_RETRIES)})
 
 
 async def main(session: DemoSession) -> None:
     session.heading("Orchestrator-worker: plan typed tasks, run workers, synthesize")
     session.say(f"[bold]Customer:[/] {escape(QUERY)}\n")
-    result = await session.run(orchestrate_pipeline(session.model), {"query": QUERY},
+    result = await session.run(orchestrate_pipeline(session.model, QUERY), {"query": QUERY},
                                title="orchestrate")
     if result is None:
         return
@@ -226,23 +309,22 @@ async def main(session: DemoSession) -> None:
 
 # -- the scripted model behind `--model fake:...` ---------------------------------------
 
-_FAKE_PLAN = {"tasks": [
-    {"type": "billing", "reference": "#INV-7890", "details": "It seems higher than expected."},
-    {"type": "return", "reference": "SuperWidget 5000",
-     "details": "not compatible with my system"},
-    {"type": "status", "reference": "#A-12345", "details": "wants an update"},
-]}
+_FAKE_PLAN = {
+    "billing": [{"reference": "#INV-7890", "details": "It seems higher than expected."}],
+    "returns": [{"reference": "SuperWidget 5000", "details": "not compatible with my system"}],
+    "status": [{"reference": "#A-12345", "details": "wants an update"}],
+}
 
 
 def fake_reply(request: plait.ModelRequest) -> Any:
-    """Plans like a small model would: the first plan invents a task type ("refund"), so
-    plait re-asks; the second is right."""
+    """Plans like a small model would: the first plan copies an order id from the
+    planner's examples, so the gate re-asks; the second is right."""
     system = request.messages[0].content if request.messages[0].role == "system" else ""
     users = [m.content for m in request.messages if m.role == "user"]
     if request.json_schema is not None:
         if len(users) == 1:
             wrong = json.loads(json.dumps(_FAKE_PLAN))
-            wrong["tasks"][1]["type"] = "refund"
+            wrong["status"][0]["reference"] = "#C-88120"
             return wrong
         return _FAKE_PLAN
     if "concerns" in system:

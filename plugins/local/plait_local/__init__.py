@@ -11,7 +11,7 @@ from collections.abc import Callable
 import plait
 
 from ._models import BUNDLED_ALIASES, bundled_model_path, resolve_model
-from ._provider import ChatModel, LlamaLoader, LocalProvider
+from ._provider import ChatModel, LlamaLoader, LocalProvider, default_parallel
 
 __all__ = [
     "BUNDLED_ALIASES",
@@ -19,6 +19,7 @@ __all__ = [
     "LlamaLoader",
     "LocalProvider",
     "bundled_model_path",
+    "default_parallel",
     "plait_register_providers",
     "resolve_model",
 ]

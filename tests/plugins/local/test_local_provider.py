@@ -66,6 +66,28 @@ class CountingLoader:
         return self.model
 
 
+class FreshLoader:
+    """A new fake model per load, as llama.cpp gives a new context per instance; the first
+    ``gated`` of them wait for ``gate`` on every call."""
+
+    def __init__(self, gate: threading.Event | None = None, gated: int = 0) -> None:
+        self.gate = gate
+        self.gated = gated
+        self.models: list[FakeLlama] = []
+        self._loaded = threading.Condition()
+
+    def __call__(self, path: Path) -> FakeLlama:
+        with self._loaded:
+            model = FakeLlama(gate=self.gate if len(self.models) < self.gated else None)
+            self.models.append(model)
+            self._loaded.notify_all()
+        return model
+
+    def wait_for(self, n: int) -> bool:
+        with self._loaded:
+            return self._loaded.wait_for(lambda: len(self.models) >= n, timeout=30)
+
+
 def _request(prompt: str = "hi", **fields: Any) -> plait.ModelRequest:
     return plait.ModelRequest(model=fields.pop("model", "smollm2"),
                               messages=(plait.Message("user", prompt),), **fields)
@@ -128,7 +150,7 @@ async def test_json_text_is_not_parsed_unless_a_schema_was_asked_for() -> None:
 
 async def test_the_model_loads_once_and_aliases_share_it() -> None:
     loader = CountingLoader(FakeLlama())
-    provider = plait_local.LocalProvider(loader)
+    provider = plait_local.LocalProvider(loader, parallel=1)
     async with anyio.create_task_group() as tg:
         for name in ["smollm2", "smollm2", "SmolLM2-135M-Instruct", "SMOLLM2"]:
             tg.start_soon(provider.complete, _request(model=name))
@@ -158,9 +180,9 @@ async def test_an_unknown_model_raises_before_anything_loads() -> None:
     assert loader.paths == []
 
 
-async def test_requests_to_one_model_never_overlap() -> None:
+async def test_with_parallel_1_requests_to_one_model_never_overlap() -> None:
     fake = FakeLlama()
-    provider = plait_local.LocalProvider(CountingLoader(fake))
+    provider = plait_local.LocalProvider(CountingLoader(fake), parallel=1)
     replies: list[plait.ModelResponse] = []
 
     async def ask(i: int) -> None:
@@ -171,6 +193,48 @@ async def test_requests_to_one_model_never_overlap() -> None:
             tg.start_soon(ask, i)
     assert len(replies) == 8
     assert fake.max_active == 1
+
+
+async def test_a_pool_runs_up_to_parallel_generations_at_once_one_per_instance() -> None:
+    gate = threading.Event()
+    loader = FreshLoader(gate, gated=3)
+    provider = plait_local.LocalProvider(loader, parallel=3)
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            for i in range(7):
+                tg.start_soon(provider.complete, _request(f"q{i}"))
+            await _loaded(loader, 3)
+            for model in loader.models:  # three generations under way at the same time
+                await _until(model.entered)
+            gate.set()
+    assert len(loader.models) == 3
+    assert sum(len(m.calls) for m in loader.models) == 7
+    assert [m.max_active for m in loader.models] == [1, 1, 1]
+
+
+async def test_a_second_instance_loads_only_when_the_first_is_busy() -> None:
+    loader = FreshLoader()
+    provider = plait_local.LocalProvider(loader, parallel=4)
+    for i in range(3):
+        await provider.complete(_request(f"q{i}"))
+    assert len(loader.models) == 1
+
+
+async def test_a_request_goes_to_the_idle_instance_holding_its_prefix() -> None:
+    gate = threading.Event()
+    loader = FreshLoader(gate, gated=2)
+    provider = plait_local.LocalProvider(loader, parallel=2)
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:  # one prompt on each instance
+            tg.start_soon(provider.complete, _request("pages about solar. q1"))
+            tg.start_soon(provider.complete, _request("pages about wind. q1"))
+            await _loaded(loader, 2)
+            gate.set()
+    for prompt in ["pages about wind. q2", "pages about solar. q2", "pages about wind. q3"]:
+        await provider.complete(_request(prompt))
+    for model in loader.models:
+        topics = {call["messages"][-1]["content"].split(".")[0] for call in model.calls}
+        assert len(topics) == 1, topics
 
 
 async def test_value_and_type_errors_are_bad_requests() -> None:
@@ -205,7 +269,7 @@ async def test_a_timeout_raises_provider_unavailable_at_once() -> None:
 async def test_an_abandoned_generation_keeps_the_model_until_it_ends() -> None:
     gate = threading.Event()
     fake = FakeLlama(gate=gate)
-    provider = plait_local.LocalProvider(CountingLoader(fake))
+    provider = plait_local.LocalProvider(CountingLoader(fake), parallel=1)
     async with anyio.create_task_group() as tg:
         tg.start_soon(provider.complete, _request("slow"))
         await _until(fake.entered)
@@ -220,10 +284,31 @@ async def test_an_abandoned_generation_keeps_the_model_until_it_ends() -> None:
     assert fake.max_active == 1
 
 
+async def test_an_abandoned_generation_keeps_its_instance_while_another_serves() -> None:
+    gate = threading.Event()
+    loader = FreshLoader(gate, gated=1)
+    provider = plait_local.LocalProvider(loader, parallel=2)
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(provider.complete, _request("slow"))
+            await _loaded(loader, 1)
+            await _until(loader.models[0].entered)
+            tg.cancel_scope.cancel()
+        for prompt in ["next", "slower"]:  # never the busy instance, whatever the prefix
+            assert (await provider.complete(_request(prompt))).text == "hello"
+        busy, other = loader.models
+        assert busy.events == ["enter slow"]
+        assert [c["messages"][-1]["content"] for c in other.calls] == ["next", "slower"]
+        gate.set()
+        await provider.complete(_request("slow again"))
+    assert busy.events[:2] == ["enter slow", "exit slow"]
+    assert busy.max_active == other.max_active == 1
+
+
 async def test_a_request_that_gives_up_while_queued_never_runs() -> None:
     gate = threading.Event()
     fake = FakeLlama(gate=gate)
-    provider = plait_local.LocalProvider(CountingLoader(fake))
+    provider = plait_local.LocalProvider(CountingLoader(fake), parallel=1)
     async with anyio.create_task_group() as tg:
         tg.start_soon(provider.complete, _request("first"))
         await _until(fake.entered)
@@ -232,6 +317,11 @@ async def test_a_request_that_gives_up_while_queued_never_runs() -> None:
         gate.set()
     await provider.complete(_request("last"))
     assert [call["messages"][-1]["content"] for call in fake.calls] == ["first", "last"]
+
+
+async def _loaded(loader: FreshLoader, n: int) -> None:
+    # instances load in worker threads
+    assert await anyio.to_thread.run_sync(loader.wait_for, n), f"{n} instances never loaded"
 
 
 async def _until(event: threading.Event) -> None:

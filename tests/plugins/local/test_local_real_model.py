@@ -1,5 +1,10 @@
 """plait-local with the real SmolLM2-135M-Instruct model, loaded once per session."""
 
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -67,22 +72,78 @@ async def test_max_tokens_truncates_with_finish_reason_length(
     assert response.usage.output_tokens == 4
 
 
-async def test_concurrent_requests_are_served_one_at_a_time(
+async def test_concurrent_requests_share_the_pool_and_keep_their_grammars(
     smollm2: plait_local.LocalProvider,
 ) -> None:
-    prompts = ["Name a colour.", "Name a fruit.", "Name an animal.", "Name a city."]
+    prompts = ["Name a colour.", "Name a fruit.", "Invent a person.", "Invent another person."]
     replies: dict[str, plait.ModelResponse] = {}
 
     async def ask(prompt: str) -> None:
-        replies[prompt] = await smollm2.complete(_ask(prompt, max_tokens=12))
+        schema = PERSON if "person" in prompt else None
+        replies[prompt] = await smollm2.complete(_ask(prompt, max_tokens=32, json_schema=schema))
 
-    async with anyio.create_task_group() as tg:
-        for prompt in prompts:
-            tg.start_soon(ask, prompt)
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            for prompt in prompts:
+                tg.start_soon(ask, prompt)
     assert set(replies) == set(prompts)
-    for reply in replies.values():
+    for prompt, reply in replies.items():
         assert reply.text.strip()
         assert reply.usage.output_tokens > 0
+        if "person" in prompt:  # each instance samples with its own request's grammar
+            assert isinstance(reply.parsed, dict), reply.text
+            assert set(reply.parsed) == {"name", "age"}
+
+
+class Timed:
+    """A real model instance that records when each generation was inside llama.cpp."""
+
+    def __init__(self, llama: plait_local.ChatModel, spans: list[tuple[int, float, float]]):
+        self.llama = llama
+        self.spans = spans
+
+    def create_chat_completion(self, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return self.llama.create_chat_completion(**kwargs)
+        finally:
+            self.spans.append((id(self), started, time.perf_counter()))
+
+
+async def test_two_instances_generate_at_the_same_time() -> None:
+    spans: list[tuple[int, float, float]] = []
+    lock = threading.Lock()
+
+    def load(path: Path) -> Timed:
+        with lock:
+            return Timed(plait_local.LlamaLoader()(path), spans)
+
+    provider = plait_local.LocalProvider(load, parallel=2)
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            for prompt in ["Count from one to twenty.", "Name ten animals."]:
+                tg.start_soon(provider.complete, _ask(prompt, max_tokens=24))
+    (first, a0, a1), (second, b0, b1) = spans
+    assert first != second  # two instances, each its own llama.cpp context...
+    assert max(a0, b0) < min(a1, b1)  # ...both generating at once (whatever the load)
+
+
+def test_instances_loading_at_once_leave_the_process_output_alone() -> None:
+    # A fresh interpreter: pytest's own capture would hide a lost stdout.
+    script = """
+import anyio, plait, plait_local
+provider = plait_local.LocalProvider(parallel=4)
+async def main():
+    async with anyio.create_task_group() as tg:  # four requests at once: four loads at once
+        for i in range(4):
+            tg.start_soon(provider.complete, plait.ModelRequest(
+                model="smollm2", messages=(plait.Message("user", f"Hi {i}"),), max_tokens=1))
+anyio.run(main)
+print("still here")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert done.stdout == "still here\n"
 
 
 async def test_a_prompt_over_the_context_size_is_a_bad_request(

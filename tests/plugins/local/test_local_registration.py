@@ -77,15 +77,23 @@ def test_the_factory_builds_a_provider() -> None:
     assert isinstance(provider, plait_local.LocalProvider)
 
 
+def test_parallel_sets_the_instances_per_model_and_defaults_from_the_cores() -> None:
+    assert plait_local.LocalProvider.from_env(_env(parallel=3)).parallel == 3
+    default = plait_local.LocalProvider.from_env(_env()).parallel
+    assert default == plait_local.default_parallel()
+    assert 1 <= default <= 4
+
+
 def test_an_unknown_setting_is_refused_by_name() -> None:
     with pytest.raises(plait.PluginError, match=r"unknown plait-local setting\(s\) n_gpu, seed"):
         plait_local.LocalProvider.from_env(_env(seed=1, n_gpu=2))
 
 
+@pytest.mark.parametrize("key", ["n_ctx", "n_threads", "parallel"])
 @pytest.mark.parametrize("value", [0, -1, "2048", 2048.0, True])
-def test_a_setting_must_be_a_positive_int(value: object) -> None:
-    with pytest.raises(plait.PluginError, match="n_ctx must be a positive int"):
-        plait_local.LocalProvider.from_env(_env(n_ctx=value))
+def test_a_setting_must_be_a_positive_int(key: str, value: object) -> None:
+    with pytest.raises(plait.PluginError, match=f"{key} must be a positive int"):
+        plait_local.LocalProvider.from_env(_env(**{key: value}))
 
 
 def test_importing_registering_and_building_the_provider_import_nothing_heavy() -> None:
