@@ -116,8 +116,8 @@ def demo(name: str, model: str, questions: int) -> None:
     \b
     faq          questions about three pages, then an answer and its sources for
                  each, sequentially and then as a fan-out (timings and speed-up)
-    support      classify support queries (Enum output, checked by a gate) and
-                 route to the technical, billing, feature-request or fallback handler
+    support      classify support queries (Enum output, checked by a gate), then
+                 route to the technical, billing, feature or fallback handler
     orchestrate  split a multi-intent request into typed tasks, run workers in
                  parallel, synthesize one reply
     """
