@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import plait
 import pytest
 from plait_testing import FakeProvider, provider_plugin
 
 
-def test_an_agent_names_its_provider() -> None:
+def test_an_agent_names_its_provider_and_model() -> None:
     agent = plait.Agent(model="openai:gpt-4o-mini")
-    assert agent.provider == "openai"
-    assert plait.Agent(model="local:/models/a:b.gguf").provider == "local"
+    assert (agent.provider, agent.model_name) == ("openai", "gpt-4o-mini")
+    local = plait.Agent(model="local:/models/a:b.gguf")
+    assert (local.provider, local.model_name) == ("local", "/models/a:b.gguf")
+    moved = attrs.evolve(agent, model="anthropic:claude-haiku-4-5")  # split again, not kept
+    assert (moved.provider, moved.model_name) == ("anthropic", "claude-haiku-4-5")
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [
