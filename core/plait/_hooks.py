@@ -75,8 +75,8 @@ class Hooks:
     def decide(self, hook: str, **kwargs: Any) -> Awaitable[Any]:
         """The awaitable of the first implementation that answers ``hook``."""
         for impl in self.implementations(hook):
-            answer: Any = (self.call(hook, impl, kwargs) if self.trace  # every step's hot path
-                           else impl.function(*[kwargs[name] for name in impl.argnames]))
+            answer: Any = (self.call(hook, impl, kwargs) if self.trace
+                           else call_impl(impl, kwargs))
             if answer is not None:
                 return answer  # type: ignore[no-any-return]  # hooks return awaitables
         raise PluginError(f"no plugin answered {hook}")
