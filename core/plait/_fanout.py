@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -12,7 +13,8 @@ from ._errors import PipelineDefinitionError
 from ._execution import attempt_step
 from ._map import OnError, check_policy, map_items
 from ._results import FanOutResult
-from ._step import Step, run_in_thread
+from ._serialize import check_serializable, serializable_type
+from ._step import Step, declared_return, run_in_thread
 
 __all__ = ["FanOut", "worker_call"]
 
@@ -56,35 +58,53 @@ class FanOut(Step):
             return ctx.dep(self.over)  # type: ignore[no-any-return]
         return ctx.input(self.over)  # type: ignore[no-any-return]
 
+    @functools.cached_property
+    def declares_serializable(self) -> bool:
+        """A result's values are the worker's outputs, so JSON holds them when the worker
+        declares a type it always holds: then only the failed items are walked (in ``run``),
+        not one value per item."""
+        if isinstance(self.worker, Step):
+            return self.worker.declares_serializable
+        try:
+            return serializable_type(declared_return(self.worker))
+        except TypeError:  # an annotation that cannot be a cache key
+            return False
+
     async def run(self, ctx: StepContext) -> FanOutResult:
-        return await map_items(scope_of(ctx), worker_call(self.worker, ctx), self.items(ctx),
-                               limit=self.limit, on_error=self.on_error,
-                               min_success=self.min_success, indexed=True)
+        result = await map_items(scope_of(ctx), worker_call(self.worker, ctx), self.items(ctx),
+                                 limit=self.limit, on_error=self.on_error,
+                                 min_success=self.min_success, indexed=True)
+        if result.errors and self.declares_serializable:  # items are inputs of any type
+            check_serializable(ctx.runtime.converter, list(result.errors), f"{ctx.path}/errors")
+        return result
 
 
 def worker_call(worker: Any, ctx: StepContext) -> Callable[[int, Any], Awaitable[Any]]:
     """``(index, item) -> output`` for a worker step or ``(ctx, item)`` function; each item
     runs with its own child context (so its own idempotency key). A worker step runs under
     its own config (``timeout``, ``retries``, ``validate``), per item."""
+    # Each returns the item's awaitable rather than awaiting it in a coroutine of its own:
+    # one coroutine less per item.
     hooks = ctx.runtime.hooks
+    scope = scope_of(ctx)
+    call: Callable[[int, Any], Awaitable[Any]]
     if isinstance(worker, Step):
         own = Config.layered(worker.config).resolve()
         if own.timeout is None and not own.retries and not own.validate:  # the fast path
             if hooks.only_default("plait_run_step"):  # what the default would do, per item
-                async def call(i: int, item: Any) -> Any:
-                    return await worker.run(ctx.child(f"{i}", item=item))
+                def call(i: int, item: Any) -> Awaitable[Any]:
+                    return worker.run(StepContext(scope.item_child(i, item)))
             else:
-                async def call(i: int, item: Any) -> Any:
-                    return await hooks.decide("plait_run_step", step=worker,
-                                              ctx=ctx.child(f"{i}", item=item))
+                def call(i: int, item: Any) -> Awaitable[Any]:
+                    return hooks.decide("plait_run_step", step=worker,
+                                        ctx=StepContext(scope.item_child(i, item)))
         else:
-            async def call(i: int, item: Any) -> Any:
-                return await attempt_step(worker, scope_of(ctx.child(f"{i}", item=item,
-                                                                      config=own)))
+            def call(i: int, item: Any) -> Awaitable[Any]:
+                return attempt_step(worker, scope_of(ctx.child(f"{i}", item=item, config=own)))
     elif inspect.iscoroutinefunction(worker):
-        async def call(i: int, item: Any) -> Any:
-            return await worker(ctx.child(f"{i}", item=item), item)
+        def call(i: int, item: Any) -> Awaitable[Any]:
+            return worker(StepContext(scope.item_child(i, item)), item)  # type: ignore[no-any-return]
     else:
-        async def call(i: int, item: Any) -> Any:
-            return await run_in_thread(worker, ctx.child(f"{i}", item=item), item)
+        def call(i: int, item: Any) -> Awaitable[Any]:
+            return run_in_thread(worker, StepContext(scope.item_child(i, item)), item)
     return call

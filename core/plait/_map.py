@@ -105,6 +105,8 @@ async def local_executor(job: FanOutJob, scope: StepScope) -> list[ItemOutcome]:
     n = len(job.items)
     outcomes: list[ItemOutcome | None] = [None] * n
     pending = iter(range(n))
+    # progress displays subscribe in their wrapper, before the executor runs
+    counted = bool(job.on_item_done) or job.report is not None
 
     async def worker() -> None:
         item = ItemMeter(scope, scope.meter)
@@ -115,13 +117,15 @@ async def local_executor(job: FanOutJob, scope: StepScope) -> list[ItemOutcome]:
                 value = await job.fn(i, job.items[i])
             except Exception as exc:
                 outcomes[i] = outcome = ItemOutcome(i, None, exc, item.usage)
-                await job.finish(outcome)
+                if counted:
+                    await job.finish(outcome)
                 if job.fail_fast:
                     tg.cancel_scope.cancel()
                     return
             else:
                 outcomes[i] = outcome = ItemOutcome(i, value, None, item.usage)
-                await job.finish(outcome)
+                if counted:
+                    await job.finish(outcome)
 
     async with anyio.create_task_group() as tg:
         for _ in range(n if job.limit is None else min(job.limit, n)):

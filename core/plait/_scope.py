@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 __all__ = ["RunScope", "StepScope"]
 
+_new_scope = object.__new__
+
 
 class RunScope:
     """Per-run state shared by the steps of one run."""
@@ -92,6 +94,24 @@ class StepScope:
         return StepScope(self.run, step_id, self.deps if deps is None else deps,
                          config or self.config, budget=self.budget, parent=self,
                          path=f"{self.path}/{step_id}", item=item)
+
+    def item_child(self, index: int, item: Any) -> StepScope:
+        """``child(str(index), item=item)`` for a fan-out item, without the keyword
+        handling: a fan-out makes one per item."""
+        scope = _new_scope(StepScope)
+        scope.run = self.run
+        scope.step_id = step_id = str(index)
+        scope.path = f"{self.path}/{step_id}"
+        scope.deps = self.deps
+        scope.config = self.config
+        scope.budget = self.budget
+        scope._parent = self
+        scope._meter = None
+        scope.attempt = 1
+        scope.item = item
+        scope.route = None
+        scope.children = None
+        return scope
 
     def adopt(self, records: Mapping[str, StepRecord]) -> None:
         """Keep the records of work nested in this step (a branch, a nested pipeline)."""
