@@ -75,7 +75,7 @@ class FanOut(Step):
                                  limit=self.limit, on_error=self.on_error,
                                  min_success=self.min_success, indexed=True)
         if result.errors and self.declares_serializable:  # items are inputs of any type
-            check_serializable(ctx.runtime.converter, list(result.errors), f"{ctx.path}/errors")
+            check_serializable(ctx.runtime.converter, FanOutResult((), result.errors), ctx.path)
         return result
 
 

@@ -140,6 +140,36 @@ async def test_a_fanout_result_is_checked_where_it_holds_user_values(
     assert info.value.cause.path == path
 
 
+async def test_a_fanout_trusts_a_worker_that_declares_json_but_checks_failed_items(
+        plait_runtime: plait.Runtime) -> None:
+    handle = object()
+
+    async def length(ctx: plait.StepContext, item: Any) -> int:
+        if item is handle:
+            raise ValueError("not text")
+        return len(item)
+
+    async def undeclared(ctx: plait.StepContext, item: Any):  # type: ignore[no-untyped-def]
+        return {"item": handle}
+
+    declared = plait.FanOut(length, over="items", on_error="collect")
+    assert declared.declares_serializable
+    assert not plait.FanOut(undeclared, over="items").declares_serializable
+    ok = await plait.Pipeline("p", steps={"fan": declared}).run(
+        {"items": ["ab", "c"]}, runtime=plait_runtime)
+    assert list(ok.output) == [2, 1]
+    with pytest.raises(plait.StepFailed) as info:  # the failed item is an input: walked
+        await plait.Pipeline("p", steps={"fan": declared}).run(
+            {"items": ["ab", handle]}, runtime=plait_runtime)
+    assert isinstance(info.value.cause, plait.SerializationError)
+    assert (info.value.cause.step_id, info.value.cause.path) == ("fan", "$.errors[0].item")
+    with pytest.raises(plait.StepFailed) as info:  # an undeclared worker's values are walked
+        await plait.Pipeline("p", steps={"fan": plait.FanOut(undeclared, over="items")}).run(
+            {"items": ["ab"]}, runtime=plait_runtime)
+    assert isinstance(info.value.cause, plait.SerializationError)
+    assert info.value.cause.path == "$.values[0].item"
+
+
 async def test_the_path_names_a_nested_step(plait_runtime: plait.Runtime) -> None:
     async def produce(ctx: plait.StepContext) -> Any:
         return {"handle": object()}
