@@ -63,7 +63,8 @@ class Router(Step):
         deps=app_deps)`` runs it as a one-step pipeline and returns a ``PipelineResult``."""
         if not isinstance(ctx, StepContext):
             if self._alone is None:  # its one step is the router, under the router's name
-                self._alone = Pipeline(self.name, steps={self.name.replace("/", "_"): self})
+                name = self.label
+                self._alone = Pipeline(name, steps={name.replace("/", "_"): self})
             return await self._alone.run(ctx, deps=deps, runtime=runtime, run_id=run_id)
         scope = scope_of(ctx)
         chosen = route_key(await ctx.runtime.hooks.decide("plait_choose_route", router=self,
