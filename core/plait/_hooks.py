@@ -189,13 +189,14 @@ async def _asend(hook: str, name: str, gen: Any, result: Any) -> None:
 
 def _throw(hook: str, name: str, gen: Any, exc: BaseException, shown: BaseException) -> None:
     """Throw the work's error (``shown``: as wrappers see it) into one wrapper; the
-    original error always propagates."""
+    original error always propagates. A wrapper shown a timeout may raise what it likes
+    (``raise CircuitOpen() from exc``): the cancellation must reach its scope all the same."""
     try:
         gen.throw(shown)
     except StopIteration:
         return  # it tried to swallow the error; wrappers cannot, the error propagates
     except BaseException as raised:
-        if raised is exc or raised is shown:
+        if raised is exc or shown is not exc:  # a timeout's cancellation always goes on
             return
         raise _raised_instead(hook, name, raised, shown) from raised
     gen.close()
@@ -212,7 +213,7 @@ async def _athrow(hook: str, name: str, gen: Any, exc: BaseException,
         except StopAsyncIteration:
             return
         except BaseException as raised:
-            if raised is exc or raised is shown:
+            if raised is exc or shown is not exc:
                 return
             raise _raised_instead(hook, name, raised, shown) from raised
         await gen.aclose()

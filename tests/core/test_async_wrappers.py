@@ -265,3 +265,26 @@ async def test_a_fan_out_item_timeout_is_shown_to_the_wrapper_with_the_item_s_pa
     [seen] = plugin.failures
     assert isinstance(seen, plait.StepTimeout)
     assert seen.step_id == "fan/0"
+
+
+async def test_a_wrapper_raising_its_own_error_on_a_timeout_does_not_stop_the_cancellation(
+    plait_runtime: plait.Runtime, fake_provider: FakeProvider,
+) -> None:
+    class CircuitOpen(Exception):
+        pass
+
+    class Translates:
+        @plait.hookimpl
+        def plait_wrap_model_call(self) -> Any:
+            try:
+                yield
+            except plait.StepTimeout as exc:
+                raise CircuitOpen("the model is too slow") from exc
+
+    fake_provider.script(HANG, HANG)
+    plait_runtime.register(Translates())
+    with anyio.fail_after(5), pytest.raises(plait.StepFailed) as info:
+        await hanging_step().run(runtime=plait_runtime)
+    # the timeout still ended each attempt, and the step still retried
+    assert isinstance(info.value.cause, plait.StepTimeout)
+    assert info.value.attempts == 2
