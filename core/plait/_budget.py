@@ -22,18 +22,26 @@ _NO_USAGE = Usage()  # frozen: one instance starts every meter
 
 
 class UsageMeter:
-    """Accumulates usage and passes it up: fan-out item -> step -> run -> outer step."""
+    """Accumulates usage and passes it up: fan-out item -> step -> run -> outer step.
 
-    __slots__ = ("parent", "usage")
+    ``models`` splits it by the model that was called (``"openai:gpt-4o-mini"``), for
+    the usage a model call adds (``None`` until one does)."""
+
+    __slots__ = ("models", "parent", "usage")
 
     def __init__(self, parent: UsageMeter | None = None) -> None:
         self.parent = parent
         self.usage = _NO_USAGE
+        self.models: dict[str, Usage] | None = None
 
-    def add(self, usage: Usage) -> None:
+    def add(self, usage: Usage, model: str | None = None) -> None:
         meter: UsageMeter | None = self
         while meter is not None:
             meter.usage = meter.usage + usage
+            if model is not None:
+                if meter.models is None:
+                    meter.models = {}
+                meter.models[model] = meter.models.get(model, _NO_USAGE) + usage
             meter = meter.parent
 
 

@@ -171,7 +171,7 @@ async def send_once(runtime: Runtime, plan: _Plan, request: ModelRequest,
                 response = await complete()
     except BaseException as exc:
         if sent and plan.meter is not None:
-            plan.meter.add(_UNANSWERED)
+            plan.meter.add(_UNANSWERED, f"{plan.provider_name}:{plan.model}")
         if reservation is not None:
             if sent and _may_be_billed(exc):
                 reservation.keep()
@@ -187,7 +187,7 @@ async def send_once(runtime: Runtime, plan: _Plan, request: ModelRequest,
     limiters.settle(plan.provider_name, plan.model, worst_tokens,
                     response.usage.input_tokens + response.usage.output_tokens)
     if plan.meter is not None:
-        plan.meter.add(call.usage)
+        plan.meter.add(call.usage, f"{plan.provider_name}:{plan.model}")
     return response, call.usage
 
 

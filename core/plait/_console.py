@@ -84,6 +84,7 @@ def step_table(result: PipelineResult, title: str | None = None) -> Table:
     table.add_column("Status")
     table.add_column("Attempts", justify="right")
     table.add_column("Latency", justify="right")
+    table.add_column("Model")
     table.add_column("Tokens in/out", justify="right")
     table.add_column("Cost", justify="right")
     _add_rows(table, result.steps, 0)
@@ -102,6 +103,7 @@ def _add_rows(table: Table, records: Mapping[str, StepRecord], depth: int) -> No
             name, status,
             str(record.attempts) if ran else "-",
             f"{record.latency_s:.2f} s" if record.latency_s is not None else "-",
+            ", ".join(record.models) or "-",
             f"{record.usage.input_tokens:,}/{record.usage.output_tokens:,}" if ran else "-",
             format_cost(record.usage.cost) if ran else "-",
         )

@@ -30,7 +30,7 @@ carried as ``.cause``; they never escape a run untyped.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -128,7 +128,10 @@ class StepTimeout(PlaitError):
 class StepFailed(PlaitError):
     """A step failed (after its retries); dependents were skipped, the rest ran.
 
-    ``partial`` holds every completed output and step record of the run.
+    ``partial`` holds every completed output and step record of the run. A step of a
+    nested pipeline is named by its path (``"outer_step/inner_step"``) and ``cause`` is
+    its own error; ``nested_partials`` holds the partial result of each nested pipeline
+    the failure happened in, by that pipeline's step path.
     """
 
     def __init__(
@@ -137,11 +140,13 @@ class StepFailed(PlaitError):
         attempts: int,
         cause: BaseException,
         partial: PipelineResult | None = None,
+        nested_partials: Mapping[str, PipelineResult] | None = None,
     ) -> None:
         self.step_id = step_id
         self.attempts = attempts
         self.cause = cause
         self.partial = partial
+        self.nested_partials: Mapping[str, PipelineResult] = dict(nested_partials or {})
         tries = "attempt" if attempts == 1 else "attempts"
         super().__init__(
             f"step {step_id!r} failed after {attempts} {tries}: {type(cause).__name__}: {cause}"

@@ -13,6 +13,7 @@ from ._events import StepFinished, StepStarted
 from ._policy import backoff, gate, should_retry
 from ._results import StepRecord, StepStatus, Stop
 from ._serialize import check_serializable
+from ._timeouts import timeout_scope
 
 if TYPE_CHECKING:
     from ._config import ResolvedConfig
@@ -90,7 +91,7 @@ async def run_attempts(cfg: ResolvedConfig, where: str, scope: StepScope | None,
         try:
             if cfg.timeout is None:
                 return await once(*args)
-            with anyio.move_on_after(cfg.timeout) as cancel:
+            with timeout_scope(cfg.timeout, where) as cancel:
                 value = await once(*args)
             if cancel.cancel_called:  # also a sync function's thread that ended too late
                 raise StepTimeout(where, cfg.timeout)

@@ -14,7 +14,7 @@ from ._execution import attempt_step
 from ._map import OnError, check_policy, map_items
 from ._results import FanOutResult
 from ._serialize import check_serializable, serializable_type
-from ._step import Step, declared_return, run_in_thread
+from ._step import Step, check_runs, declared_return, run_in_thread
 
 __all__ = ["FanOut", "worker_call"]
 
@@ -43,6 +43,8 @@ class FanOut(Step):
         if not (isinstance(worker, Step) or callable(worker)):
             raise PipelineDefinitionError(
                 f"FanOut: worker must be a plait.Step or a function (ctx, item), got {worker!r}")
+        if isinstance(worker, Step):
+            check_runs(worker, "FanOut: worker")
         self.worker = worker
         self.over = over
         self.limit = limit

@@ -5,8 +5,8 @@ plait calls implementations itself, in pluggy's order (``tryfirst`` first, ``try
 last), each with only the arguments it names:
 
 - ``decide``: a decision hook, first non-``None`` answer wins (``firstresult``);
-- ``around``: a wrapper hook around awaited work (one-``yield`` generators, driven in
-  this task: entered in hook order, left in reverse);
+- ``around``: a wrapper hook around awaited work (one-``yield`` generators, sync or
+  async, driven in this task: entered in hook order, left in reverse);
 - ``implementations``: for registration hooks, which the plugin loader calls one
   plugin at a time so a broken one can be set aside.
 
@@ -15,13 +15,16 @@ Implementations are cached per hook until ``changed()`` (a plugin came or went).
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
+import anyio
 import pluggy
 
 from ._errors import PluginError
+from ._timeouts import timed_out
 
 __all__ = ["Hooks", "call_impl"]
 
@@ -91,30 +94,75 @@ class Hooks:
         try:
             for impl in impls:
                 gen = self._enter(hook, impl, kwargs)
+                if inspect.isasyncgen(gen):
+                    await _aenter(hook, impl.plugin_name, gen)
                 if gen is not None:
                     entered.append((impl.plugin_name, gen))
             result = await work()
         except BaseException as exc:
+            # a timeout's cancellation is shown to wrappers as the StepTimeout it becomes
+            shown = timed_out(exc) or exc
             for name, gen in reversed(entered):
-                _throw(hook, name, gen, exc)
+                if inspect.isasyncgen(gen):
+                    await _athrow(hook, name, gen, exc, shown)
+                else:
+                    _throw(hook, name, gen, exc, shown)
             raise
         for name, gen in reversed(entered):
-            _send(hook, name, gen, result)
+            if inspect.isasyncgen(gen):
+                await _asend(hook, name, gen, result)
+            else:
+                _send(hook, name, gen, result)
         return result
 
     def _enter(self, hook: str, impl: pluggy.HookImpl, kwargs: Mapping[str, Any]) -> Any:
-        """Run one wrapper up to its ``yield``; whatever it raises is the plugin's fault."""
+        """Run one wrapper up to its ``yield`` (an async one is only called: ``_aenter``
+        runs it); whatever it raises is the plugin's fault."""
         try:
             gen = self.call(hook, impl, kwargs)
-            if gen is not None:
+            if gen is not None and not inspect.isasyncgen(gen):
                 next(gen)
         except StopIteration:
-            raise PluginError(f"{hook} wrapper of plugin {impl.plugin_name!r} returned "
-                              "without yielding; a wrapper must yield exactly once") from None
+            raise _no_yield(hook, impl.plugin_name) from None
         except Exception as exc:
-            raise PluginError(f"{hook} wrapper of plugin {impl.plugin_name!r} failed before "
-                              f"the work started: {type(exc).__name__}: {exc}") from exc
+            raise _failed_first(hook, impl.plugin_name, exc) from exc
         return gen
+
+
+async def _aenter(hook: str, name: str, gen: Any) -> None:
+    """Run an async wrapper up to its ``yield``."""
+    try:
+        await gen.asend(None)
+    except StopAsyncIteration:
+        raise _no_yield(hook, name) from None
+    except Exception as exc:
+        raise _failed_first(hook, name, exc) from exc
+
+
+def _no_yield(hook: str, name: str) -> PluginError:
+    return PluginError(f"{hook} wrapper of plugin {name!r} returned without yielding; "
+                       "a wrapper must yield exactly once")
+
+
+def _failed_first(hook: str, name: str, exc: Exception) -> PluginError:
+    return PluginError(f"{hook} wrapper of plugin {name!r} failed before the work "
+                       f"started: {type(exc).__name__}: {exc}")
+
+
+def _failed_after(hook: str, name: str, exc: Exception) -> PluginError:
+    return PluginError(f"{hook} wrapper of plugin {name!r} failed after the work "
+                       f"succeeded: {type(exc).__name__}: {exc}")
+
+
+def _twice(hook: str, name: str) -> PluginError:
+    return PluginError(f"{hook} wrapper of plugin {name!r} yielded more than once; "
+                       "a wrapper must yield exactly once")
+
+
+def _raised_instead(hook: str, name: str, raised: BaseException,
+                    exc: BaseException) -> PluginError:
+    return PluginError(f"{hook} wrapper of plugin {name!r} raised "
+                       f"{type(raised).__name__} while handling {type(exc).__name__}")
 
 
 def _send(hook: str, name: str, gen: Any, result: Any) -> None:
@@ -123,25 +171,50 @@ def _send(hook: str, name: str, gen: Any, result: Any) -> None:
     except StopIteration:
         return
     except Exception as exc:
-        raise PluginError(f"{hook} wrapper of plugin {name!r} failed after the work "
-                          f"succeeded: {type(exc).__name__}: {exc}") from exc
+        raise _failed_after(hook, name, exc) from exc
     gen.close()
-    raise PluginError(f"{hook} wrapper of plugin {name!r} yielded more than once; "
-                      "a wrapper must yield exactly once")
+    raise _twice(hook, name)
 
 
-def _throw(hook: str, name: str, gen: Any, exc: BaseException) -> None:
-    """Throw the work's error into one wrapper; the original error always propagates."""
+async def _asend(hook: str, name: str, gen: Any, result: Any) -> None:
     try:
-        gen.throw(exc)
+        await gen.asend(result)
+    except StopAsyncIteration:
+        return
+    except Exception as exc:
+        raise _failed_after(hook, name, exc) from exc
+    await gen.aclose()
+    raise _twice(hook, name)
+
+
+def _throw(hook: str, name: str, gen: Any, exc: BaseException, shown: BaseException) -> None:
+    """Throw the work's error (``shown``: as wrappers see it) into one wrapper; the
+    original error always propagates. A wrapper shown a timeout may raise what it likes
+    (``raise CircuitOpen() from exc``): the cancellation must reach its scope all the same."""
+    try:
+        gen.throw(shown)
     except StopIteration:
         return  # it tried to swallow the error; wrappers cannot, the error propagates
     except BaseException as raised:
-        if raised is exc:
+        if raised is exc or shown is not exc:  # a timeout's cancellation always goes on
             return
-        raise PluginError(f"{hook} wrapper of plugin {name!r} raised "
-                          f"{type(raised).__name__} while handling {type(exc).__name__}"
-                          ) from raised
+        raise _raised_instead(hook, name, raised, shown) from raised
     gen.close()
-    raise PluginError(f"{hook} wrapper of plugin {name!r} yielded more than once; "
-                      "a wrapper must yield exactly once") from exc
+    raise _twice(hook, name) from exc
+
+
+async def _athrow(hook: str, name: str, gen: Any, exc: BaseException,
+                  shown: BaseException) -> None:
+    """``_throw`` for an async wrapper. Shielded when the work was cancelled, so the
+    wrapper's own awaits (releasing a quota, say) still run."""
+    with anyio.CancelScope(shield=isinstance(exc, anyio.get_cancelled_exc_class())):
+        try:
+            await gen.athrow(shown)
+        except StopAsyncIteration:
+            return
+        except BaseException as raised:
+            if raised is exc or shown is not exc:
+                return
+            raise _raised_instead(hook, name, raised, shown) from raised
+        await gen.aclose()
+    raise _twice(hook, name) from exc

@@ -20,7 +20,7 @@ from ._fanout import worker_call
 from ._map import map_items
 from ._results import ErrorInfo
 from ._router import route_key
-from ._step import Step, render_prompt
+from ._step import Step, check_runs, render_prompt
 
 __all__ = ["Orchestrator", "OrchestratorResult", "TaskReport"]
 
@@ -80,6 +80,8 @@ class Orchestrator(Step):
             if not (isinstance(worker, Step) or callable(worker)):
                 raise PipelineDefinitionError(
                     f"Orchestrator: worker for {key!r} must be a step or a function (ctx, task)")
+            if isinstance(worker, Step):
+                check_runs(worker, f"Orchestrator: worker for {key!r}")
         if isinstance(max_tasks, bool) or not isinstance(max_tasks, int) or max_tasks < 1:
             raise PipelineDefinitionError(f"Orchestrator: max_tasks must be an int >= 1, "
                                           f"got {max_tasks!r}")

@@ -235,7 +235,15 @@ class Pipeline(Step):
             if budget is not None:  # the run ran out of money inside, e.g., a fan-out
                 raise BudgetExceeded(budget.spent, budget.reserved, budget.limit, budget.scope,
                                      partial=result) from error
-            raise StepFailed(state.prefix + sid, attempts, error, result) from error
+            path = state.prefix + sid
+            if isinstance(error, StepFailed) and error.step_id.startswith(path + "/"):
+                # a nested pipeline's failure (perhaps in a router branch): one StepFailed,
+                # named by its path, its partial result kept with the outer levels'
+                assert error.partial is not None, "a pipeline's StepFailed carries its partial"
+                raise StepFailed(error.step_id, error.attempts, error.cause, result,
+                                 {**error.nested_partials, path: error.partial}
+                                 ) from error.cause
+            raise StepFailed(path, attempts, error, result) from error
         return result
 
     def _scope(self, run: RunScope, sid: str, outputs: Mapping[str, Any]) -> StepScope:

@@ -90,7 +90,9 @@ class StepRecord:
 
     ``started_at`` / ``ended_at`` are Unix timestamps; ``latency_s`` is measured with a
     monotonic clock. ``route`` is the branch a router took; ``children`` holds the records
-    of a nested pipeline or router branch.
+    of a nested pipeline or router branch. ``models`` splits ``usage`` by the model called
+    (``"openai:gpt-4o-mini"``: the provider and model the requests went to, a Runtime's
+    ``model_override`` applied), nested work included.
     """
 
     step_id: str
@@ -103,6 +105,7 @@ class StepRecord:
     error: ErrorInfo | None = None
     route: str | None = None
     children: Mapping[str, StepRecord] = attrs.field(factory=dict)
+    models: Mapping[str, Usage] = attrs.field(factory=dict)
 
 
 @attrs.frozen

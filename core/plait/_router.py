@@ -10,6 +10,8 @@ from ._config import Config
 from ._context import StepContext, scope_of
 from ._errors import PipelineDefinitionError, UnknownRoute
 from ._execution import execute_step
+from ._pipeline import Pipeline
+from ._runtime import Runtime
 from ._step import Step, as_step
 
 __all__ = ["Router", "route_key"]
@@ -51,8 +53,19 @@ class Router(Step):
                 f"router {name!r}: fallback {fallback!r} is not a branch; "
                 f"branches: {', '.join(map(repr, self.branches))}")
         self.config = config or Config()
+        self._alone: Pipeline | None = None  # the one-step pipeline of router.run(inputs)
 
-    async def run(self, ctx: StepContext) -> Any:
+    async def run(self, ctx: StepContext | Mapping[str, Any] | None = None, *,
+                  deps: Any = None, runtime: Runtime | None = None,
+                  run_id: str | None = None) -> Any:
+        """Route and run the branch. Inside a pipeline it is given its ``StepContext`` and
+        returns the branch's output; on its own, ``await router.run({"text": ...},
+        deps=app_deps)`` runs it as a one-step pipeline and returns a ``PipelineResult``."""
+        if not isinstance(ctx, StepContext):
+            if self._alone is None:  # its one step is the router, under the router's name
+                name = self.label
+                self._alone = Pipeline(name, steps={name.replace("/", "_"): self})
+            return await self._alone.run(ctx, deps=deps, runtime=runtime, run_id=run_id)
         scope = scope_of(ctx)
         chosen = route_key(await ctx.runtime.hooks.decide("plait_choose_route", router=self,
                                                           ctx=ctx))

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ._budget import Budget, UsageMeter, meter_for
 from ._config import ResolvedConfig
 from ._events import Listener, RunEvent
+from ._money import Usage
 from ._results import ErrorInfo, RunInfo, StepRecord, StepStatus
 
 if TYPE_CHECKING:
@@ -124,4 +125,9 @@ class StepScope:
         return StepRecord(self.step_id, status, self.attempt, started, started + latency,
                           latency, self.meter.usage,
                           None if error is None else ErrorInfo.of(error), self.route,
-                          {} if self.children is None else dict(self.children))
+                          {} if self.children is None else dict(self.children),
+                          self._models())
+
+    def _models(self) -> dict[str, Usage]:
+        models = None if self._meter is None else self._meter.models
+        return {} if models is None else dict(models)

@@ -18,7 +18,7 @@ from ._serialize import serializable_type
 if TYPE_CHECKING:
     from ._context import StepContext
 
-__all__ = ["FunctionStep", "Step", "as_step", "declared_return", "is_async_callable",
+__all__ = ["FunctionStep", "Step", "as_step", "check_runs", "declared_return", "is_async_callable",
            "render_prompt", "run_in_thread", "step"]
 
 T = TypeVar("T")
@@ -181,12 +181,21 @@ def is_async_callable(fn: Any) -> bool:
 def as_step(value: Any, where: str) -> Step:
     """Accept a Step or a plain function where a step is expected; refuse anything else."""
     if isinstance(value, Step):
-        return value
+        return check_runs(value, where)
     if callable(value) and not isinstance(value, type):
         return FunctionStep(value)
     raise PipelineDefinitionError(
         f"{where}: expected a plait.Step or a function of the context, got {value!r}"
     )
+
+
+def check_runs(step: Step, where: str) -> Step:
+    """Refuse a Step subclass that never implemented ``run`` when the workflow is built,
+    not when it runs (after earlier steps may have spent money)."""
+    if type(step).run is Step.run:
+        raise PipelineDefinitionError(
+            f"{where}: {type(step).__name__} does not implement `async def run(self, ctx)`")
+    return step
 
 
 async def render_prompt(prompt: str | Callable[[StepContext], Any], ctx: StepContext) -> str:

@@ -26,7 +26,7 @@ Three kinds of hook, by phase:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Generator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
@@ -56,7 +56,11 @@ hookspec = pluggy.HookspecMarker("plait")
 hookimpl = pluggy.HookimplMarker("plait")
 
 Wrapper = Generator[None, Any, None]
-"""What a wrapper hook returns: a generator that yields exactly once."""
+"""What a wrapper hook returns: a generator that yields exactly once (or an ``AsyncWrapper``)."""
+
+AsyncWrapper = AsyncGenerator[None, Any]
+"""What a wrapper hook may return instead: an async generator that yields exactly once, so
+it may ``await`` before and after its ``yield`` (a quota check, a moderation call)."""
 
 
 # The ``register`` callbacks the registration hooks receive. Keyword arguments may be

@@ -329,8 +329,8 @@ def test_run_prints_output_and_step_table(flows: str) -> None:
     assert result.stdout == "echo: HI\n"
     rows = table_rows(result.stderr)
     assert [row[:3] + row[4:] for row in rows.values()] == [
-        ["shout", "ok", "1", "0/0", "$0"],
-        ["ask", "ok", "1", "2/2", "$0"],
+        ["shout", "ok", "1", "-", "0/0", "$0"],
+        ["ask", "ok", "1", "fake:echo", "2/2", "$0"],
     ]
     assert all(row[3].endswith(" s") for row in rows.values())
     assert "1 model call, 2 tokens in, 2 out, cost $0" in result.stderr
@@ -342,6 +342,7 @@ def test_run_json(flows: str) -> None:
     back = plait.PipelineResult.from_json(result.stdout)
     assert back.output == "echo: HI"
     assert back.steps["ask"].status == "ok"
+    assert back.steps["ask"].models == {"fake:echo": back.steps["ask"].usage}
     assert back.usage.calls == 1
 
 

@@ -550,3 +550,24 @@ async def test_a_coroutine_handed_back_after_a_fail_fast_cancel_is_closed(
             await plait.Pipeline("p", steps={"fan": fan}).run(runtime=plait_runtime)
         gc.collect()
     assert not [w for w in caught if "never awaited" in str(w.message)]
+
+
+async def test_an_item_scope_has_everything_a_child_scope_has(
+        plait_runtime: plait.Runtime) -> None:
+    """``item_child`` builds a fan-out item's scope without ``__init__``: a field added to
+    ``StepScope`` must be set there too."""
+    from plait._context import scope_of
+    from plait._scope import StepScope
+
+    seen: list[tuple[StepScope, StepScope]] = []
+
+    async def look(ctx: plait.StepContext) -> int:
+        scope = scope_of(ctx)
+        seen.append((scope.item_child(3, "x"), scope.child("3", item="x")))
+        return 1
+
+    await in_step(plait_runtime, look)
+    fast, slow = seen[0]
+    for slot in StepScope.__slots__:
+        if slot != "ctx":  # set by the StepContext made over the scope
+            assert getattr(fast, slot) == getattr(slow, slot), slot

@@ -19,7 +19,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("values", ["_version", "_money", "_config", "_errors", "_model", "_serialize",
                 "_results", "_events"]),
     ("mechanisms", ["_budget", "_limits", "_structured", "_http", "_client", "_policy",
-                    "_hooks"]),
+                    "_timeouts", "_hooks"]),
     ("runtime", ["hookspecs", "_plugins", "_runtime"]),
     ("engine", ["_step", "_scope", "_execution", "_calls", "_agent", "_map", "_ensemble"]),
     ("workflows", ["_context", "_router", "_fanout", "_orchestrator", "_pipeline"]),

@@ -148,14 +148,11 @@ async def test_a_nested_failure_fails_the_outer_step(plait_runtime: plait.Runtim
 
     with pytest.raises(plait.StepFailed) as info:
         await outer_pipeline(inner_pipeline(body)).run({"topic": "t"}, runtime=plait_runtime)
-    outer = info.value
-    assert outer.step_id == "write"
-    inner = outer.cause
-    assert isinstance(inner, plait.StepFailed)
-    assert inner.step_id == "write/body"
-    assert isinstance(inner.cause, ValueError)
-    assert inner.partial is not None
-    assert inner.partial.outputs == {"prepare": "t/outline"}
+    outer = info.value  # one StepFailed, named by the path, with the inner step's error
+    assert outer.step_id == "write/body"
+    assert isinstance(outer.cause, ValueError)
+    inner = outer.nested_partials["write"]
+    assert inner.outputs == {"prepare": "t/outline"}
     assert outer.partial is not None
     assert outer.partial.outputs == {"outline": "outline"}
     record = outer.partial.steps["write"]

@@ -81,7 +81,10 @@ class FakeProvider:
 
     ``latency`` (seconds, or ``(request) -> seconds``) is slept with ``sleep`` before each
     reply: ``anyio.sleep`` by default, so a slow call can be cancelled; pass a fake clock's
-    sleep to test latency without waiting.
+    sleep to test latency without waiting. A request's ``timeout`` (``ctx.ask(...,
+    timeout=0.05)``) is honoured like a real provider's: a reply slower than it (or
+    ``HANG``) fails after ``timeout`` seconds with ``plait.ProviderUnavailable`` ("request
+    timed out"), which a model call retries like any transient failure.
     """
 
     def __init__(
@@ -127,6 +130,11 @@ class FakeProvider:
         # Decide the reply on arrival, so concurrent calls consume the script in call order.
         reply = await self._next_reply(request)
         latency = self._latency(request) if callable(self._latency) else self._latency
+        limit = request.timeout  # a per-call timeout=, as a real provider's HTTP client has
+        if limit is not None and (isinstance(reply, _Hang) or latency > limit):
+            await self._sleep(limit)
+            raise plait.ProviderUnavailable(f"request timed out after {limit:g} s",
+                                            provider="fake", model=request.model)
         if latency > 0:
             await self._sleep(latency)
         else:

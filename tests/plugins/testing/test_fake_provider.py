@@ -8,7 +8,7 @@ from typing import Any
 import anyio
 import plait
 import pytest
-from plait_testing import HANG, PRICES, FakeProvider, ScriptExhausted
+from plait_testing import HANG, PRICES, FakeProvider, ScriptExhausted, provider_plugin
 
 
 def ask(text: str, model: str = "any", **fields: Any) -> plait.ModelRequest:
@@ -182,6 +182,36 @@ async def test_hang_waits_until_cancelled() -> None:
         await fake.complete(ask("x"))
     assert scope.cancelled_caught
     assert (await fake.complete(ask("y"))).text == "after"
+
+
+async def test_a_request_timeout_cuts_a_slow_reply_short_like_a_real_provider() -> None:
+    slept: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    fake = FakeProvider(["late", HANG, "in time"], latency=lambda r: 0.5, sleep=fake_sleep)
+    for _ in range(2):  # slower than the timeout, then never
+        with pytest.raises(plait.ProviderUnavailable, match=r"request timed out after 0.05 s"):
+            await fake.complete(ask("x", timeout=0.05))
+    assert slept == [0.05, 0.05]  # it waited the timeout, not the latency
+    assert (await fake.complete(ask("y", timeout=1.0))).text == "in time"
+    assert slept == [0.05, 0.05, 0.5]
+
+
+async def test_a_per_call_timeout_fails_the_call_in_a_run(
+    plait_runtime: plait.Runtime, register_plugin: Any,
+) -> None:
+    register_plugin(provider_plugin(FakeProvider(["late"], latency=0.5), "fake"))
+
+    @plait.step
+    async def slow(ctx: plait.StepContext) -> str:
+        return (await ctx.ask(plait.Agent("fake:m"), "q", timeout=0.05, retries=0)).output
+
+    with anyio.fail_after(0.4), pytest.raises(plait.StepFailed) as info:
+        await plait.Pipeline("p", steps={"slow": slow}).run(runtime=plait_runtime)
+    assert isinstance(info.value.cause, plait.ProviderUnavailable)
+    assert "timed out" in str(info.value.cause)
 
 
 async def test_concurrent_calls_consume_the_script_in_arrival_order() -> None:
