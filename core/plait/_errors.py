@@ -3,6 +3,7 @@
     PlaitError
     ├── PipelineDefinitionError    a pipeline, router or fan-out is malformed (at construction)
     ├── MissingInput               ctx.input(name) for an input the run was not given
+    ├── UnknownInput               a run was given an input its pipeline does not declare
     ├── UndeclaredDependency       ctx.dep(id) for a step that is not a declared dependency
     ├── StepFailed                 a step failed after its retries (.cause, .partial: all done)
     ├── StepTimeout                one attempt of a step ran past its timeout
@@ -30,7 +31,8 @@ carried as ``.cause``; they never escape a run untyped.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -57,11 +59,19 @@ __all__ = [
     "StepFailed",
     "StepTimeout",
     "UndeclaredDependency",
+    "UnknownInput",
     "UnknownPlugin",
     "UnknownPrice",
     "UnknownRoute",
     "ValidationFailed",
 ]
+
+
+def did_you_mean(name: object, names: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` naming the closest of ``names`` to ``name``, or ``""`` when
+    none is close: the one hint every error that lists valid names ends with."""
+    close = difflib.get_close_matches(str(name), list(names), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 class PlaitError(Exception):
@@ -94,7 +104,23 @@ class MissingInput(PlaitError, KeyError):
         self.name = name
         self.available = tuple(available)
         shown = ", ".join(sorted(self.available)) or "none"
-        super().__init__(f"missing input {name!r} (inputs given: {shown})")
+        super().__init__(f"missing input {name!r} (inputs given: {shown})"
+                         f"{did_you_mean(name, self.available)}")
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0])
+
+
+class UnknownInput(PlaitError, KeyError):
+    """A run was given an input that its pipeline's ``inputs=`` does not declare."""
+
+    def __init__(self, pipeline: str, name: str, declared: Sequence[str]) -> None:
+        self.pipeline = pipeline
+        self.name = name
+        self.declared = tuple(declared)
+        shown = ", ".join(self.declared) or "none"
+        super().__init__(f"pipeline {pipeline!r} takes no input {name!r} (inputs: {shown})"
+                         f"{did_you_mean(name, self.declared)}")
 
     def __str__(self) -> str:  # KeyError would otherwise quote the message
         return str(self.args[0])
@@ -157,7 +183,7 @@ class UnknownRoute(PlaitError):
         self.valid = tuple(valid)
         super().__init__(
             f"router {router!r} chose {key!r}, which is not a branch; "
-            f"valid keys: {', '.join(map(repr, self.valid))}"
+            f"valid keys: {', '.join(map(repr, self.valid))}{did_you_mean(key, self.valid)}"
         )
 
 
@@ -314,4 +340,5 @@ class UnknownPlugin(PluginError, LookupError):
         self.distribution = distribution
         hint = f"; install {distribution} to add it" if distribution else ""
         shown = ", ".join(sorted(self.installed)) or "none"
-        super().__init__(f"unknown {kind} {name!r} (installed: {shown}){hint}")
+        super().__init__(f"unknown {kind} {name!r} (installed: {shown})"
+                         f"{did_you_mean(name, self.installed)}{hint}")

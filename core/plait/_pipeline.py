@@ -17,8 +17,15 @@ import attrs
 from ._budget import Budget, UsageMeter
 from ._config import NOTSET, Config, ResolvedConfig
 from ._context import StepContext, scope_of
-from ._errors import BudgetExceeded, PipelineDefinitionError, PlaitError, StepFailed
+from ._errors import (
+    BudgetExceeded,
+    PipelineDefinitionError,
+    PlaitError,
+    StepFailed,
+    did_you_mean,
+)
 from ._execution import execute_step
+from ._inputs import InputSpec, type_schema
 from ._money import Usage
 from ._results import PipelineResult, RunInfo, StepRecord, Stop
 from ._runtime import Runtime, default_runtime
@@ -36,7 +43,8 @@ class Pipeline(Step):
     step; ``output`` names the step whose value is ``result.output`` (default: the only
     step nothing depends on). A Pipeline is itself a step, so pipelines nest: inside
     another pipeline it sees the outer inputs plus its declared dependencies' outputs
-    (by step id) as its inputs.
+    (by step id) as its inputs. ``inputs`` declares what a run takes (a mapping of name ->
+    type, an attrs class, a dataclass or a TypedDict), checked before any step runs.
     """
 
     def __init__(
@@ -48,6 +56,7 @@ class Pipeline(Step):
         config: Config | None = None,
         step_config: Mapping[str, Config] | None = None,
         output: str | None = None,
+        inputs: Any = None,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise PipelineDefinitionError(f"a pipeline needs a non-empty name, got {name!r}")
@@ -62,7 +71,7 @@ class Pipeline(Step):
             if sid not in self._steps:
                 raise PipelineDefinitionError(
                     f"pipeline {name!r}: step_config names unknown step {sid!r}; "
-                    f"steps: {', '.join(self._steps)}")
+                    f"steps: {', '.join(self._steps)}{did_you_mean(sid, self._steps)}")
             _check_config(f"pipeline {name!r}: step_config[{sid!r}]", cfg)
         self._dependents: dict[str, list[str]] = {sid: [] for sid in self._steps}
         for sid, ds in self._deps.items():
@@ -78,6 +87,7 @@ class Pipeline(Step):
             # the run budget belongs to the run; a step budget only when the step sets one
             self._step_budgets[sid] = None if own.budget is NOTSET else own.budget
         self._resolved_run = self.run_config.resolve()
+        self._inputs = None if inputs is None else InputSpec.of(name, inputs)
 
     @property
     def steps(self) -> Mapping[str, Step]:
@@ -86,6 +96,22 @@ class Pipeline(Step):
     @property
     def dependencies(self) -> Mapping[str, tuple[str, ...]]:
         return dict(self._deps)
+
+    @property
+    def input_names(self) -> tuple[str, ...] | None:
+        """The names ``inputs=`` declares, or ``None`` for a pipeline that declares none."""
+        return None if self._inputs is None else tuple(self._inputs.fields)
+
+    def input_schema(self) -> dict[str, Any] | None:
+        """A JSON schema of the declared inputs, or ``None`` when none are declared."""
+        return None if self._inputs is None else self._inputs.schema()
+
+    def output_schema(self) -> dict[str, Any]:
+        """A JSON schema of ``result.output``, from the output step's return annotation
+        (``{}``, any JSON value, when it has none the schema can describe)."""
+        step = self._steps[self.output]
+        return step.output_schema() if isinstance(step, Pipeline) else type_schema(
+            step.output_type)
 
     async def run(
         self,
@@ -105,6 +131,8 @@ class Pipeline(Step):
             return await self._run_nested(inputs)
         if inputs is None:
             inputs = {}
+        if self._inputs is not None:
+            inputs = self._inputs.check(inputs)
         if not isinstance(inputs, Mapping):
             raise TypeError(f"pipeline {self.name!r}: inputs must be a mapping of name -> value, "
                             f"got {type(inputs).__name__}")
@@ -120,6 +148,8 @@ class Pipeline(Step):
     async def _run_nested(self, ctx: StepContext) -> Any:
         outer = scope_of(ctx)
         inputs = {**ctx.inputs, **ctx.dependencies}
+        if self._inputs is not None:
+            inputs = self._inputs.check(inputs, nested=True)
         info = RunInfo(ctx.run_id, self.label, inputs, parent=ctx.path)
         limit = self._resolved_run.budget
         budget = outer.budget if limit is None else Budget(limit, f"pipeline {self.name}",
@@ -262,13 +292,14 @@ def _check_deps(name: str, steps: Mapping[str, Step],
     for sid, ds in deps.items():
         if sid not in steps:
             raise PipelineDefinitionError(
-                f"pipeline {name!r}: deps names unknown step {sid!r}; steps: {known}")
+                f"pipeline {name!r}: deps names unknown step {sid!r}; steps: {known}"
+                f"{did_you_mean(sid, steps)}")
         listed = [ds] if isinstance(ds, str) else list(ds)
         for d in listed:
             if d not in steps:
                 raise PipelineDefinitionError(
                     f"pipeline {name!r}: step {sid!r} depends on unknown step {d!r}; "
-                    f"steps: {known}")
+                    f"steps: {known}{did_you_mean(d, steps)}")
         out[sid] = tuple(dict.fromkeys(listed))
     return out
 
@@ -300,7 +331,7 @@ def _check_output(name: str, dependents: Mapping[str, list[str]], output: str | 
         if output not in dependents:
             raise PipelineDefinitionError(
                 f"pipeline {name!r}: output names unknown step {output!r}; "
-                f"steps: {', '.join(dependents)}")
+                f"steps: {', '.join(dependents)}{did_you_mean(output, dependents)}")
         return output
     sinks = [sid for sid, ds in dependents.items() if not ds]
     if len(sinks) != 1:

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import IO, Any
 
+from ._errors import did_you_mean
 from ._pipeline import Pipeline
 from ._step import Step
 
@@ -48,7 +49,8 @@ def load_target(spec: str, *, as_pipeline: bool = True) -> Any:
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            raise click.UsageError(f"module {module_name!r} has no attribute {attr!r}") from None
+            raise click.UsageError(f"module {module_name!r} has no attribute {attr!r}"
+                                   f"{_runnable_names(obj, part)}") from None
     return _as_pipeline(obj, spec, attr) if as_pipeline else obj
 
 
@@ -93,6 +95,19 @@ def _as_pipeline(obj: Any, spec: str, attr: str) -> Any:
     article = "an" if kind[:1].lower() in "aeiou" else "a"
     raise click.UsageError(f"{spec} is {article} {kind}, not a plait.Pipeline or plait.Step "
                            "(decorate a function with @plait.step, or build a plait.Pipeline)")
+
+
+def _runnable_names(module: Any, missing: str) -> str:
+    """"; pipelines: a, b; did you mean 'a'?" for what ``module`` holds that could run."""
+    names = [n for n, v in getattr(module, "__dict__", {}).items()
+             if isinstance(v, Pipeline) and not n.startswith("_")]
+    steps = [n for n, v in getattr(module, "__dict__", {}).items() if isinstance(v, Step)
+             and not isinstance(v, Pipeline) and not n.startswith("_")]
+    if not names and not steps:
+        return "; it has no pipelines or steps"
+    shown = "".join(f"; {kind}: {', '.join(found)}" for kind, found in
+                    (("pipelines", names), ("steps", steps)) if found)
+    return shown + did_you_mean(missing, [*names, *steps])
 
 
 def _one_line(exc: BaseException) -> str:

@@ -78,6 +78,7 @@ EXPORTED = [
     "TaskReport",
     "TokenCount",
     "UndeclaredDependency",
+    "UnknownInput",
     "UnknownPlugin",
     "UnknownPrice",
     "UnknownRoute",

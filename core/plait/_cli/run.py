@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import IO
+from typing import IO, Any
 
 import anyio
 import click
 
 from plait._console import check_model, cli_runtime, format_value, step_table, usage_line
-from plait._errors import PlaitError
+from plait._errors import PlaitError, UnknownInput
 from plait._results import PipelineResult
 from plait._runtime import Runtime
 from plait._targets import load_target, parse_inputs
@@ -26,6 +26,7 @@ def run_target(target: str, pairs: tuple[str, ...], input_json: IO[str] | None,
                model: str | None, *, as_json: bool) -> None:
     pipeline = load_target(target)
     inputs = parse_inputs(pairs, input_json)
+    _check_input_names(pipeline, inputs)
     try:
         runtime = cli_runtime(model_override=model)
     except ValueError as exc:
@@ -57,6 +58,15 @@ def run_target(target: str, pairs: tuple[str, ...], input_json: IO[str] | None,
     else:
         click.echo(format_value(result.output, runtime))
     _report(result, runtime, time.perf_counter() - t0)
+
+
+def _check_input_names(pipeline: Any, inputs: dict[str, Any]) -> None:
+    """A name the pipeline does not declare is a usage error, before anything runs."""
+    declared = pipeline.input_names
+    for name in inputs if declared is not None else ():
+        if name not in declared:
+            raise click.BadParameter(str(UnknownInput(pipeline.name, name, declared)),
+                                     param_hint="'--input'")
 
 
 def _report(result: PipelineResult, runtime: Runtime, seconds: float) -> None:
