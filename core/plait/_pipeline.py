@@ -98,9 +98,12 @@ class Pipeline(Step):
         return dict(self._deps)
 
     @property
-    def input_names(self) -> tuple[str, ...] | None:
-        """The names ``inputs=`` declares, or ``None`` for a pipeline that declares none."""
-        return None if self._inputs is None else tuple(self._inputs.fields)
+    def input_types(self) -> Mapping[str, Any] | None:
+        """Each input ``inputs=`` declares and its type, or ``None`` for a pipeline that
+        declares none (which of them are required: ``input_schema()["required"]``)."""
+        if self._inputs is None:
+            return None
+        return {name: f.type for name, f in self._inputs.fields.items()}
 
     def input_schema(self) -> dict[str, Any] | None:
         """A JSON schema of the declared inputs, or ``None`` when none are declared."""

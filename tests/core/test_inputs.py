@@ -65,7 +65,7 @@ async def test_an_unknown_input_fails_before_any_step_with_a_did_you_mean() -> N
 
 async def test_undeclared_pipelines_take_any_inputs() -> None:
     p = pipe(None)
-    assert p.input_names is None
+    assert p.input_types is None
     assert p.input_schema() is None
     result = await p.run({"text": "hi", "lang": "de", "extra": 1})
     assert result.output == Answer("hi", "de")
@@ -182,3 +182,8 @@ def test_every_unknown_name_error_says_did_you_mean() -> None:
     assert "did you mean 'openai'" in str(
         plait.UnknownPlugin("provider", "opnai", ["openai", "local"]))
     assert "did you mean" not in str(plait.UnknownPlugin("provider", "zzz", ["openai"]))
+
+
+def test_input_types_map_each_declared_name_to_its_type() -> None:
+    assert pipe({"text": str, "n": int}).input_types == {"text": str, "n": int}
+    assert pipe(AttrsIn).input_types == {"text": str, "lang": Literal["en", "de"]}

@@ -62,10 +62,10 @@ def run_target(target: str, pairs: tuple[str, ...], input_json: IO[str] | None,
 
 def _check_input_names(pipeline: Any, inputs: dict[str, Any]) -> None:
     """A name the pipeline does not declare is a usage error, before anything runs."""
-    declared = pipeline.input_names
+    declared = pipeline.input_types
     for name in inputs if declared is not None else ():
         if name not in declared:
-            raise click.BadParameter(str(UnknownInput(pipeline.name, name, declared)),
+            raise click.BadParameter(str(UnknownInput(pipeline.name, name, list(declared))),
                                      param_hint="'--input'")
 
 
