@@ -14,6 +14,7 @@ import click
 
 from ._errors import UnknownPlugin
 from ._model import split_model
+from ._money import format_usd
 from ._plugins import KNOWN_DISTRIBUTIONS, PluginWarning
 from ._runtime import Runtime
 
@@ -65,7 +66,7 @@ def format_value(value: Any, runtime: Runtime) -> str:
 
 def format_cost(cost: Decimal) -> str:
     """Exact dollars, without trailing zeros: ``$0``, ``$0.000014``."""
-    return "$0" if cost == 0 else f"${cost.normalize():f}"
+    return format_usd(cost)
 
 
 def usage_line(usage: Usage, seconds: float | None = None) -> str:

@@ -36,6 +36,8 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from ._money import format_usd
+
 if TYPE_CHECKING:
     from ._results import PipelineResult
 
@@ -217,7 +219,8 @@ class BudgetExceeded(PlaitError):
         self.scope = scope
         self.partial = partial
         super().__init__(
-            f"{scope} budget of ${limit} exceeded: ${spent} spent, ${reserved} reserved "
+            f"{scope} budget of {format_usd(limit)} exceeded: {format_usd(spent)} spent, "
+            f"{format_usd(reserved)} reserved "
             "by calls in flight and this call's worst case"
         )
 

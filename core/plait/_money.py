@@ -8,7 +8,7 @@ from decimal import Decimal, InvalidOperation
 
 import attrs
 
-__all__ = ["Price", "TokenCount", "Usage", "price_in", "usd"]
+__all__ = ["Price", "TokenCount", "Usage", "format_usd", "price_in", "usd"]
 
 _MILLION = Decimal(1_000_000)
 
@@ -30,6 +30,12 @@ def usd(amount: str | int | Decimal) -> Decimal:
     if not value.is_finite() or value < 0:
         raise ValueError(f"a USD amount must be finite and >= 0, got {amount!r}")
     return value
+
+
+def format_usd(amount: Decimal) -> str:
+    """Exact dollars as people write them, without an exponent or trailing zeros: ``$0``,
+    ``$0.000014``, ``$0.0000001`` (never ``$1E-7``)."""
+    return "$0" if amount == 0 else f"${amount.normalize():f}"
 
 
 @attrs.frozen

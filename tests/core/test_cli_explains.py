@@ -1,14 +1,19 @@
-"""`plait run` explains: declared input names checked, an unknown object lists what can run."""
+"""The CLI explains: declared input names, what a module holds, `plait plugins` at any width,
+money as money."""
 
 from __future__ import annotations
 
 import pathlib
+import re
 import sys
 import uuid
+from decimal import Decimal
 
+import plait
 import pytest
 from click.testing import CliRunner, Result
 from plait._cli import cli
+from plait._money import format_usd
 
 FLOWS = """
 from typing import Literal
@@ -68,3 +73,56 @@ def test_an_unknown_object_lists_the_modules_pipelines_and_steps(flows: str) -> 
     assert result.exit_code == 2
     assert (f"Error: module '{flows}' has no attribute 'greetin'; pipelines: greeting; "
             "steps: greet; did you mean 'greeting'?") in result.stderr
+
+
+# -- plait plugins at any width --------------------------------------------------------------
+
+# what plait-openai and plait-testing register: the longest registration list there is
+REGISTERED = ["provider: fake", "groq", "llamacpp", "lmstudio", "ollama", "openai",
+              "openrouter", "together", "vllm"]
+
+
+@pytest.fixture
+def listing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLAIT_LOAD_PLUGINS", "plait-openai,plait-testing")
+    monkeypatch.delenv("PLAIT_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    monkeypatch.setattr(cli, "_plugin_commands", None)
+
+
+@pytest.mark.parametrize("width", [60, 80, 200])
+def test_plugins_fits_the_terminal_width(listing: None, monkeypatch: pytest.MonkeyPatch,
+                                         width: int) -> None:
+    monkeypatch.setenv("COLUMNS", str(width))
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich writes as to a terminal
+    monkeypatch.setenv("NO_COLOR", "1")
+    result = invoke("plugins")
+    assert result.exit_code == 0, result.output
+    text = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout)  # bold stays under NO_COLOR
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= width
+    words = text.split()
+    for whole in ["openai", "plait-openai", "register_providers", "testing", *REGISTERED]:
+        assert whole.split()[-1] in [w.strip("│,;") for w in words], whole  # never cut
+    assert ("┃ Plugin" in text) == (width >= 80)  # narrower: a block per plugin
+
+
+def test_plugins_prints_plain_rows_off_a_terminal(listing: None,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "40")  # no terminal: the width does not matter
+    result = invoke("plugins")
+    assert result.exit_code == 0, result.output
+    rows = [line.split("\t") for line in result.stdout.splitlines()]
+    assert [row[0] for row in rows] == ["openai", "testing"]
+    assert rows[0][2] == "register_providers"
+    assert rows[0][3] == ("provider: groq, llamacpp, lmstudio, ollama, openai, openrouter, "
+                          "together, vllm")
+    assert "│" not in result.stdout
+
+
+# -- money ---------------------------------------------------------------------------------
+
+
+def test_money_prints_as_money() -> None:
+    error = plait.BudgetExceeded(Decimal(0), Decimal("2E-7"), plait.usd("1E-7"))
+    assert str(error).startswith("run budget of $0.0000001 exceeded: $0 spent, $0.0000002 "
+                                 "reserved")
+    assert format_usd(Decimal("1.50")) == "$1.5"

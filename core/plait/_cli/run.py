@@ -72,7 +72,7 @@ def _check_input_names(pipeline: Any, inputs: dict[str, Any]) -> None:
 def _report(result: PipelineResult, runtime: Runtime, seconds: float) -> None:
     from rich.console import Console
 
-    console = Console(stderr=True)
-    console.print(step_table(result, title=f"{result.pipeline} · run {result.run_id[:12]}"))
-    console.print(usage_line(result.usage, seconds))
+    table = step_table(result, title=f"{result.pipeline} · run {result.run_id[:12]}")
+    table.caption, table.caption_justify = usage_line(result.usage, seconds), "left"
+    Console(stderr=True).print(table)  # the run's one summary: its steps, then its usage
 
