@@ -33,9 +33,13 @@ def usd(amount: str | int | Decimal) -> Decimal:
 
 
 def format_usd(amount: Decimal) -> str:
-    """Exact dollars as people write them, without an exponent or trailing zeros: ``$0``,
-    ``$0.000014``, ``$0.0000001`` (never ``$1E-7``)."""
-    return "$0" if amount == 0 else f"${amount.normalize():f}"
+    """Exact dollars as people write them, never with an exponent: ``$0``, ``$2``,
+    ``$0.10``, ``$0.000014``, ``$0.0000001`` (not ``$1E-7``); no trailing zeros past cents."""
+    if amount == 0:
+        return "$0"
+    text = f"{amount.normalize():f}"
+    whole, _, cents = text.partition(".")
+    return f"${whole}.{cents:0<2}" if cents else f"${whole}"
 
 
 @attrs.frozen

@@ -125,4 +125,5 @@ def test_money_prints_as_money() -> None:
     error = plait.BudgetExceeded(Decimal(0), Decimal("2E-7"), plait.usd("1E-7"))
     assert str(error).startswith("run budget of $0.0000001 exceeded: $0 spent, $0.0000002 "
                                  "reserved")
-    assert format_usd(Decimal("1.50")) == "$1.5"
+    shown = [format_usd(Decimal(a)) for a in ("0", "2", "2.00", "0.1", "1.5", "0.0000140", "3E-8")]
+    assert shown == ["$0", "$2", "$2", "$0.10", "$1.50", "$0.000014", "$0.00000003"]
