@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from ._money import Usage
     from ._results import PipelineResult, StepRecord
 
-__all__ = ["check_model", "cli_runtime", "format_cost", "format_value", "step_table",
-           "usage_line"]
+__all__ = ["check_model", "check_settings", "cli_runtime", "format_cost", "format_value",
+           "step_table", "usage_line"]
 
 _STATUS_STYLE = {"ok": "green", "failed": "red", "skipped": "dim", "cancelled": "yellow",
                  "stopped": "yellow"}
@@ -54,6 +54,16 @@ def check_model(model: str | None, runtime: Runtime) -> None:
         error = UnknownPlugin("provider", provider, list(installed),
                               KNOWN_DISTRIBUTIONS["provider"].get(provider))
         raise click.BadParameter(str(error), param_hint="'--model'")
+
+
+def check_settings(settings: Mapping[str, Any], runtime: Runtime) -> None:
+    """Fail on the command line for ``--set`` naming a provider that is not installed."""
+    installed = runtime.registry.providers
+    for provider in settings:
+        if provider not in installed:
+            error = UnknownPlugin("provider", provider, list(installed),
+                                  KNOWN_DISTRIBUTIONS["provider"].get(provider))
+            raise click.BadParameter(str(error), param_hint="'--set'")
 
 
 def format_value(value: Any, runtime: Runtime) -> str:

@@ -14,7 +14,7 @@ from ._errors import did_you_mean
 from ._pipeline import Pipeline
 from ._step import Step
 
-__all__ = ["load_target", "parse_inputs"]
+__all__ = ["load_target", "parse_inputs", "parse_settings"]
 
 
 def load_target(spec: str, *, as_pipeline: bool = True) -> Any:
@@ -81,6 +81,32 @@ def parse_inputs(pairs: Iterable[str], input_json: IO[str] | None = None) -> dic
             raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="'--input'")
         inputs[key.strip()] = value
     return inputs
+
+
+def parse_settings(pairs: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Provider settings from a command line, for ``Runtime(settings=...)``: each
+    ``PROVIDER.KEY=VALUE`` of ``pairs`` (``--set openai.base_url=http://...``).
+
+    A value that reads as JSON (``30``, ``1.5``, ``true``, ``null``) is that value, anything
+    else is the text as written. A malformed pair is a ``click.BadParameter`` naming
+    ``--set``, so a command exits with code 2.
+    """
+    import click
+
+    settings: dict[str, dict[str, Any]] = {}
+    for pair in pairs:
+        target, sep, text = pair.partition("=")
+        provider, dot, key = target.strip().partition(".")
+        if not sep or not dot or not provider or not key:
+            raise click.BadParameter(f"{pair!r} is not PROVIDER.KEY=VALUE "
+                                     "(e.g. llamacpp.base_url=http://127.0.0.1:8081/v1)",
+                                     param_hint="'--set'")
+        try:
+            value: Any = json.loads(text)
+        except ValueError:
+            value = text
+        settings.setdefault(provider, {})[key] = value
+    return settings
 
 
 def _as_pipeline(obj: Any, spec: str, attr: str) -> Any:

@@ -127,3 +127,120 @@ def test_money_prints_as_money() -> None:
                                  "reserved")
     shown = [format_usd(Decimal(a)) for a in ("0", "2", "2.00", "0.1", "1.5", "0.0000140", "3E-8")]
     assert shown == ["$0", "$2", "$2", "$0.10", "$1.50", "$0.000014", "$0.00000003"]
+
+
+# -- plait run --traceback / -v --------------------------------------------------------------
+
+BROKEN = """
+import plait
+
+
+def helper():
+    return {}["missing key"]
+
+
+@plait.step
+async def boom(ctx):
+    return helper()
+
+
+pipe = plait.Pipeline("bad", steps={"boom": boom})
+"""
+
+
+@pytest.mark.parametrize("flag", ["--traceback", "-v"])
+def test_run_traceback_shows_where_the_step_broke(flows: str, tmp_path: pathlib.Path,
+                                                  flag: str) -> None:
+    (tmp_path / f"{flows}_bad.py").write_text(BROKEN)
+    result = invoke("run", f"{flows}_bad:pipe", flag)
+    assert result.exit_code == 1
+    err = result.stderr
+    assert err.index("Traceback (most recent call last)") < err.index("Error: step 'boom'")
+    assert f'{flows}_bad.py", line 6, in helper' in err
+    assert "KeyError: 'missing key'" in err
+    assert "StepFailed" not in err  # the cause, not plait's wrapping of it
+
+
+def test_run_without_traceback_prints_one_line(flows: str, tmp_path: pathlib.Path) -> None:
+    (tmp_path / f"{flows}_bad.py").write_text(BROKEN)
+    result = invoke("run", f"{flows}_bad:pipe")
+    assert result.exit_code == 1
+    assert "Traceback" not in result.stderr
+    assert "Error: step 'boom' failed after 1 attempt: KeyError: 'missing key'" in result.stderr
+
+
+# -- --set PROVIDER.KEY=VALUE ------------------------------------------------------------------
+
+ECHO = """
+import plait
+
+agent = plait.Agent(model="fake:echo")
+pipe = plait.Pipeline("asks", steps={"ask": agent.as_step("{text}")})
+"""
+
+
+def test_run_set_gives_a_provider_its_settings(flows: str, tmp_path: pathlib.Path) -> None:
+    (tmp_path / f"{flows}_echo.py").write_text(ECHO)
+    plain = invoke("run", f"{flows}_echo:pipe", "-i", "text=hi")
+    assert plain.stdout == "hi\n"  # the fake echoes
+    result = invoke("run", f"{flows}_echo:pipe", "-i", "text=hi",
+                    "--set", 'fake.replies=["canned"]', "--set", "fake.latency=0")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "canned\n"
+
+
+@pytest.mark.parametrize(("pair", "message"), [
+    ("fake", "'fake' is not PROVIDER.KEY=VALUE"),
+    ("fake.replies", "'fake.replies' is not PROVIDER.KEY=VALUE"),
+    (".x=1", "'.x=1' is not PROVIDER.KEY=VALUE"),
+    ("fkae.latency=0", "unknown provider 'fkae' (installed: fake); did you mean 'fake'?"),
+])
+def test_run_set_mistakes_are_usage_errors(flows: str, tmp_path: pathlib.Path, pair: str,
+                                           message: str) -> None:
+    (tmp_path / f"{flows}_echo.py").write_text(ECHO)
+    result = invoke("run", f"{flows}_echo:pipe", "-i", "text=hi", "--set", pair)
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for '--set': {message}" in result.stderr
+
+
+def test_parse_settings_reads_json_values_and_keeps_text() -> None:
+    assert plait.parse_settings(["llamacpp.base_url=http://127.0.0.1:8081/v1",
+                                 "llamacpp.timeout=30", "openai.organization=org-1",
+                                 "fake.replies=[\"a\"]"]) == {
+        "llamacpp": {"base_url": "http://127.0.0.1:8081/v1", "timeout": 30},
+        "openai": {"organization": "org-1"}, "fake": {"replies": ["a"]}}
+
+
+def test_demo_set_reaches_the_demos_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
+    from plait._demos import _session
+
+    seen: list[dict[str, object]] = []
+    real = _session.cli_runtime
+
+    def spy(**kwargs: object) -> plait.Runtime:
+        seen.append(dict(kwargs["settings"]))  # type: ignore[call-overload]  # a mapping
+        return real(**kwargs)  # type: ignore[arg-type]  # the same keywords
+
+    monkeypatch.setattr(_session, "cli_runtime", spy)
+    monkeypatch.setenv("PLAIT_LOAD_PLUGINS", "plait-testing")
+    result = invoke("demo", "support", "--model", "fake:demo", "--set", "fake.latency=0")
+    assert result.exit_code == 0, result.output
+    assert seen[0]["fake"]["latency"] == 0  # type: ignore[index]  # a mapping
+
+
+# -- plait --help suggests only what can run -------------------------------------------------
+
+
+@pytest.mark.parametrize(("load", "shown", "hidden"), [
+    ("", "No model provider is installed", "plait demo faq"),
+    ("plait-openai", "plait demo faq --model PROVIDER:MODEL", "SmolLM2"),
+    ("plait-local", "Try it on the in-process SmolLM2 model", "No model provider"),
+])
+def test_help_suggests_the_demo_only_on_an_installed_provider(
+        monkeypatch: pytest.MonkeyPatch, load: str, shown: str, hidden: str) -> None:
+    monkeypatch.setenv("PLAIT_LOAD_PLUGINS", load)
+    monkeypatch.setattr(cli, "_plugin_commands", None)
+    result = invoke("--help")
+    assert result.exit_code == 0, result.output
+    assert shown in result.output
+    assert hidden not in result.output

@@ -91,6 +91,7 @@ EXPORTED = [
     "json_or_none",
     "load_target",
     "parse_inputs",
+    "parse_settings",
     "post_json",
     "run_sync",
     "step",
