@@ -25,6 +25,7 @@ from ._errors import (
     did_you_mean,
 )
 from ._execution import execute_step
+from ._graph import render
 from ._inputs import InputSpec, type_schema
 from ._money import Usage
 from ._results import PipelineResult, RunInfo, StepRecord, Stop
@@ -108,6 +109,14 @@ class Pipeline(Step):
     def input_schema(self) -> dict[str, Any] | None:
         """A JSON schema of the declared inputs, or ``None`` when none are declared."""
         return None if self._inputs is None else self._inputs.schema()
+
+    def to_mermaid(self) -> str:
+        """The pipeline as a Mermaid flowchart, every workflow shape drawn as such."""
+        return render(self, "mermaid")
+
+    def to_dot(self) -> str:
+        """The pipeline as a Graphviz digraph (``dot -Tsvg``), drawn as ``to_mermaid``."""
+        return render(self, "dot")
 
     def output_schema(self) -> dict[str, Any]:
         """A JSON schema of ``result.output``, from the output step's return annotation

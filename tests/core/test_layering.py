@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, list[str]]] = [
                     "_policy", "_hooks"]),
     ("runtime", ["hookspecs", "_plugins", "_runtime"]),
     ("engine", ["_step", "_scope", "_execution", "_calls", "_agent", "_map", "_ensemble"]),
-    ("workflows", ["_context", "_router", "_fanout", "_orchestrator", "_pipeline"]),
+    ("workflows", ["_context", "_router", "_fanout", "_orchestrator", "_graph", "_pipeline"]),
     ("faces", ["_sync", "_targets", "_console", "_builtin", "_demos", "_cli", "__init__"]),
 ]
 

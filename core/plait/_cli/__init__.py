@@ -20,6 +20,7 @@ from plait._runtime import Runtime
 from plait._targets import parse_settings
 from plait._version import __version__
 
+from .graph import show_graph
 from .plugins import show_plugins
 from .run import run_target
 
@@ -161,6 +162,16 @@ def demo(name: str, model: str, questions: int, settings: tuple[str, ...]) -> No
         raise click.UsageError("--questions is an option of the faq demo")
     run_demo(name, model, settings=parse_settings(settings),
              **({"questions": questions} if name == "faq" else {}))
+
+
+@cli.command(short_help="Draw a pipeline as a graph (MODULE:OBJECT).")
+@click.argument("target", metavar="MODULE:OBJECT")
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid",
+              show_default=True, help="Mermaid flowchart, or Graphviz DOT (dot -Tsvg).")
+def graph(target: str, fmt: Any) -> None:
+    """Print the DAG of a pipeline: routers, fan-outs, ensembles, orchestrators and nested
+    pipelines drawn as such. Paste Mermaid into a Markdown ```mermaid block."""
+    show_graph(target, fmt)
 
 
 def main() -> None:
