@@ -244,3 +244,9 @@ def test_help_suggests_the_demo_only_on_an_installed_provider(
     assert result.exit_code == 0, result.output
     assert shown in result.output
     assert hidden not in result.output
+
+
+def test_plugins_unknown_hook_says_did_you_mean(listing: None) -> None:
+    result = invoke("plugins", "--hook", "wrap_stp")
+    assert result.exit_code == 2
+    assert "did you mean 'plait_wrap_step'?" in result.stderr

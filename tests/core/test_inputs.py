@@ -187,3 +187,14 @@ def test_every_unknown_name_error_says_did_you_mean() -> None:
 def test_input_types_map_each_declared_name_to_its_type() -> None:
     assert pipe({"text": str, "n": int}).input_types == {"text": str, "n": int}
     assert pipe(AttrsIn).input_types == {"text": str, "lang": Literal["en", "de"]}
+
+
+def test_definition_errors_listing_names_say_did_you_mean() -> None:
+    async def route(ctx: plait.StepContext) -> str:
+        return "billing"
+
+    with pytest.raises(plait.PipelineDefinitionError, match="did you mean 'general'"):
+        plait.Router("r", route=route, branches={"general": answer, "billing": answer},
+                     fallback="genral")
+    with pytest.raises(ValueError, match="did you mean 'temperature'"):
+        plait.Ensemble(plait.Agent("fake:echo"), "{text}", n=2, vary={"temprature": [0, 1]})

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from plait import hookspecs
+from plait._errors import did_you_mean
 from plait._plugins import PluginInfo, PluginWarning
 from plait._runtime import Runtime
 
@@ -32,7 +33,8 @@ def plugin_rows(runtime: Runtime, *, show_all: bool, hook: str | None) -> list[P
 
 def show_plugins(*, show_all: bool, hook: str | None, as_json: bool) -> None:
     if hook is not None and _full_hook(hook) not in hook_names():
-        raise click.BadParameter(f"no hook named {hook!r}; hooks: {', '.join(hook_names())}",
+        raise click.BadParameter(f"no hook named {hook!r}; hooks: {', '.join(hook_names())}"
+                                 f"{did_you_mean(_full_hook(hook), hook_names())}",
                                  param_hint="'--hook'")
     # Tracers stay off: listing must not register them as plugins of their own.
     infos = plugin_rows(Runtime(tracers=[]), show_all=show_all, hook=hook)
