@@ -27,6 +27,7 @@ from ._errors import (
     StepFailed,
     StepTimeout,
     UndeclaredDependency,
+    UnknownInput,
     UnknownPlugin,
     UnknownPrice,
     UnknownRoute,
@@ -74,7 +75,7 @@ from ._router import Router
 from ._runtime import Runtime
 from ._step import FunctionStep, Step, step
 from ._sync import run_sync
-from ._targets import load_target, parse_inputs
+from ._targets import load_target, parse_inputs, parse_settings
 from ._version import __version__ as __version__
 from .hookspecs import hookimpl
 
@@ -145,6 +146,7 @@ __all__ = [
     "TextDelta",
     "TokenCount",
     "UndeclaredDependency",
+    "UnknownInput",
     "UnknownPlugin",
     "UnknownPrice",
     "UnknownRoute",
@@ -157,6 +159,7 @@ __all__ = [
     "json_or_none",
     "load_target",
     "parse_inputs",
+    "parse_settings",
     "post_json",
     "run_sync",
     "step",

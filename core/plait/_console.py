@@ -14,6 +14,7 @@ import click
 
 from ._errors import UnknownPlugin
 from ._model import split_model
+from ._money import format_usd
 from ._plugins import KNOWN_DISTRIBUTIONS, PluginWarning
 from ._runtime import Runtime
 
@@ -23,8 +24,8 @@ if TYPE_CHECKING:
     from ._money import Usage
     from ._results import PipelineResult, StepRecord
 
-__all__ = ["check_model", "cli_runtime", "format_cost", "format_value", "step_table",
-           "usage_line"]
+__all__ = ["check_model", "check_settings", "cli_runtime", "format_cost", "format_value",
+           "step_table", "usage_line"]
 
 _STATUS_STYLE = {"ok": "green", "failed": "red", "skipped": "dim", "cancelled": "yellow",
                  "stopped": "yellow"}
@@ -55,6 +56,16 @@ def check_model(model: str | None, runtime: Runtime) -> None:
         raise click.BadParameter(str(error), param_hint="'--model'")
 
 
+def check_settings(settings: Mapping[str, Any], runtime: Runtime) -> None:
+    """Fail on the command line for ``--set`` naming a provider that is not installed."""
+    installed = runtime.registry.providers
+    for provider in settings:
+        if provider not in installed:
+            error = UnknownPlugin("provider", provider, list(installed),
+                                  KNOWN_DISTRIBUTIONS["provider"].get(provider))
+            raise click.BadParameter(str(error), param_hint="'--set'")
+
+
 def format_value(value: Any, runtime: Runtime) -> str:
     """A step's output for people: text as it is, anything else as indented JSON."""
     if isinstance(value, str):
@@ -65,7 +76,7 @@ def format_value(value: Any, runtime: Runtime) -> str:
 
 def format_cost(cost: Decimal) -> str:
     """Exact dollars, without trailing zeros: ``$0``, ``$0.000014``."""
-    return "$0" if cost == 0 else f"${cost.normalize():f}"
+    return format_usd(cost)
 
 
 def usage_line(usage: Usage, seconds: float | None = None) -> str:

@@ -17,7 +17,7 @@ import attrs
 
 from ._budget import UsageMeter, meter_for
 from ._calls import call_model
-from ._errors import AggregationError, BudgetExceeded
+from ._errors import AggregationError, BudgetExceeded, did_you_mean
 from ._results import Aggregation, Candidate, EnsembleResult, ErrorInfo, Reply
 from ._step import Step, render_prompt
 
@@ -133,7 +133,8 @@ def _variants(agent: Agent, prompt: str, n: int, vary: Mapping[str, Any] | None,
     unknown = set(vary) - set(_VARY_KEYS)
     if unknown:
         raise ValueError(f"vary takes {', '.join(_VARY_KEYS)}; "
-                         f"unknown: {', '.join(sorted(unknown))}")
+                         f"unknown: {', '.join(sorted(unknown))}"
+                         f"{did_you_mean(min(unknown), _VARY_KEYS)}")
     for key, values in vary.items():
         if isinstance(values, str) or not isinstance(values, Sequence) or not values:
             raise ValueError(f"vary[{key!r}] must be a non-empty list, got {values!r}")

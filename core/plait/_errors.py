@@ -3,6 +3,7 @@
     PlaitError
     ├── PipelineDefinitionError    a pipeline, router or fan-out is malformed (at construction)
     ├── MissingInput               ctx.input(name) for an input the run was not given
+    ├── UnknownInput               a run was given an input its pipeline does not declare
     ├── UndeclaredDependency       ctx.dep(id) for a step that is not a declared dependency
     ├── StepFailed                 a step failed after its retries (.cause, .partial: all done)
     ├── StepTimeout                one attempt of a step ran past its timeout
@@ -30,9 +31,12 @@ carried as ``.cause``; they never escape a run untyped.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+
+from ._money import format_usd
 
 if TYPE_CHECKING:
     from ._results import PipelineResult
@@ -57,11 +61,19 @@ __all__ = [
     "StepFailed",
     "StepTimeout",
     "UndeclaredDependency",
+    "UnknownInput",
     "UnknownPlugin",
     "UnknownPrice",
     "UnknownRoute",
     "ValidationFailed",
 ]
+
+
+def did_you_mean(name: object, names: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` naming the closest of ``names`` to ``name``, or ``""`` when
+    none is close: the one hint every error that lists valid names ends with."""
+    close = difflib.get_close_matches(str(name), list(names), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 class PlaitError(Exception):
@@ -94,7 +106,23 @@ class MissingInput(PlaitError, KeyError):
         self.name = name
         self.available = tuple(available)
         shown = ", ".join(sorted(self.available)) or "none"
-        super().__init__(f"missing input {name!r} (inputs given: {shown})")
+        super().__init__(f"missing input {name!r} (inputs given: {shown})"
+                         f"{did_you_mean(name, self.available)}")
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0])
+
+
+class UnknownInput(PlaitError, KeyError):
+    """A run was given an input that its pipeline's ``inputs=`` does not declare."""
+
+    def __init__(self, pipeline: str, name: str, declared: Sequence[str]) -> None:
+        self.pipeline = pipeline
+        self.name = name
+        self.declared = tuple(declared)
+        shown = ", ".join(self.declared) or "none"
+        super().__init__(f"pipeline {pipeline!r} takes no input {name!r} (inputs: {shown})"
+                         f"{did_you_mean(name, self.declared)}")
 
     def __str__(self) -> str:  # KeyError would otherwise quote the message
         return str(self.args[0])
@@ -162,7 +190,7 @@ class UnknownRoute(PlaitError):
         self.valid = tuple(valid)
         super().__init__(
             f"router {router!r} chose {key!r}, which is not a branch; "
-            f"valid keys: {', '.join(map(repr, self.valid))}"
+            f"valid keys: {', '.join(map(repr, self.valid))}{did_you_mean(key, self.valid)}"
         )
 
 
@@ -196,7 +224,8 @@ class BudgetExceeded(PlaitError):
         self.scope = scope
         self.partial = partial
         super().__init__(
-            f"{scope} budget of ${limit} exceeded: ${spent} spent, ${reserved} reserved "
+            f"{scope} budget of {format_usd(limit)} exceeded: {format_usd(spent)} spent, "
+            f"{format_usd(reserved)} reserved "
             "by calls in flight and this call's worst case"
         )
 
@@ -319,4 +348,5 @@ class UnknownPlugin(PluginError, LookupError):
         self.distribution = distribution
         hint = f"; install {distribution} to add it" if distribution else ""
         shown = ", ".join(sorted(self.installed)) or "none"
-        super().__init__(f"unknown {kind} {name!r} (installed: {shown}){hint}")
+        super().__init__(f"unknown {kind} {name!r} (installed: {shown})"
+                         f"{did_you_mean(name, self.installed)}{hint}")

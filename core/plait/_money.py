@@ -8,7 +8,7 @@ from decimal import Decimal, InvalidOperation
 
 import attrs
 
-__all__ = ["Price", "TokenCount", "Usage", "price_in", "usd"]
+__all__ = ["Price", "TokenCount", "Usage", "format_usd", "price_in", "usd"]
 
 _MILLION = Decimal(1_000_000)
 
@@ -30,6 +30,16 @@ def usd(amount: str | int | Decimal) -> Decimal:
     if not value.is_finite() or value < 0:
         raise ValueError(f"a USD amount must be finite and >= 0, got {amount!r}")
     return value
+
+
+def format_usd(amount: Decimal) -> str:
+    """Exact dollars as people write them, never with an exponent: ``$0``, ``$2``,
+    ``$0.10``, ``$0.000014``, ``$0.0000001`` (not ``$1E-7``); no trailing zeros past cents."""
+    if amount == 0:
+        return "$0"
+    text = f"{amount.normalize():f}"
+    whole, _, cents = text.partition(".")
+    return f"${whole}.{cents:0<2}" if cents else f"${whole}"
 
 
 @attrs.frozen

@@ -15,7 +15,7 @@ import attrs
 
 from ._agent import Agent
 from ._context import StepContext, scope_of
-from ._errors import OutputParseError, PipelineDefinitionError
+from ._errors import OutputParseError, PipelineDefinitionError, did_you_mean
 from ._fanout import worker_call
 from ._map import map_items
 from ._results import ErrorInfo
@@ -126,7 +126,7 @@ class Orchestrator(Step):
             elif key not in self.workers:
                 reports[i] = TaskReport(i, name, task, "unknown_type", error=ErrorInfo(
                     "UnknownTaskType", f"no worker for task type {name!r}; workers: "
-                    f"{', '.join(self._names())}"))
+                    f"{', '.join(self._names())}{did_you_mean(name, self._names())}"))
             else:
                 runnable.append((i, name, task))
 

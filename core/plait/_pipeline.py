@@ -17,9 +17,17 @@ import anyio
 from ._budget import Budget, UsageMeter
 from ._config import NOTSET, Config, ResolvedConfig
 from ._context import StepContext, scope_of
-from ._errors import BudgetExceeded, PipelineDefinitionError, PlaitError, StepFailed
+from ._errors import (
+    BudgetExceeded,
+    PipelineDefinitionError,
+    PlaitError,
+    StepFailed,
+    did_you_mean,
+)
 from ._events import Listener, RunFailed, RunFinished, RunStarted
 from ._execution import execute_step
+from ._graph import render
+from ._inputs import InputSpec, type_schema
 from ._money import Usage
 from ._results import ErrorInfo, PipelineResult, RunInfo, StepRecord, Stop
 from ._runtime import Runtime, default_runtime
@@ -37,7 +45,8 @@ class Pipeline(Step):
     step; ``output`` names the step whose value is ``result.output`` (default: the only
     step nothing depends on). A Pipeline is itself a step, so pipelines nest: inside
     another pipeline it sees the outer inputs plus its declared dependencies' outputs
-    (by step id) as its inputs.
+    (by step id) as its inputs. ``inputs`` declares what a run takes (a mapping of name ->
+    type, an attrs class, a dataclass or a TypedDict), checked before any step runs.
     """
 
     def __init__(
@@ -49,6 +58,7 @@ class Pipeline(Step):
         config: Config | None = None,
         step_config: Mapping[str, Config] | None = None,
         output: str | None = None,
+        inputs: Any = None,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise PipelineDefinitionError(f"a pipeline needs a non-empty name, got {name!r}")
@@ -63,7 +73,7 @@ class Pipeline(Step):
             if sid not in self._steps:
                 raise PipelineDefinitionError(
                     f"pipeline {name!r}: step_config names unknown step {sid!r}; "
-                    f"steps: {', '.join(self._steps)}")
+                    f"steps: {', '.join(self._steps)}{did_you_mean(sid, self._steps)}")
             _check_config(f"pipeline {name!r}: step_config[{sid!r}]", cfg)
         self._dependents: dict[str, list[str]] = {sid: [] for sid in self._steps}
         for sid, ds in self._deps.items():
@@ -79,6 +89,7 @@ class Pipeline(Step):
             # the run budget belongs to the run; a step budget only when the step sets one
             self._step_budgets[sid] = None if own.budget is NOTSET else own.budget
         self._resolved_run = self.run_config.resolve()
+        self._inputs = None if inputs is None else InputSpec.of(name, inputs)
 
     @property
     def steps(self) -> Mapping[str, Step]:
@@ -87,6 +98,33 @@ class Pipeline(Step):
     @property
     def dependencies(self) -> Mapping[str, tuple[str, ...]]:
         return dict(self._deps)
+
+    @property
+    def input_types(self) -> Mapping[str, Any] | None:
+        """Each input ``inputs=`` declares and its type, or ``None`` for a pipeline that
+        declares none (which of them are required: ``input_schema()["required"]``)."""
+        if self._inputs is None:
+            return None
+        return {name: f.type for name, f in self._inputs.fields.items()}
+
+    def input_schema(self) -> dict[str, Any] | None:
+        """A JSON schema of the declared inputs, or ``None`` when none are declared."""
+        return None if self._inputs is None else self._inputs.schema()
+
+    def to_mermaid(self) -> str:
+        """The pipeline as a Mermaid flowchart, every workflow shape drawn as such."""
+        return render(self, "mermaid")
+
+    def to_dot(self) -> str:
+        """The pipeline as a Graphviz digraph (``dot -Tsvg``), drawn as ``to_mermaid``."""
+        return render(self, "dot")
+
+    def output_schema(self) -> dict[str, Any]:
+        """A JSON schema of ``result.output``, from the output step's return annotation
+        (``{}``, any JSON value, when it has none the schema can describe)."""
+        step = self._steps[self.output]
+        return step.output_schema() if isinstance(step, Pipeline) else type_schema(
+            step.output_type)
 
     async def run(
         self,
@@ -113,6 +151,8 @@ class Pipeline(Step):
         ``run`` and the ways of running built on it share)."""
         if inputs is None:
             inputs = {}
+        if self._inputs is not None:
+            inputs = self._inputs.check(inputs)
         if not isinstance(inputs, Mapping):
             raise TypeError(f"pipeline {self.name!r}: inputs must be a mapping of name -> value, "
                             f"got {type(inputs).__name__}")
@@ -142,6 +182,8 @@ class Pipeline(Step):
     async def _run_nested(self, ctx: StepContext) -> Any:
         outer = scope_of(ctx)
         inputs = {**ctx.inputs, **ctx.dependencies}
+        if self._inputs is not None:
+            inputs = self._inputs.check(inputs, nested=True)
         info = RunInfo(ctx.run_id, self.label, inputs, parent=ctx.path)
         limit = self._resolved_run.budget
         budget = outer.budget if limit is None else Budget(limit, f"pipeline {self.name}",
@@ -302,13 +344,14 @@ def _check_deps(name: str, steps: Mapping[str, Step],
     for sid, ds in deps.items():
         if sid not in steps:
             raise PipelineDefinitionError(
-                f"pipeline {name!r}: deps names unknown step {sid!r}; steps: {known}")
+                f"pipeline {name!r}: deps names unknown step {sid!r}; steps: {known}"
+                f"{did_you_mean(sid, steps)}")
         listed = [ds] if isinstance(ds, str) else list(ds)
         for d in listed:
             if d not in steps:
                 raise PipelineDefinitionError(
                     f"pipeline {name!r}: step {sid!r} depends on unknown step {d!r}; "
-                    f"steps: {known}")
+                    f"steps: {known}{did_you_mean(d, steps)}")
         out[sid] = tuple(dict.fromkeys(listed))
     return out
 
@@ -340,7 +383,7 @@ def _check_output(name: str, dependents: Mapping[str, list[str]], output: str | 
         if output not in dependents:
             raise PipelineDefinitionError(
                 f"pipeline {name!r}: output names unknown step {output!r}; "
-                f"steps: {', '.join(dependents)}")
+                f"steps: {', '.join(dependents)}{did_you_mean(output, dependents)}")
         return output
     sinks = [sid for sid, ds in dependents.items() if not ds]
     if len(sinks) != 1:

@@ -8,7 +8,7 @@ from typing import Any
 
 from ._config import Config
 from ._context import StepContext, scope_of
-from ._errors import PipelineDefinitionError, UnknownRoute
+from ._errors import PipelineDefinitionError, UnknownRoute, did_you_mean
 from ._execution import execute_step
 from ._pipeline import Pipeline
 from ._runtime import Runtime
@@ -51,7 +51,8 @@ class Router(Step):
         if self.fallback is not None and self.fallback not in self.branches:
             raise PipelineDefinitionError(
                 f"router {name!r}: fallback {fallback!r} is not a branch; "
-                f"branches: {', '.join(map(repr, self.branches))}")
+                f"branches: {', '.join(map(repr, self.branches))}"
+                f"{did_you_mean(self.fallback, map(str, self.branches))}")
         self.config = config or Config()
         self._alone: Pipeline | None = None  # the one-step pipeline of router.run(inputs)
 

@@ -32,7 +32,7 @@ from cattrs.v import format_exception
 
 from ._errors import OutputParseError
 
-__all__ = ["OutputSpec"]
+__all__ = ["OutputSpec", "json_schema"]
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -375,6 +375,12 @@ def _compile(tp: Any, where: str, seen: tuple[type, ...]) -> _Node:
         raise _unsupported(tp, where, "a strict schema cannot describe free-form mappings; "
                                       "use an attrs class or a list of them")
     raise _unsupported(tp, where)
+
+
+def json_schema(tp: Any) -> dict[str, Any]:
+    """The JSON schema of one supported type as it is (not wrapped; ``str`` included), for
+    a pipeline's inputs and output; an unsupported type raises ``TypeError`` naming it."""
+    return _compile(tp, "", ()).schema()
 
 
 def _compile_enum(tp: type[enum.Enum], where: str) -> _Choice:

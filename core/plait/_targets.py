@@ -10,10 +10,11 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import IO, Any
 
+from ._errors import did_you_mean
 from ._pipeline import Pipeline
 from ._step import Step
 
-__all__ = ["load_target", "parse_inputs"]
+__all__ = ["load_target", "parse_inputs", "parse_settings"]
 
 
 def load_target(spec: str, *, as_pipeline: bool = True) -> Any:
@@ -48,7 +49,8 @@ def load_target(spec: str, *, as_pipeline: bool = True) -> Any:
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            raise click.UsageError(f"module {module_name!r} has no attribute {attr!r}") from None
+            raise click.UsageError(f"module {module_name!r} has no attribute {attr!r}"
+                                   f"{_runnable_names(obj, part)}") from None
     return _as_pipeline(obj, spec, attr) if as_pipeline else obj
 
 
@@ -81,6 +83,32 @@ def parse_inputs(pairs: Iterable[str], input_json: IO[str] | None = None) -> dic
     return inputs
 
 
+def parse_settings(pairs: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Provider settings from a command line, for ``Runtime(settings=...)``: each
+    ``PROVIDER.KEY=VALUE`` of ``pairs`` (``--set openai.base_url=http://...``).
+
+    A value that reads as JSON (``30``, ``1.5``, ``true``, ``null``) is that value, anything
+    else is the text as written. A malformed pair is a ``click.BadParameter`` naming
+    ``--set``, so a command exits with code 2.
+    """
+    import click
+
+    settings: dict[str, dict[str, Any]] = {}
+    for pair in pairs:
+        target, sep, text = pair.partition("=")
+        provider, dot, key = target.strip().partition(".")
+        if not sep or not dot or not provider or not key:
+            raise click.BadParameter(f"{pair!r} is not PROVIDER.KEY=VALUE "
+                                     "(e.g. llamacpp.base_url=http://127.0.0.1:8081/v1)",
+                                     param_hint="'--set'")
+        try:
+            value: Any = json.loads(text)
+        except ValueError:
+            value = text
+        settings.setdefault(provider, {})[key] = value
+    return settings
+
+
 def _as_pipeline(obj: Any, spec: str, attr: str) -> Any:
     if isinstance(obj, Pipeline):
         return obj
@@ -93,6 +121,19 @@ def _as_pipeline(obj: Any, spec: str, attr: str) -> Any:
     article = "an" if kind[:1].lower() in "aeiou" else "a"
     raise click.UsageError(f"{spec} is {article} {kind}, not a plait.Pipeline or plait.Step "
                            "(decorate a function with @plait.step, or build a plait.Pipeline)")
+
+
+def _runnable_names(module: Any, missing: str) -> str:
+    """"; pipelines: a, b; did you mean 'a'?" for what ``module`` holds that could run."""
+    names = [n for n, v in getattr(module, "__dict__", {}).items()
+             if isinstance(v, Pipeline) and not n.startswith("_")]
+    steps = [n for n, v in getattr(module, "__dict__", {}).items() if isinstance(v, Step)
+             and not isinstance(v, Pipeline) and not n.startswith("_")]
+    if not names and not steps:
+        return "; it has no pipelines or steps"
+    shown = "".join(f"; {kind}: {', '.join(found)}" for kind, found in
+                    (("pipelines", names), ("steps", steps)) if found)
+    return shown + did_you_mean(missing, [*names, *steps])
 
 
 def _one_line(exc: BaseException) -> str:

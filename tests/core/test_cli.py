@@ -113,6 +113,12 @@ def only(monkeypatch: pytest.MonkeyPatch, *distributions: str) -> None:
     monkeypatch.setenv("PLAIT_LOAD_PLUGINS", ",".join(distributions))
 
 
+def terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """rich writes as to a terminal (the table; off one, `plait plugins` prints plain rows)."""
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")
+    monkeypatch.setenv("NO_COLOR", "1")
+
+
 def table_rows(text: str) -> dict[str, list[str]]:
     """A rich table's rows by first cell; wrapped lines joined into their row's cells."""
     rows: dict[str, list[str]] = {}
@@ -146,7 +152,7 @@ def test_help_lists_builtin_and_plugin_commands(install: Callable[..., str],
     assert result.exit_code == 0, result.output
     commands = result.output.split("Commands:")[1]
     assert [line.split()[0] for line in commands.strip().splitlines()] == [
-        "demo", "greet", "plugins", "run"]
+        "demo", "graph", "greet", "plugins", "run"]
     assert "Say hello (a plugin command)." in commands
 
 
@@ -198,6 +204,7 @@ def test_plugins_table_shows_registrations_and_broken_plugins(
         two_plugins: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     good, broken = two_plugins
     monkeypatch.setenv("COLUMNS", "200")
+    terminal(monkeypatch)
     result = invoke("plugins")
     assert result.exit_code == 0, result.output
     rows = table_rows(result.output)
@@ -222,6 +229,7 @@ def test_plugins_table_shows_a_plugin_whose_registration_raised(
     """)
     only(monkeypatch, raising, "plait-testing")
     monkeypatch.setenv("COLUMNS", "200")
+    terminal(monkeypatch)
     result = invoke("plugins")
     assert result.exit_code == 0, result.output
     assert "Traceback" not in result.output

@@ -18,17 +18,18 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[2] / "core" / "plait"
 LAYERS: list[tuple[str, list[str]]] = [
     ("values", ["_version", "_money", "_config", "_errors", "_model", "_serialize",
                 "_results", "_events"]),
-    ("mechanisms", ["_budget", "_limits", "_structured", "_http", "_client", "_policy",
-                    "_timeouts", "_hooks"]),
+    ("mechanisms", ["_budget", "_limits", "_structured", "_inputs", "_http", "_client",
+                    "_policy", "_timeouts", "_hooks"]),
     ("runtime", ["hookspecs", "_plugins", "_runtime"]),
     ("engine", ["_step", "_scope", "_execution", "_calls", "_agent", "_map", "_ensemble"]),
-    ("workflows", ["_context", "_router", "_fanout", "_orchestrator", "_pipeline"]),
+    ("workflows", ["_context", "_router", "_fanout", "_orchestrator", "_graph", "_pipeline"]),
     ("faces", ["_sync", "_targets", "_console", "_builtin", "_demos", "_cli", "__init__"]),
 ]
 
 # Function-local imports of plait's own modules, each with the reason it is deferred.
 DEFERRED = {
     ("plait._agent", "plait._structured"): "cattrs loads on the first Agent, not on import",
+    ("plait._inputs", "plait._structured"): "cattrs loads with the first schema, not on import",
 }
 
 

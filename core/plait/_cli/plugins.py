@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from plait import hookspecs
+from plait._errors import did_you_mean
 from plait._plugins import PluginInfo, PluginWarning
 from plait._runtime import Runtime
 
@@ -32,7 +33,8 @@ def plugin_rows(runtime: Runtime, *, show_all: bool, hook: str | None) -> list[P
 
 def show_plugins(*, show_all: bool, hook: str | None, as_json: bool) -> None:
     if hook is not None and _full_hook(hook) not in hook_names():
-        raise click.BadParameter(f"no hook named {hook!r}; hooks: {', '.join(hook_names())}",
+        raise click.BadParameter(f"no hook named {hook!r}; hooks: {', '.join(hook_names())}"
+                                 f"{did_you_mean(_full_hook(hook), hook_names())}",
                                  param_hint="'--hook'")
     # Tracers stay off: listing must not register them as plugins of their own.
     infos = plugin_rows(Runtime(tracers=[]), show_all=show_all, hook=hook)
@@ -40,32 +42,77 @@ def show_plugins(*, show_all: bool, hook: str | None, as_json: bool) -> None:
         click.echo(json.dumps([_as_dict(i) for i in infos], indent=2))
         return
     from rich.console import Console
-    from rich.table import Table
 
     console = Console()
     if not infos:
         where = f" implementing {_full_hook(hook)}" if hook else ""
         console.print(f"No plugins{where} installed.")
         return
-    table = Table(title="plait plugins", title_justify="left")
-    table.add_column("Plugin", no_wrap=True)
-    table.add_column("Distribution", no_wrap=True)
-    widest = max((len(h) - len("plait_") for i in infos for h in i.hooks), default=5)
-    table.add_column("Hooks (plait_*)", min_width=widest, overflow="fold")
-    table.add_column("Registered", overflow="fold")
-    for info in infos:
-        if info.error is not None:
-            table.add_row(f"[red]{info.name}[/]", _distribution(info), "[red]broken[/]",
-                          f"[red]failed to load: {info.error}[/]")
-            continue
-        hooks = "\n".join(h.removeprefix("plait_") for h in info.hooks) or "-"
-        registered = "\n".join(f"{kind}: {', '.join(names)}"
-                               for kind, names in sorted(info.registered.items())) or "-"
-        table.add_row(info.name, _distribution(info), hooks, registered)
-    console.print(table)
+    if not console.is_terminal:
+        for info in infos:  # plain rows, one per plugin, for grep, cut and sort
+            click.echo("\t".join(_cells(info, sep=", ")))
+    else:
+        if _fits(console, infos):
+            console.print(_table(infos))
+        else:  # too narrow for four columns: one block per plugin, wrapped to the width
+            _print_blocks(console, infos)
     broken = sum(1 for i in infos if i.error is not None)
     if broken:
-        console.print(f"[red]{broken} plugin(s) failed to load and were skipped.[/]")
+        click.echo(f"{broken} plugin(s) failed to load and were skipped.",
+                   err=not console.is_terminal)
+
+
+_HEADERS = ["Plugin", "Distribution", "Hooks (plait_*)", "Registered"]
+
+
+def _cells(info: PluginInfo, sep: str) -> list[str]:
+    """Plugin, distribution, hooks and what it registered (``sep`` between items)."""
+    if info.error is not None:
+        return [info.name, _distribution(info), "broken", f"failed to load: {info.error}"]
+    hooks = sep.join(h.removeprefix("plait_") for h in info.hooks) or "-"
+    registered = "; " if sep == ", " else sep
+    return [info.name, _distribution(info), hooks,
+            registered.join(f"{kind}: {', '.join(names)}"
+                            for kind, names in sorted(info.registered.items())) or "-"]
+
+
+def _table(infos: list[PluginInfo]) -> Any:
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="plait plugins", title_justify="left")
+    for header in _HEADERS:
+        table.add_column(header, no_wrap=header != _HEADERS[3])
+    for info in infos:
+        cells = [escape(c) for c in _cells(info, sep="\n")]
+        if info.error is not None:
+            cells = [f"[red]{c}[/]" for c in cells]
+        table.add_row(*cells)
+    return table
+
+
+def _fits(console: Any, infos: list[PluginInfo]) -> bool:
+    """Whether the table fits: its first three columns never wrap (a name cut in two
+    reads as another name), the last wraps between words."""
+    rows = [_cells(info, sep="\n") for info in infos]
+    widths = [max(len(line) for cells in [_HEADERS, *rows] for line in cells[i].splitlines())
+              for i in range(3)]
+    words = max(len(word) for cells in rows for word in cells[3].split())
+    width: int = console.width
+    return sum(widths) + max(words, len(_HEADERS[3])) + 13 <= width  # 13: the borders
+
+
+def _print_blocks(console: Any, infos: list[PluginInfo]) -> None:
+    from rich.markup import escape
+    from rich.padding import Padding
+
+    console.print("[bold]plait plugins[/]")
+    for info in infos:
+        name, distribution, hooks, registered = (escape(c) for c in _cells(info, sep=", "))
+        style = "red" if info.error is not None else "bold"
+        console.print(f"[{style}]{name}[/]  {distribution}", highlight=False)
+        console.print(Padding(f"hooks: {hooks}", (0, 0, 0, 2)), highlight=False)
+        console.print(Padding(registered, (0, 0, 0, 2)), highlight=False)
 
 
 def _distribution(info: PluginInfo) -> str:

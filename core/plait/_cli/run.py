@@ -8,13 +8,22 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import IO
+import traceback
+from collections.abc import Mapping
+from typing import IO, Any
 
 import anyio
 import click
 
-from plait._console import check_model, cli_runtime, format_value, step_table, usage_line
-from plait._errors import PlaitError
+from plait._console import (
+    check_model,
+    check_settings,
+    cli_runtime,
+    format_value,
+    step_table,
+    usage_line,
+)
+from plait._errors import PlaitError, StepFailed, UnknownInput
 from plait._results import PipelineResult
 from plait._runtime import Runtime
 from plait._targets import load_target, parse_inputs
@@ -23,14 +32,17 @@ __all__ = ["run_target"]
 
 
 def run_target(target: str, pairs: tuple[str, ...], input_json: IO[str] | None,
-               model: str | None, *, as_json: bool) -> None:
+               model: str | None, *, as_json: bool, show_traceback: bool = False,
+               settings: Mapping[str, Mapping[str, Any]] | None = None) -> None:
     pipeline = load_target(target)
     inputs = parse_inputs(pairs, input_json)
+    _check_input_names(pipeline, inputs)
     try:
-        runtime = cli_runtime(model_override=model)
+        runtime = cli_runtime(model_override=model, settings=settings)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="'--model'") from None
     check_model(model, runtime)
+    check_settings(settings or {}, runtime)
 
     async def main() -> PipelineResult:
         async with runtime:
@@ -44,6 +56,9 @@ def run_target(target: str, pairs: tuple[str, ...], input_json: IO[str] | None,
         partial = exc.partial
         if as_json and partial is not None:
             click.echo(partial.to_json(indent=2))
+        if show_traceback:  # what the step raised, with the traceback of where it broke
+            cause = exc.cause if isinstance(exc, StepFailed) else exc
+            click.echo("".join(traceback.format_exception(cause)).rstrip(), err=True)
         click.echo(f"Error: {exc}", err=True)
         if partial is not None and not as_json:
             _report(partial, runtime, time.perf_counter() - t0)
@@ -59,10 +74,19 @@ def run_target(target: str, pairs: tuple[str, ...], input_json: IO[str] | None,
     _report(result, runtime, time.perf_counter() - t0)
 
 
+def _check_input_names(pipeline: Any, inputs: dict[str, Any]) -> None:
+    """A name the pipeline does not declare is a usage error, before anything runs."""
+    declared = pipeline.input_types
+    for name in inputs if declared is not None else ():
+        if name not in declared:
+            raise click.BadParameter(str(UnknownInput(pipeline.name, name, list(declared))),
+                                     param_hint="'--input'")
+
+
 def _report(result: PipelineResult, runtime: Runtime, seconds: float) -> None:
     from rich.console import Console
 
-    console = Console(stderr=True)
-    console.print(step_table(result, title=f"{result.pipeline} · run {result.run_id[:12]}"))
-    console.print(usage_line(result.usage, seconds))
+    table = step_table(result, title=f"{result.pipeline} · run {result.run_id[:12]}")
+    table.caption, table.caption_justify = usage_line(result.usage, seconds), "left"
+    Console(stderr=True).print(table)  # the run's one summary: its steps, then its usage
 

@@ -70,17 +70,19 @@ class DemoSession:
     """
 
     def __init__(self, model: str, *, fake_replies: Callable[[ModelRequest], Any] | None = None,
-                 fake_latency: float = 0.0) -> None:
+                 fake_latency: float = 0.0,
+                 settings: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         from rich.console import Console
 
         self.model = model
         self.provider = model.split(":", 1)[0]
         self.console = Console(highlight=False)
         self.log = CaughtLog()
-        settings: dict[str, Mapping[str, Any]] = {}
+        given: dict[str, Mapping[str, Any]] = dict(settings or {})
         if self.provider == "fake" and fake_replies is not None:
-            settings["fake"] = {"replies": fake_replies, "latency": fake_latency}
-        self.runtime = cli_runtime(plugins=[self.log], settings=settings)
+            given["fake"] = {"replies": fake_replies, "latency": fake_latency,
+                             **given.get("fake", {})}
+        self.runtime = cli_runtime(plugins=[self.log], settings=given)
         self.usage = Usage()
         self._t0 = time.perf_counter()
 

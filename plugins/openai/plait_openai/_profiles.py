@@ -46,19 +46,21 @@ OPENAI = profile(
 
 # Servers on your own machine: no key needed (settings ``api_key`` is sent if given, for a
 # server started with one), and no per-token price.
+# Each has its own ``<NAME>_BASE_URL`` variable, for a server on another host or port.
 LOCAL = (
-    profile("ollama", base_url="http://localhost:11434/v1"),
-    profile("lmstudio", base_url="http://localhost:1234/v1"),
-    profile("vllm", base_url="http://localhost:8000/v1"),
-    profile("llamacpp", base_url="http://127.0.0.1:8080/v1"),
+    profile("ollama", base_url="http://localhost:11434/v1", base_url_env="OLLAMA_BASE_URL"),
+    profile("lmstudio", base_url="http://localhost:1234/v1", base_url_env="LMSTUDIO_BASE_URL"),
+    profile("vllm", base_url="http://localhost:8000/v1", base_url_env="VLLM_BASE_URL"),
+    profile("llamacpp", base_url="http://127.0.0.1:8080/v1", base_url_env="LLAMACPP_BASE_URL"),
 )
 
 # Hosted services that speak the same API. Their catalogues are large and move fast, so no
 # price table ships for them: pass your own prices to the Runtime.
 HOSTED = (
-    profile(
-        "openrouter", base_url="https://openrouter.ai/api/v1", api_key_env="OPENROUTER_API_KEY"
-    ),
-    profile("groq", base_url="https://api.groq.com/openai/v1", api_key_env="GROQ_API_KEY"),
-    profile("together", base_url="https://api.together.xyz/v1", api_key_env="TOGETHER_API_KEY"),
+    profile("openrouter", base_url="https://openrouter.ai/api/v1",
+            api_key_env="OPENROUTER_API_KEY", base_url_env="OPENROUTER_BASE_URL"),
+    profile("groq", base_url="https://api.groq.com/openai/v1", api_key_env="GROQ_API_KEY",
+            base_url_env="GROQ_BASE_URL"),
+    profile("together", base_url="https://api.together.xyz/v1",
+            api_key_env="TOGETHER_API_KEY", base_url_env="TOGETHER_BASE_URL"),
 )

@@ -25,6 +25,42 @@ INPUT_MESSAGES = "gen_ai.input.messages"
 OUTPUT_MESSAGES = "gen_ai.output.messages"
 SYSTEM_INSTRUCTIONS = "gen_ai.system_instructions"
 ERROR_TYPE = "error.type"
+RESPONSE_ID = "gen_ai.response.id"
+SERVER_ADDRESS = "server.address"
+SERVER_PORT = "server.port"
+TOKEN_TYPE = "gen_ai.token.type"  # on the token-usage metric: "input" or "output"
+
+# -- GenAI conventions for workflows and agents (run and step spans) ------------------------
+# A run is an ``invoke_workflow`` span, each step an ``invoke_agent`` span, both INTERNAL.
+# The workflow's name goes in ``gen_ai.workflow.name`` (semantic-conventions v1.41) and in
+# ``gen_ai.agent.name``, which replaces it from semantic-conventions-genai v0.1.0 on.
+INVOKE_WORKFLOW = "invoke_workflow"
+INVOKE_AGENT = "invoke_agent"
+WORKFLOW_NAME = "gen_ai.workflow.name"
+AGENT_NAME = "gen_ai.agent.name"
+
+# -- GenAI metrics ----------------------------------------------------------------------------
+TOKEN_USAGE = "gen_ai.client.token.usage"
+OPERATION_DURATION = "gen_ai.client.operation.duration"
+# the conventions' advised bucket boundaries
+TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304,
+                 16777216, 67108864]
+DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48,
+                    40.96, 81.92]
+
+# -- OpenInference (opt-in, for Phoenix and other OpenInference backends) --------------------
+OI_SPAN_KIND = "openinference.span.kind"  # CHAIN (runs, steps), AGENT (agent steps), LLM
+OI_LLM_SYSTEM = "llm.system"
+OI_LLM_PROVIDER = "llm.provider"
+OI_LLM_MODEL = "llm.model_name"
+OI_LLM_PARAMETERS = "llm.invocation_parameters"  # JSON
+OI_PROMPT_TOKENS = "llm.token_count.prompt"
+OI_COMPLETION_TOKENS = "llm.token_count.completion"
+OI_TOTAL_TOKENS = "llm.token_count.total"
+OI_INPUT = "input.value"  # content, so only with capture_content
+OI_INPUT_MIME = "input.mime_type"
+OI_OUTPUT = "output.value"
+OI_OUTPUT_MIME = "output.mime_type"
 
 # -- plait -------------------------------------------------------------------------------
 RUN_ID = "plait.run_id"

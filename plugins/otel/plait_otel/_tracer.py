@@ -11,13 +11,15 @@ from __future__ import annotations
 import contextvars
 import json
 import os
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import anyio
 import plait
 from opentelemetry import context as otel_context
-from opentelemetry import trace
+from opentelemetry import metrics, trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from plait.hookspecs import Wrapper
@@ -40,6 +42,10 @@ _TRUE = ("1", "true", "yes", "on")
 _PROVIDER_NAMES = {"gemini": "gcp.gemini"}
 
 
+def _openinference_from_env() -> bool:
+    return os.environ.get("PLAIT_OTEL_OPENINFERENCE", "").lower() in _TRUE
+
+
 def _content_from_env() -> bool:
     return (os.environ.get("PLAIT_OTEL_CAPTURE_CONTENT", "").lower() in _TRUE
             or os.environ.get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
@@ -55,14 +61,27 @@ class OtelTracer:
       (``gen_ai.input.messages``, ``gen_ai.output.messages``, ``gen_ai.system_instructions``).
       Off unless ``True`` here or ``PLAIT_OTEL_CAPTURE_CONTENT=1`` (or the OpenTelemetry
       ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true``) is set.
+    - ``meter_provider``: where the GenAI metrics ``gen_ai.client.token.usage`` and
+      ``gen_ai.client.operation.duration`` go (default: the global one), recorded for every
+      model call of a traced run.
+    - ``openinference``: also set OpenInference attributes (``openinference.span.kind``,
+      ``llm.*``; ``input.value`` / ``output.value`` with ``capture_content``) so Phoenix
+      and other OpenInference backends render the spans. Off unless ``True`` here or
+      ``PLAIT_OTEL_OPENINFERENCE=1``.
     """
 
     def __init__(self, tracer_provider: trace.TracerProvider | None = None, *,
-                 capture_content: bool | None = None) -> None:
+                 capture_content: bool | None = None,
+                 meter_provider: metrics.MeterProvider | None = None,
+                 openinference: bool | None = None) -> None:
         self.tracer_provider = tracer_provider
         self.capture_content = _content_from_env() if capture_content is None \
             else capture_content
+        self.meter_provider = meter_provider
+        self.openinference = _openinference_from_env() if openinference is None \
+            else openinference
         self._tracer: trace.Tracer | None = None
+        self._instruments: tuple[metrics.Histogram, metrics.Histogram] | None = None
 
     def _on(self) -> bool:
         """Whether spans can go anywhere: a provider of our own, or a real global one."""
@@ -80,6 +99,19 @@ class OtelTracer:
         if self._tracer is None:  # a proxy until the application sets a global provider
             self._tracer = trace.get_tracer("plait_otel", __version__, self.tracer_provider)
         return self._tracer
+
+    @property
+    def instruments(self) -> tuple[metrics.Histogram, metrics.Histogram]:
+        """The token-usage and operation-duration histograms, made on first use."""
+        if self._instruments is None:
+            meter = metrics.get_meter("plait_otel", __version__, self.meter_provider)
+            self._instruments = (
+                meter.create_histogram(n.TOKEN_USAGE, "{token}", "Number of input and "
+                                       "output tokens used.",
+                                       explicit_bucket_boundaries_advisory=n.TOKEN_BUCKETS),
+                meter.create_histogram(n.OPERATION_DURATION, "s", "GenAI operation duration.",
+                                       explicit_bucket_boundaries_advisory=n.DURATION_BUCKETS))
+        return self._instruments
 
     # -- hooks: each stays out (None) while spans could go nowhere -------------------
 
@@ -109,8 +141,12 @@ class OtelTracer:
     # -- the wrappers -------------------------------------------------------------------
 
     def _run(self, run: plait.RunInfo) -> Wrapper:
-        span, token = self._start(f"plait.run {run.pipeline}", {
-            n.RUN_ID: run.run_id, n.PIPELINE: run.pipeline})
+        attributes: dict[str, AttributeValue] = {
+            n.OPERATION: n.INVOKE_WORKFLOW, n.WORKFLOW_NAME: run.pipeline,
+            n.AGENT_NAME: run.pipeline, n.RUN_ID: run.run_id, n.PIPELINE: run.pipeline}
+        if self.openinference:
+            attributes[n.OI_SPAN_KIND] = "CHAIN"
+        span, token = self._start(f"{n.INVOKE_WORKFLOW} {run.pipeline}", attributes)
         try:
             result: plait.PipelineResult = yield
         except BaseException as exc:
@@ -134,7 +170,12 @@ class OtelTracer:
             parent[1].set_attribute(n.ROUTE, ctx.step_id)  # the branch the router took
         # the hot path of a traced run: attributes are set once, at the end (the SDK checks
         # attributes given at the start twice, for the sampler and for the span)
-        span, token = self._start(f"plait.step {ctx.path}")
+        # but the conventions' sampling-relevant ones belong at the start
+        attributes: dict[str, AttributeValue] = {n.OPERATION: n.INVOKE_AGENT,
+                                                 n.AGENT_NAME: ctx.path}
+        if self.openinference:
+            attributes[n.OI_SPAN_KIND] = "AGENT" if isinstance(step, plait.AgentStep) else "CHAIN"
+        span, token = self._start(f"{n.INVOKE_AGENT} {ctx.path}", attributes)
         current = _CURRENT_STEP.set((step, span))
         try:
             value = yield
@@ -188,18 +229,28 @@ class OtelTracer:
 
     def _model_call(self, request: plait.ModelRequest, provider: str,
                     ctx: plait.StepContext | None, call: plait.ModelCall) -> Wrapper:
-        span, token = self._start(f"chat {request.model}", _request(request, provider, ctx),
-                                  SpanKind.CLIENT)
+        attributes = _request(request, provider, ctx)
+        if self.openinference:
+            attributes.update(_oi_request(request, provider))
+        span, token = self._start(f"chat {request.model}", attributes, SpanKind.CLIENT)
         if self.capture_content and span.is_recording():
             span.set_attributes(_prompt(request))
+            if self.openinference:
+                span.set_attributes({n.OI_INPUT: _oi_input(request),
+                                     n.OI_INPUT_MIME: "application/json"})
+        t0 = time.perf_counter()
         try:
             response: plait.ModelResponse = yield
         except BaseException as exc:
+            self._measure(attributes, time.perf_counter() - t0, None, exc)
             _fail(span, exc)
             raise
         else:
+            self._measure(attributes, time.perf_counter() - t0, response, None)
             if span.is_recording():
                 span.set_attributes(_response(response, request, call))
+                if self.openinference:
+                    span.set_attributes(_oi_response(response, self.capture_content))
                 if self.capture_content:
                     span.set_attribute(n.OUTPUT_MESSAGES, json.dumps([{
                         "role": "assistant",
@@ -208,6 +259,22 @@ class OtelTracer:
                     }], ensure_ascii=False))
         finally:
             _end(span, token)
+
+    def _measure(self, request: Mapping[str, AttributeValue], seconds: float,
+                 response: plait.ModelResponse | None, error: BaseException | None) -> None:
+        """The GenAI client metrics of one model call (a cancelled call is not measured)."""
+        if isinstance(error, anyio.get_cancelled_exc_class()):
+            return
+        tokens, duration = self.instruments
+        labels = {k: request[k] for k in _METRIC_LABELS if k in request}
+        if response is not None:
+            labels[n.RESPONSE_MODEL] = response.model or str(request[n.REQUEST_MODEL])
+        if error is not None:
+            labels[n.ERROR_TYPE] = type(error).__qualname__
+        duration.record(seconds, labels)
+        if response is not None:
+            tokens.record(response.usage.input_tokens, {**labels, n.TOKEN_TYPE: "input"})
+            tokens.record(response.usage.output_tokens, {**labels, n.TOKEN_TYPE: "output"})
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -293,6 +360,7 @@ def _request(request: plait.ModelRequest, provider: str, ctx: plait.StepContext 
     if request.stop:
         out[n.REQUEST_STOP] = list(request.stop)
     if ctx is not None:
+        out.update(_server(ctx.runtime, provider))
         out.update({n.RUN_ID: ctx.run_id, n.STEP_ID: ctx.path, n.STEP_ATTEMPT: ctx.attempt})
         left = ctx.budget_left  # this call's worst case is held already
         if left is not None:
@@ -310,6 +378,9 @@ def _response(response: plait.ModelResponse, request: plait.ModelRequest,
     }
     if response.finish_reason is not None:
         out[n.FINISH_REASONS] = [response.finish_reason]
+    response_id = _response_id(response.raw)
+    if response_id is not None:
+        out[n.RESPONSE_ID] = response_id
     if usage.cached_tokens:
         out[n.USAGE_CACHE_READ] = usage.cached_tokens
     if call.price is not None and call.usage is not None:  # priced by the engine, exactly
@@ -325,3 +396,60 @@ def _prompt(request: plait.ModelRequest) -> dict[str, AttributeValue]:
         out[n.SYSTEM_INSTRUCTIONS] = json.dumps([{"type": "text", "content": request.system}],
                                                 ensure_ascii=False)
     return out
+
+
+# what the GenAI metrics are broken down by: the call's, not its step's or run's
+_METRIC_LABELS = (n.OPERATION, n.PROVIDER_NAME, n.REQUEST_MODEL, n.SERVER_ADDRESS,
+                  n.SERVER_PORT)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _server(runtime: plait.Runtime, provider: str) -> dict[str, AttributeValue]:
+    """``server.address`` / ``server.port`` of a provider that talks HTTP to a
+    ``base_url`` (every provider of this repository but the in-process one)."""
+    try:
+        base_url = getattr(runtime.provider(provider), "base_url", None)
+    except Exception:  # a provider that cannot be built fails the call itself, not here
+        return {}
+    if not isinstance(base_url, str):
+        return {}
+    url = urlsplit(base_url)
+    if not url.hostname:
+        return {}
+    port = url.port or _DEFAULT_PORTS.get(url.scheme)
+    return {n.SERVER_ADDRESS: url.hostname, **({n.SERVER_PORT: port} if port else {})}
+
+
+def _response_id(raw: Any) -> str | None:
+    """The provider's id of the reply: ``id`` (OpenAI, Anthropic, llama.cpp) or
+    ``responseId`` (Gemini) in the raw JSON."""
+    if isinstance(raw, Mapping):
+        found = raw.get("id") or raw.get("responseId")
+        return found if isinstance(found, str) and found else None
+    return None
+
+
+def _oi_request(request: plait.ModelRequest, provider: str) -> dict[str, AttributeValue]:
+    parameters = {k: v for k, v in (("temperature", request.temperature),
+                                    ("max_tokens", request.max_tokens),
+                                    ("seed", request.seed)) if v is not None}
+    return {n.OI_SPAN_KIND: "LLM", n.OI_LLM_SYSTEM: _PROVIDER_NAMES.get(provider, provider),
+            n.OI_LLM_PROVIDER: provider, n.OI_LLM_MODEL: request.model,
+            n.OI_LLM_PARAMETERS: json.dumps(parameters)}
+
+
+def _oi_response(response: plait.ModelResponse, content: bool) -> dict[str, AttributeValue]:
+    usage = response.usage
+    out: dict[str, AttributeValue] = {
+        n.OI_PROMPT_TOKENS: usage.input_tokens, n.OI_COMPLETION_TOKENS: usage.output_tokens,
+        n.OI_TOTAL_TOKENS: usage.input_tokens + usage.output_tokens}
+    if content:
+        out.update({n.OI_OUTPUT: response.text, n.OI_OUTPUT_MIME: "text/plain"})
+    return out
+
+
+def _oi_input(request: plait.ModelRequest) -> str:
+    """The messages of a request (its system message among them) as OpenInference's
+    ``input.value``: JSON."""
+    return json.dumps({"messages": [{"role": m.role, "content": m.content}
+                                    for m in request.messages]}, ensure_ascii=False)

@@ -136,3 +136,12 @@ def test_the_plait_cli_lists_serve() -> None:
     out = subprocess.run([str(plait_cli), "serve", "--help"], capture_output=True, text=True,
                          check=True).stdout
     assert "Usage: plait serve [OPTIONS] MODULE:OBJECT" in out
+
+
+def test_set_gives_the_served_runtime_provider_settings(served: list[dict[str, Any]]) -> None:
+    outcome = serve("flows:loud", "--set", "fake.latency=0", "--set", "openai.base_url=http://x/v1")
+    assert outcome.exit_code == 0, outcome.output
+    with TestClient(served[0]["app"]) as client:
+        runtime = client.app_state["plait_runtime"]
+    assert runtime.settings == {"fake": {"latency": 0}, "openai": {"base_url": "http://x/v1"}}
+    assert serve("flows:app", "--set", "fake.latency=0").exit_code == 2  # an app of your own

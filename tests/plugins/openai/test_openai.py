@@ -30,6 +30,8 @@ KEY_VARS = (
     "GROQ_API_KEY",
     "TOGETHER_API_KEY",
     "LAB_API_KEY",
+    *(f"{name.upper()}_BASE_URL" for name in ("ollama", "lmstudio", "vllm", "llamacpp",
+                                              "openrouter", "groq", "together")),
 )
 
 
@@ -857,3 +859,24 @@ async def test_rate_limited_with_an_http_date(
         await make_provider().complete(ask())
     assert caught.value.retry_after is not None
     assert 3 < caught.value.retry_after <= 5
+
+
+@pytest.mark.parametrize(("name", "var"), [
+    ("ollama", "OLLAMA_BASE_URL"), ("lmstudio", "LMSTUDIO_BASE_URL"),
+    ("vllm", "VLLM_BASE_URL"), ("llamacpp", "LLAMACPP_BASE_URL"),
+    ("openrouter", "OPENROUTER_BASE_URL"), ("groq", "GROQ_BASE_URL"),
+    ("together", "TOGETHER_BASE_URL"),
+])
+async def test_every_profile_reads_its_base_url_from_its_own_variable(
+    api: MockVendor, make_provider: Callable[..., Any], monkeypatch: pytest.MonkeyPatch,
+    name: str, var: str,
+) -> None:
+    monkeypatch.setenv(var, "http://127.0.0.1:8081/v1")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://wrong.example/v1")  # another profile's
+    api.queue(body=completion())
+    await make_provider(name).complete(ask())
+    assert str(api.last.url) == "http://127.0.0.1:8081/v1/chat/completions"
+    api.queue(body=completion())
+    await make_provider(name, {"api_key": KEY, "base_url": "http://set.example/v1"}).complete(
+        ask())
+    assert str(api.last.url) == "http://set.example/v1/chat/completions"  # settings win

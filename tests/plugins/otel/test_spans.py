@@ -142,15 +142,15 @@ async def test_span_tree_of_a_router_a_fanout_and_an_ensemble(
     await _run_support(plait_runtime, register_plugin)
     spans = span_exporter.get_finished_spans()
     assert _tree(spans) == [
-        ("plait.run support", [
-            "plait.step final",
-            ("plait.step route", [
+        ("invoke_workflow support", [
+            "invoke_agent final",
+            ("invoke_agent route", [
                 "chat priced",  # the classifier the route function asked
-                ("plait.step route/billing", [
+                ("invoke_agent route/billing", [
                     ("plait.fanout route/billing", ["chat priced", "chat priced", "chat priced"]),
                 ]),
             ]),
-            ("plait.step vote", [
+            ("invoke_agent vote", [
                 ("plait.aggregate first", ["chat free", "chat free", "chat free"]),
             ]),
         ]),
@@ -166,8 +166,10 @@ async def test_run_step_fanout_and_aggregation_attributes(
     result = await _run_support(plait_runtime, register_plugin)
     spans = span_exporter.get_finished_spans()
 
-    run = _one(spans, "plait.run support")
+    run = _one(spans, "invoke_workflow support")
     assert _attrs(run) == {
+        "gen_ai.operation.name": "invoke_workflow", "gen_ai.workflow.name": "support",
+        "gen_ai.agent.name": "support",
         "plait.run_id": "run-42", "plait.pipeline": "support", "plait.status": "ok",
         "plait.usage.input_tokens": result.usage.input_tokens,
         "plait.usage.output_tokens": result.usage.output_tokens,
@@ -175,16 +177,17 @@ async def test_run_step_fanout_and_aggregation_attributes(
     }
     assert run.status.status_code == StatusCode.UNSET
 
-    route = _one(spans, "plait.step route")
+    route = _one(spans, "invoke_agent route")
     assert _attrs(route) == {
-        **_attrs(route), "plait.run_id": "run-42", "plait.step.id": "route",
+        **_attrs(route), "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "route",
+        "plait.run_id": "run-42", "plait.step.id": "route",
         "plait.step.kind": "Router", "plait.route": "billing", "plait.status": "ok",
         "plait.step.attempts": 1, "plait.usage.calls": 4,
         "plait.cost_usd": str(result.steps["route"].usage.cost),
     }
     assert Decimal(_attrs(route)["plait.budget.remaining_usd"]) == (
         plait.usd("1") - result.steps["route"].usage.cost - result.steps["vote"].usage.cost)
-    assert "plait.route" not in _attrs(_one(spans, "plait.step vote"))
+    assert "plait.route" not in _attrs(_one(spans, "invoke_agent vote"))
 
     fanout = _one(spans, "plait.fanout route/billing")
     assert _attrs(fanout) == {
@@ -201,7 +204,7 @@ async def test_run_step_fanout_and_aggregation_attributes(
         "plait.aggregation.winner_index": 0, "plait.aggregation.flagged": False,
         "plait.aggregation.calls_saved": 0,
     }
-    assert _attrs(_one(spans, "plait.step vote"))["plait.step.kind"] == "Ensemble"
+    assert _attrs(_one(spans, "invoke_agent vote"))["plait.step.kind"] == "Ensemble"
 
 
 async def test_model_call_spans_follow_the_genai_conventions(
@@ -210,7 +213,7 @@ async def test_model_call_spans_follow_the_genai_conventions(
 ) -> None:
     await _run_support(plait_runtime, register_plugin)
     spans = span_exporter.get_finished_spans()
-    route_span = _one(spans, "plait.step route")
+    route_span = _one(spans, "invoke_agent route")
     assert route_span.context is not None
     [classify] = [s for s in _named(spans, "chat priced")
                   if s.parent is not None and s.parent.span_id == route_span.context.span_id]
@@ -296,7 +299,7 @@ async def test_content_is_captured_when_enabled(
     await _run_support(plait_runtime, register_plugin)
 
     spans = span_exporter.get_finished_spans()
-    route_span = _one(spans, "plait.step route")
+    route_span = _one(spans, "invoke_agent route")
     assert route_span.context is not None
     [classify] = [s for s in _named(spans, "chat priced")
                   if s.parent is not None and s.parent.span_id == route_span.context.span_id]
@@ -332,9 +335,9 @@ async def test_errors_are_recorded_on_the_failing_spans(
         await pipe.run({}, runtime=plait_runtime)
 
     spans = span_exporter.get_finished_spans()
-    assert sorted(s.name for s in spans) == ["plait.run p", "plait.step broken",
-                                             "plait.step fine"]
-    step = _one(spans, "plait.step broken")
+    assert sorted(s.name for s in spans) == ["invoke_agent broken", "invoke_agent fine",
+                                             "invoke_workflow p"]
+    step = _one(spans, "invoke_agent broken")
     assert step.status.status_code == StatusCode.ERROR
     assert step.status.description == "ValueError: attempt 2 failed"
     assert _attrs(step) == {**_attrs(step), "error.type": "ValueError",
@@ -342,11 +345,11 @@ async def test_errors_are_recorded_on_the_failing_spans(
     [event] = step.events
     assert event.name == "exception"
     assert dict(event.attributes or {})["exception.type"] == "ValueError"
-    run = _one(spans, "plait.run p")
+    run = _one(spans, "invoke_workflow p")
     assert run.status.status_code == StatusCode.ERROR
     assert _attrs(run)["error.type"] == "StepFailed"
     assert _attrs(run)["plait.usage.calls"] == 0  # from the partial result
-    assert _one(spans, "plait.step fine").status.status_code == StatusCode.UNSET
+    assert _one(spans, "invoke_agent fine").status.status_code == StatusCode.UNSET
 
 
 async def test_failed_model_calls_and_fanout_items(
@@ -419,11 +422,11 @@ async def test_cancelled_steps_are_not_errors(
     result = await pipe.run({}, runtime=plait_runtime)
     assert result.stopped_early
     spans = span_exporter.get_finished_spans()
-    slow_span = _one(spans, "plait.step slow")
+    slow_span = _one(spans, "invoke_agent slow")
     assert slow_span.status.status_code == StatusCode.UNSET
     assert _attrs(slow_span)["plait.status"] == "cancelled"
-    assert _attrs(_one(spans, "plait.step stop"))["plait.status"] == "stopped"
-    run = _attrs(_one(spans, "plait.run p"))
+    assert _attrs(_one(spans, "invoke_agent stop"))["plait.status"] == "stopped"
+    run = _attrs(_one(spans, "invoke_workflow p"))
     assert (run["plait.status"], run["plait.stop.reason"]) == ("stopped", "enough")
 
 

@@ -1,0 +1,15 @@
+"""``plait graph MODULE:OBJECT``: a pipeline drawn as Mermaid or Graphviz DOT."""
+
+from __future__ import annotations
+
+import click
+
+from plait._graph import Format, render
+from plait._targets import load_target
+
+__all__ = ["show_graph"]
+
+
+def show_graph(target: str, fmt: Format) -> None:
+    """Print the graph of the pipeline (or step) ``target`` names, in ``fmt``."""
+    click.echo(render(load_target(target), fmt), nl=False)
