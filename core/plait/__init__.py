@@ -13,6 +13,7 @@ from ._errors import (
     BadRequest,
     BudgetExceeded,
     ContentRefused,
+    EvalError,
     FanOutError,
     MissingInput,
     ModelNotFound,
@@ -32,6 +33,8 @@ from ._errors import (
     UnknownRoute,
     ValidationFailed,
 )
+from ._eval import evaluate
+from ._eval_report import CaseDiff, CaseResult, EvalCase, EvalReport, MetricContext, VariantReport
 from ._fanout import FanOut
 from ._http import (
     error_for_response,
@@ -80,11 +83,16 @@ __all__ = [
     "BadRequest",
     "BudgetExceeded",
     "Candidate",
+    "CaseDiff",
+    "CaseResult",
     "Config",
     "ContentRefused",
     "Ensemble",
     "EnsembleResult",
     "ErrorInfo",
+    "EvalCase",
+    "EvalError",
+    "EvalReport",
     "FanOut",
     "FanOutError",
     "FanOutJob",
@@ -94,6 +102,7 @@ __all__ = [
     "ItemOutcome",
     "Limits",
     "Message",
+    "MetricContext",
     "MissingInput",
     "ModelCall",
     "ModelNotFound",
@@ -134,7 +143,9 @@ __all__ = [
     "UnknownRoute",
     "Usage",
     "ValidationFailed",
+    "VariantReport",
     "error_for_response",
+    "evaluate",
     "hookimpl",
     "http_errors",
     "json_excerpt",

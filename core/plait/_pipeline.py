@@ -94,6 +94,7 @@ class Pipeline(Step):
         deps: Any = None,
         runtime: Runtime | None = None,
         run_id: str | None = None,
+        _within: Budget | None = None,  # an outer budget (plait.evaluate's) it also spends
     ) -> Any:
         """Run the pipeline: ``await pipe.run({"text": ...}, deps=app_deps)``.
 
@@ -111,7 +112,7 @@ class Pipeline(Step):
         runtime = runtime or default_runtime()
         info = RunInfo(run_id or uuid.uuid4().hex, self.label, dict(inputs))
         limit = self._resolved_run.budget
-        budget = None if limit is None else Budget(limit, "run")
+        budget = _within if limit is None else Budget(limit, "run", _within)
         run = RunScope(runtime, info, deps, budget, UsageMeter(), prefix="")
         result: PipelineResult = await runtime.hooks.around(
             "plait_wrap_run", {"pipeline": self, "run": info}, lambda: self._execute(run))
