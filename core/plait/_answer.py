@@ -36,6 +36,7 @@ async def answer(runtime: Runtime, plan: _Plan, request: ModelRequest, attempt: 
     async def sent() -> ModelResponse:
         nonlocal usage
         response, usage = await send(runtime, plan, request, attempt)
+        call.usage = usage
         return response
 
     call = ModelCall(plan.provider_name, plan.model, plan.price, attempt)
