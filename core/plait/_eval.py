@@ -228,15 +228,17 @@ def _differing(cases: Sequence[EvalCase], reports: Sequence[VariantReport]) -> t
 
 
 def _targets(target: Any) -> dict[str, Pipeline]:
-    items = target.items() if isinstance(target, Mapping) else [(None, target)]
+    items: list[tuple[str | None, Any]] = (list(target.items()) if isinstance(target, Mapping)
+                                           else [(None, target)])
     out: dict[str, Pipeline] = {}
     for name, obj in items:
         if isinstance(obj, Step) and not isinstance(obj, Pipeline):
-            obj = Pipeline(name or obj.name, steps={name or obj.name: obj})
+            label = name or obj.label
+            obj = Pipeline(label, steps={label: obj})
         if not isinstance(obj, Pipeline):
             raise EvalError(f"a target must be a plait.Pipeline or a step, got "
                             f"{type(obj).__name__}" + (f" for {name!r}" if name else ""))
-        out[name or obj.name] = obj
+        out[name or obj.label] = obj
     if not out:
         raise EvalError("no target to evaluate")
     return out

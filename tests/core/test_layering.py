@@ -24,7 +24,8 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("engine", ["_step", "_scope", "_execution", "_calls", "_agent", "_map", "_ensemble",
                 "_answer"]),
     ("workflows", ["_context", "_router", "_fanout", "_orchestrator", "_pipeline", "_eval"]),
-    ("faces", ["_sync", "_targets", "_console", "_builtin", "_demos", "_cli", "__init__"]),
+    ("faces", ["_sync", "_targets", "_console", "_eval_view", "_plot", "_builtin", "_demos",
+               "_cli", "__init__"]),
 ]
 
 # Function-local imports of plait's own modules, each with the reason it is deferred.

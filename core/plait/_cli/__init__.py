@@ -19,12 +19,13 @@ from plait._plugins import PluginWarning
 from plait._runtime import Runtime
 from plait._version import __version__
 
+from .eval import eval_command
 from .plugins import show_plugins
 from .run import run_target
 
 __all__ = ["main"]
 
-DEMOS = ("faq", "support", "orchestrate")
+DEMOS = ("faq", "support", "orchestrate", "eval")
 DEFAULT_DEMO_MODEL = "local:smollm2"
 
 
@@ -104,14 +105,42 @@ def run(target: str, inputs: tuple[str, ...], input_json: Any, model: str | None
     run_target(target, inputs, input_json, model, as_json=as_json)
 
 
+@cli.command("eval", short_help="Score a pipeline on labelled cases, variants side by side.")
+@click.argument("target", metavar="[MODULE:OBJECT]", required=False)
+@click.option("--data", "-d", type=click.File("r", encoding="utf-8"), required=True,
+              metavar="FILE", help='JSON Lines: {"inputs": {...}, "expected": ..., "id": ...}')
+@click.option("--target", "targets", multiple=True, metavar="MODULE:OBJECT",
+              help="Another pipeline to compare (repeatable).")
+@click.option("--metric", "-m", "metrics", multiple=True, metavar="NAME",
+              help="A registered metric (repeatable; default exact); the first gives accuracy.")
+@click.option("--vary", multiple=True, metavar="KEY=V1,V2",
+              help="One variant per value: a run input (n=1,3,5) or model=P:M,P:M.")
+@click.option("--model", metavar="PROVIDER:MODEL", help="Use this model for every agent.")
+@click.option("--limit", type=click.IntRange(1), default=4, show_default=True,
+              help="Cases run at once.")
+@click.option("--budget", metavar="USD", help="A budget for the whole eval, e.g. 0.50.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--plot", metavar="FILE.png", help="Draw accuracy against cost (needs plait[plot]).")
+def eval_(target: str | None, data: Any, targets: tuple[str, ...], metrics: tuple[str, ...],
+          vary: tuple[str, ...], model: str | None, limit: int, budget: str | None,
+          as_json: bool, plot: str | None) -> None:
+    """Run every case of --data through a pipeline (or several, or variants of one) and
+    score each output: accuracy with a 95% interval, cost, calls, latency, failures, and
+    the cases whose outputs differed.
+    """
+    eval_command(target, targets, data, metrics, vary, model, limit, budget, as_json, plot)
+
+
 @cli.command()
 @click.argument("name", type=click.Choice(DEMOS))
 @click.option("--model", default=DEFAULT_DEMO_MODEL, show_default=True, metavar="PROVIDER:MODEL",
               help="The model every agent of the demo uses.")
 @click.option("--questions", type=click.IntRange(1, MAX_QUESTIONS), default=QUESTIONS,
               show_default=True, help="faq: how many questions to ask and answer.")
-def demo(name: str, model: str, questions: int) -> None:
-    """Run one of the worked examples: faq, support or orchestrate.
+@click.option("--plot", metavar="FILE.png",
+              help="eval: save the accuracy-against-cost curve (needs plait[plot]).")
+def demo(name: str, model: str, questions: int, plot: str | None) -> None:
+    """Run one of the worked examples: faq, support, orchestrate or eval.
 
     \b
     faq          questions about three pages, then an answer and its sources for
@@ -120,10 +149,17 @@ def demo(name: str, model: str, questions: int) -> None:
                  route to the technical, billing, feature or fallback handler
     orchestrate  split a multi-intent request into typed tasks, run workers in
                  parallel, synthesize one reply
+    eval         score one call against a 3- and a 5-sample vote on a labelled set,
+                 and the accuracy-against-cost curve (--plot)
     """
     if questions != QUESTIONS and name != "faq":
         raise click.UsageError("--questions is an option of the faq demo")
-    run_demo(name, model, **({"questions": questions} if name == "faq" else {}))
+    if plot is not None and name != "eval":
+        raise click.UsageError("--plot is an option of the eval demo")
+    options: dict[str, Any] = {"questions": questions} if name == "faq" else {}
+    if name == "eval":
+        options["plot"] = plot
+    run_demo(name, model, **options)
 
 
 def main() -> None:

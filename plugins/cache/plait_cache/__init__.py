@@ -22,7 +22,6 @@ from typing import Any
 
 import anyio
 import attrs
-
 import plait
 from plait.hookspecs import RegisterCommand
 

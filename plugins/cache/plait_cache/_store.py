@@ -24,7 +24,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import attrs
-
 import plait
 
 from ._errors import CacheCorrupt, CacheError
