@@ -137,7 +137,10 @@ def wilson_interval(successes: float, n: int, z: float = Z_95) -> tuple[float, f
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # at p = 0 or 1 one end is exactly 0 or 1; float rounding must not move it
+    low = 0.0 if successes <= 0 else max(0.0, centre - half)
+    high = 1.0 if successes >= n else min(1.0, centre + half)
+    return (low, high)
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -48,16 +48,13 @@ def differing_table(report: EvalReport, limit: int = SHOWN_DIFFERENCES) -> Table
     from rich.markup import escape
     from rich.table import Table
 
-    shown = report.differing[:limit]
-    more = len(report.differing) - len(shown)
-    table = Table(title=f"{len(report.differing)} case(s) where the outputs differed"
-                        + (f" (first {len(shown)})" if more else ""), title_justify="left")
+    table = Table()
     table.add_column("Case")
     table.add_column("Expected")
     names = [v.name for v in report.variants]
     for name in names:
         table.add_column(name)
-    for diff in shown:
+    for diff in report.differing[:limit]:
         table.add_row(escape(diff.id), escape(_cell(diff.expected)),
                       *(escape(_cell(diff.outputs.get(n, "-"))) for n in names))
     return table
@@ -68,6 +65,9 @@ def show_report(report: EvalReport, console: Console, title: str | None = None) 
     console.print(eval_table(report, title))
     diffs = differing_table(report)
     if diffs is not None:
+        shown = min(len(report.differing), SHOWN_DIFFERENCES)
+        console.print(f"{len(report.differing)} case(s) where the outputs differed"
+                      + (f" (the first {shown})" if shown < len(report.differing) else ""))
         console.print(diffs)
     if report.stopped:
         console.print(f"[red]stopped early: {report.stopped}[/]")

@@ -131,7 +131,7 @@ def eval_(target: str | None, data: Any, targets: tuple[str, ...], metrics: tupl
     eval_command(target, targets, data, metrics, vary, model, limit, budget, as_json, plot)
 
 
-@cli.command()
+@cli.command(short_help="Run a worked example: faq, support, orchestrate or eval.")
 @click.argument("name", type=click.Choice(DEMOS))
 @click.option("--model", default=DEFAULT_DEMO_MODEL, show_default=True, metavar="PROVIDER:MODEL",
               help="The model every agent of the demo uses.")
