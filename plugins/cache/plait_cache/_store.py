@@ -31,18 +31,29 @@ from ._errors import CacheCorrupt, CacheError
 __all__ = ["HIT_BATCH", "SCHEMA_VERSION", "CacheStats", "Store", "clear"]
 
 SCHEMA_VERSION = 1
-HIT_BATCH = 64  # distinct entries hit before their counts are written
-_SCHEMA = """
+HIT_BATCH = 64  # hits counted in memory before the totals are written
+_SCHEMA = ("""
 CREATE TABLE IF NOT EXISTS replies (
     key TEXT PRIMARY KEY,
     provider TEXT NOT NULL,
     model TEXT NOT NULL,
     response TEXT NOT NULL,  -- JSON: text, parsed, finish_reason, model
     cost TEXT NOT NULL,      -- what the request cost when it was sent, exact USD
-    created REAL NOT NULL,
-    hits INTEGER NOT NULL DEFAULT 0
-)
-"""
+    created REAL NOT NULL
+)""", """
+CREATE TABLE IF NOT EXISTS totals (  -- one row: what the hits saved, over the file's life
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    hits INTEGER NOT NULL,
+    saved TEXT NOT NULL
+)""", "INSERT OR IGNORE INTO totals VALUES (1, 0, '0')")
+
+
+@attrs.define
+class _Pending:
+    """Hits not yet written to the totals."""
+
+    hits: int = 0
+    saved: Decimal = Decimal(0)
 
 
 @attrs.frozen
@@ -65,19 +76,21 @@ class Store:
         self._lock = threading.Lock()
         # Hits are counted in memory and written HIT_BATCH at a time (a write per hit
         # doubled the cost of a hit); what is left is written on close or at exit.
-        self._hits: dict[str, int] = {}
+        self._pending = _Pending()
         self._open: list[sqlite3.Connection] = []  # the connection, for the finalizer
-        weakref.finalize(self, _write_hits, self._open, self._hits)
+        weakref.finalize(self, _write_hits, self._open, self._pending)
 
     def get(self, key: str) -> plait.ModelResponse | None:
         with self._lock, self._guard():
             conn = self._connect()
-            row = conn.execute("SELECT response FROM replies WHERE key = ?", (key,)).fetchone()
+            row = conn.execute("SELECT response, cost FROM replies WHERE key = ?",
+                               (key,)).fetchone()
             if row is None:
                 return None
-            self._hits[key] = self._hits.get(key, 0) + 1
-            if len(self._hits) >= HIT_BATCH:
-                _write_hits(self._open, self._hits)
+            self._pending.hits += 1
+            self._pending.saved += Decimal(row[1])
+            if self._pending.hits >= HIT_BATCH:
+                _write_hits(self._open, self._pending)
         try:
             data = json.loads(row[0])
             return plait.ModelResponse(data["text"], finish_reason=data["finish_reason"],
@@ -102,19 +115,17 @@ class Store:
 
     def stats(self) -> CacheStats:
         with self._lock, self._guard():
-            _write_hits([self._connect()], self._hits)
-            entries, hits, rows = self._connect().execute(
-                "SELECT COUNT(*), COALESCE(SUM(hits), 0), "
-                "COALESCE(json_group_array(json_array(cost, hits)), '[]') FROM replies"
-            ).fetchone()
-        saved = sum((Decimal(cost) * n for cost, n in json.loads(rows)), Decimal(0))
+            conn = self._connect()
+            _write_hits(self._open, self._pending)
+            (entries,) = conn.execute("SELECT COUNT(*) FROM replies").fetchone()
+            hits, saved = conn.execute("SELECT hits, saved FROM totals").fetchone()
         size = sum(p.stat().st_size for p in _files(self.path) if p.exists())
-        return CacheStats(str(self.path), entries, hits, saved, size)
+        return CacheStats(str(self.path), entries, hits, Decimal(saved), size)
 
     def close(self) -> None:
         with self._lock, self._guard():
             if self._conn is not None:
-                _write_hits(self._open, self._hits)
+                _write_hits(self._open, self._pending)
                 self._conn.close()
                 self._conn = None
                 self._open.clear()
@@ -131,10 +142,11 @@ class Store:
                                                   f"{SCHEMA_VERSION}")
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute(_SCHEMA)
+                for statement in _SCHEMA:
+                    conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 columns = {r[1] for r in conn.execute("PRAGMA table_info(replies)")}
-                if not {"key", "response", "cost", "hits"} <= columns:
+                if not {"key", "response", "cost"} <= columns:
                     raise CacheCorrupt(self.path, "its replies table is not a plait cache's")
             except BaseException:
                 conn.close()
@@ -148,6 +160,8 @@ class Store:
         with self._lock, self._guard():
             conn = self._connect()
             removed: int = conn.execute("DELETE FROM replies").rowcount
+            conn.execute("UPDATE totals SET hits = 0, saved = '0'")
+            self._pending.hits, self._pending.saved = 0, Decimal(0)
             conn.execute("VACUUM")
         return removed
 
@@ -184,12 +198,19 @@ def clear(path: str | os.PathLike[str]) -> int | None:
         store.close()
 
 
-def _write_hits(conns: list[sqlite3.Connection], hits: dict[str, int]) -> None:
-    if conns and hits:
-        with conns[0]:  # one transaction for the batch
-            conns[0].executemany("UPDATE replies SET hits = hits + ? WHERE key = ?",
-                                 [(n, key) for key, n in hits.items()])
-    hits.clear()
+def _write_hits(conns: list[sqlite3.Connection], pending: _Pending) -> None:
+    if conns and pending.hits:
+        conn = conns[0]
+        conn.execute("BEGIN IMMEDIATE")  # read and add under the write lock, one commit
+        try:
+            (saved,) = conn.execute("SELECT saved FROM totals").fetchone()
+            conn.execute("UPDATE totals SET hits = hits + ?, saved = ?",
+                         (pending.hits, str(Decimal(saved) + pending.saved)))
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    pending.hits, pending.saved = 0, Decimal(0)
 
 
 def _files(path: Path) -> list[Path]:
