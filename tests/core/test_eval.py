@@ -143,7 +143,7 @@ async def test_bad_input_is_a_typed_error(plait_runtime: plait.Runtime) -> None:
                          ([{"inputs": [1]}], "inputs must be an object"), ([3], "mapping")):
         with pytest.raises(plait.EvalError, match=match):
             await plait.evaluate(doubling(), cases, runtime=plait_runtime)
-    with pytest.raises(plait.UnknownPlugin, match="unknown metric 'judge'.*plait-judge"):
+    with pytest.raises(plait.UnknownPlugin, match=r"unknown metric 'judge'.*plait-judge"):
         await plait.evaluate(doubling(), CASES, metrics=["judge"], runtime=plait_runtime)
     for vary, match in (({"n": []}, "non-empty"), ({"model": ["gpt-4o"]}, "provider"),
                         ({"n": "135"}, "list")):

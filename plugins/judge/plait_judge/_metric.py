@@ -12,7 +12,6 @@ import os
 from typing import Any, Literal
 
 import attrs
-
 import plait
 
 __all__ = ["ENV", "METRIC_SYSTEM", "Grade", "judge_metric"]
