@@ -555,10 +555,18 @@ async def test_hook_register_metrics(plait_runtime: plait.Runtime) -> None:
 
 async def test_hook_answer_model_call(plait_runtime: plait.Runtime, fake_provider: Any) -> None:
     answered: list[str] = []
+    sent_usage: list[Any] = []
 
     class Answerer:
         @plait.hookimpl
-        def plait_answer_model_call(self, request: plait.ModelRequest, send: Any) -> Any:
+        def plait_answer_model_call(self, request: plait.ModelRequest, call: plait.ModelCall,
+                                    send: Any) -> Any:
+            if request.messages[-1].content == "unknown":
+                async def through() -> plait.ModelResponse:
+                    response = await send()
+                    sent_usage.append(call.usage)  # set by the time send() returns
+                    return response
+                return through()
             if request.messages[-1].content != "known":
                 return None  # the next implementation (plait's default) sends it
 
@@ -592,3 +600,4 @@ async def test_hook_answer_model_call(plait_runtime: plait.Runtime, fake_provide
     assert result.usage.cache_hits == 1
     assert result.usage.calls == 1
     assert result.steps["only"].usage.cache_hits == 1
+    assert sent_usage == [sent.usage]
