@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import attrs
 
+from ._answer import HOOK as ANSWER_HOOK
+from ._answer import answer
 from ._budget import Budget, UsageMeter, meter_for
 from ._config import NOTSET, Config, ResolvedConfig
 from ._errors import (
@@ -141,6 +143,14 @@ def prepare(runtime: Runtime, agent: Agent, overrides: Mapping[str, Any],
 
 async def send_once(runtime: Runtime, plan: _Plan, request: ModelRequest,
                     attempt: int) -> tuple[ModelResponse, Usage]:
+    """One request, unless a plugin answers it first (``_answer``), before any budget."""
+    if runtime.hooks.only_default(ANSWER_HOOK):  # no plugin answers: the hot path
+        return await _send_once(runtime, plan, request, attempt)
+    return await answer(runtime, plan, request, attempt, _send_once)
+
+
+async def _send_once(runtime: Runtime, plan: _Plan, request: ModelRequest,
+                     attempt: int) -> tuple[ModelResponse, Usage]:
     """One request: reserve -> limit -> wrap -> settle -> meter."""
     estimate = estimate_input_tokens(request)
     worst_tokens = estimate + (plan.max_tokens or 0)

@@ -83,6 +83,8 @@ def usage_line(usage: Usage, seconds: float | None = None) -> str:
     calls = "call" if usage.calls == 1 else "calls"
     text = (f"{usage.calls} model {calls}, {usage.input_tokens:,} tokens in, "
             f"{usage.output_tokens:,} out, cost {format_cost(usage.cost)}")
+    if usage.cache_hits:
+        text += f", {usage.cache_hits} from cache"
     return text if seconds is None else f"{text}, {seconds:.2f} s"
 
 

@@ -22,6 +22,7 @@
     ├── ValidationFailed           a validation gate rejected a step's output
     ├── SerializationError         an output cannot be turned into JSON (names step and path)
     ├── AggregationError           an aggregator could not decide
+    ├── EvalError                  an evaluation's cases, metrics or variants are malformed
     └── PluginError                a plugin is missing, broken or misbehaving
         └── UnknownPlugin          no installed plugin provides a name (provider, aggregator...)
 
@@ -47,6 +48,7 @@ __all__ = [
     "BadRequest",
     "BudgetExceeded",
     "ContentRefused",
+    "EvalError",
     "FanOutError",
     "MissingInput",
     "ModelNotFound",
@@ -331,6 +333,11 @@ class SerializationError(PlaitError):
 
 class AggregationError(PlaitError):
     """An aggregator could not decide on a winner."""
+
+
+class EvalError(PlaitError):
+    """``plait.evaluate`` (or ``plait eval``) was given malformed cases, metrics or
+    variants; the message names the case, line or option."""
 
 
 class PluginError(PlaitError):

@@ -96,6 +96,8 @@ class Usage:
     ``calls`` counts the requests that were answered; ``requests`` every request sent,
     answered or not (a timed-out or failed request counts there, and a re-ask or a
     retry is a request of its own). ``cost`` is what the answers reported.
+    ``cache_hits`` counts the requests a plugin answered without sending them (a cache):
+    they are in neither ``calls`` nor ``requests`` and cost nothing.
     """
 
     input_tokens: int = 0
@@ -104,6 +106,7 @@ class Usage:
     calls: int = 0
     cost: Decimal = Decimal(0)
     requests: int = 0
+    cache_hits: int = 0
 
     def __add__(self, other: Usage) -> Usage:
         if not isinstance(other, Usage):
@@ -115,6 +118,7 @@ class Usage:
             self.calls + other.calls,
             self.cost + other.cost,
             self.requests + other.requests,
+            self.cache_hits + other.cache_hits,
         )
 
     @property

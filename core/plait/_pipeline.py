@@ -146,9 +146,11 @@ class Pipeline(Step):
 
     async def _start(self, inputs: Mapping[str, Any] | None, *, deps: Any,
                      runtime: Runtime | None, run_id: str | None,
-                     listeners: tuple[Listener, ...] = ()) -> PipelineResult:
-        """A top-level run, reported to the Runtime's listeners and ``listeners`` (what
-        ``run`` and the ways of running built on it share)."""
+                     listeners: tuple[Listener, ...] = (),
+                     within: Budget | None = None) -> PipelineResult:
+        """A top-level run, reported to the Runtime's listeners and ``listeners``, its
+        budget inside ``within`` when given (an eval's, that every run also spends): what
+        ``run`` and the ways of running built on it share."""
         if inputs is None:
             inputs = {}
         if self._inputs is not None:
@@ -159,7 +161,7 @@ class Pipeline(Step):
         runtime = runtime or default_runtime()
         info = RunInfo(run_id or uuid.uuid4().hex, self.label, dict(inputs))
         limit = self._resolved_run.budget
-        budget = None if limit is None else Budget(limit, "run")
+        budget = within if limit is None else Budget(limit, "run", within)
         run = RunScope(runtime, info, deps, budget, UsageMeter(), prefix="",
                        listeners=(*runtime.listeners, *listeners))
         work = self._reported if run.listeners else self._execute

@@ -58,6 +58,11 @@ class Reply:
     attempts: int = 1
     finish_reason: str | None = None
 
+    @property
+    def cached(self) -> bool:
+        """Whether every request of this reply was answered from a cache (it cost $0)."""
+        return self.usage.cache_hits > 0 and self.usage.requests == 0
+
 
 @attrs.frozen
 class Stop:

@@ -34,16 +34,18 @@ import pluggy
 if TYPE_CHECKING:
     from ._context import StepContext
     from ._ensemble import AggregationJob
-    from ._model import Limits, ModelCall, ModelRequest, ProviderFactory
+    from ._model import Limits, ModelCall, ModelRequest, ModelResponse, ProviderFactory
     from ._money import Price
     from ._results import Aggregation, FanOutJob, ItemOutcome, RunInfo
     from ._router import Router
+    from ._runtime import Runtime
     from ._step import Step
 
 __all__ = [
     "RegisterAggregator",
     "RegisterCommand",
     "RegisterConverterHook",
+    "RegisterMetric",
     "RegisterProvider",
     "RegisterTracer",
     "RegisterValidator",
@@ -93,6 +95,10 @@ class RegisterCommand(Protocol):
 class RegisterConverterHook(Protocol):
     def __call__(self, cls: Any, unstructure: Callable[[Any], Any],
                  structure: Callable[[Any, Any], Any]) -> None: ...
+
+
+class RegisterMetric(Protocol):
+    def __call__(self, name: str, metric: Callable[..., Any]) -> None: ...
 
 # --------------------------------------------------------------------------------------
 # Registration: pure, once per Runtime
@@ -179,6 +185,20 @@ def plait_register_converter_hooks(register: RegisterConverterHook) -> None:
     """
 
 
+@hookspec
+def plait_register_metrics(register: RegisterMetric) -> None:
+    """Register evaluation metrics for ``plait.evaluate`` and ``plait eval --metric``.
+
+    ``register(name, metric)``: ``metric(output, expected)`` (sync or async) scores one
+    case: ``True``/``False`` or a number from 0 to 1 (1 is right). A metric whose
+    signature takes three positional parameters is called ``metric(output, expected,
+    mctx)`` with a ``plait.MetricContext`` (the case's inputs and the Runtime), so it can
+    ask a model. Raising ``plait.MetricError`` marks the case as failed to score.
+
+    Called for every plugin.
+    """
+
+
 # --------------------------------------------------------------------------------------
 # Decisions: firstresult, built-in default runs last
 # --------------------------------------------------------------------------------------
@@ -227,6 +247,24 @@ def plait_aggregate(name: str, job: AggregationJob) -> Awaitable[Aggregation] | 
 
     The default looks ``name`` up among the aggregators registered through
     ``plait_register_aggregators`` and calls it.
+
+    Stops at first non-None result.
+    """
+
+
+@hookspec(firstresult=True)
+def plait_answer_model_call(
+    request: ModelRequest, provider: str, call: ModelCall, runtime: Runtime,
+    send: Callable[[], Awaitable[ModelResponse]],
+) -> Awaitable[ModelResponse] | None:
+    """Decide who answers one model request; return an awaitable ``ModelResponse``.
+
+    Consulted before the request reserves any budget or waits for a limiter. ``send()``
+    sends it for real (reserve, limit, ``plait_wrap_model_call``, settle) and returns
+    the provider's response, with ``call.usage`` set by then. An implementation that
+    returns a response without awaiting ``send()`` answered the request itself: the
+    engine charges nothing for it and counts it as a cache hit (``Usage.cache_hits``,
+    ``Reply.cached``). The default awaits ``send()``.
 
     Stops at first non-None result.
     """

@@ -152,7 +152,7 @@ def test_help_lists_builtin_and_plugin_commands(install: Callable[..., str],
     assert result.exit_code == 0, result.output
     commands = result.output.split("Commands:")[1]
     assert [line.split()[0] for line in commands.strip().splitlines()] == [
-        "demo", "graph", "greet", "plugins", "run"]
+        "demo", "eval", "graph", "greet", "plugins", "run"]
     assert "Say hello (a plugin command)." in commands
 
 
@@ -457,7 +457,8 @@ DOCS = pathlib.Path(__file__).resolve().parents[2] / "docs" / "cli.md"
 def _help_blocks() -> list[tuple[str, str]]:
     blocks = re.findall(r"```console\n\$ (plait[^\n]*--help)\n(.*?)```", DOCS.read_text(),
                         re.DOTALL)
-    assert len(blocks) == 4, "docs/cli.md should show the help of plait, plugins, run, demo"
+    assert len(blocks) == 5, ("docs/cli.md should show the help of plait, plugins, run, eval "
+                              "and demo")
     return blocks
 
 

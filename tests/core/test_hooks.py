@@ -536,3 +536,68 @@ async def test_model_call_wrappers_get_the_call_priced_as_charged(
     assert [a for a, _ in seen] == [1, 2]  # the re-ask is attempt 2
     assert [u.cost for _, u in seen] == [Decimal("0.014"), Decimal("0.022")]
     assert sum(u.cost for _, u in seen) == result.usage.cost
+
+
+async def test_hook_register_metrics(plait_runtime: plait.Runtime) -> None:
+    class Plugin:
+        @plait.hookimpl
+        def plait_register_metrics(self, register: Any) -> None:
+            register("even", lambda output, expected: output % 2 == 0)
+
+    plait_runtime.register(Plugin())
+    assert {"exact", "contains", "one_of", "json_match", "within", "even"} <= set(
+        plait_runtime.registry.metrics)
+    pipe = one_step(lambda ctx: ctx.input("x") * 2 + ctx.input("odd", 0))
+    cases = [{"inputs": {"x": 1}}, {"inputs": {"x": 2, "odd": 1}}]
+    report = await plait.evaluate(pipe, cases, metrics=["even"], runtime=plait_runtime)
+    assert [r.score for r in report.variants[0].results] == [1.0, 0.0]
+
+
+async def test_hook_answer_model_call(plait_runtime: plait.Runtime, fake_provider: Any) -> None:
+    answered: list[str] = []
+    sent_usage: list[Any] = []
+
+    class Answerer:
+        @plait.hookimpl
+        def plait_answer_model_call(self, request: plait.ModelRequest, call: plait.ModelCall,
+                                    send: Any) -> Any:
+            if request.messages[-1].content == "unknown":
+                async def through() -> plait.ModelResponse:
+                    response = await send()
+                    sent_usage.append(call.usage)  # set by the time send() returns
+                    return response
+                return through()
+            if request.messages[-1].content != "known":
+                return None  # the next implementation (plait's default) sends it
+
+            async def hit() -> plait.ModelResponse:
+                answered.append(request.model)
+                return plait.ModelResponse("from memory")
+            return hit()
+
+    plait_runtime.register(Answerer())
+    agent = plait.Agent("fake:priced")
+
+    async def ask(ctx: plait.StepContext) -> list[plait.Reply]:
+        return [await ctx.ask(agent, "known"), await ctx.ask(agent, "unknown")]
+
+    # a budget no real request fits: an answered one reserves nothing, a sent one is refused
+    pipe = plait.Pipeline("p", steps={"only": plait.step(ask)},
+                          config=plait.Config(budget=plait.usd("0")))
+    with pytest.raises(plait.BudgetExceeded):
+        await pipe.run(runtime=plait_runtime)
+    assert answered == ["priced"]
+    assert fake_provider.calls == 0
+
+    result = await one_step(ask).run(runtime=plait_runtime)
+    hit, sent = result.output
+    assert hit.text == "from memory"
+    assert hit.cached
+    assert hit.usage.cost == 0
+    assert not sent.cached
+    assert sent.usage.requests == 1
+    assert fake_provider.calls == 1
+    assert result.usage.cache_hits == 1
+    assert result.usage.calls == 1
+    assert result.steps["only"].usage.cache_hits == 1
+    assert sent_usage == [sent.usage]

@@ -257,3 +257,17 @@ def test_orchestrate_on_smollm2_plans_all_three_tasks(monkeypatch: pytest.Monkey
         ("billing", "INV-7890"), ("return", "SuperWidget"), ("status", "A-12345")]
     assert tasks.count("  ok") == 3
     assert out.split("─ Reply ─")[1].split("─ Caught")[0].strip()
+
+
+@pytest.mark.local_model
+def test_eval_on_smollm2_measures_one_call_against_votes(monkeypatch: pytest.MonkeyPatch,
+                                                        tmp_path: Any) -> None:
+    curve = tmp_path / "curve.png"
+    out = demo("eval", "local:smollm2", monkeypatch, "plait-local", "--plot", str(curve)).output
+    finished(out, 1 + 10 * (1 + 3 + 5))
+    rows = re.findall(r"│ (n=\d) +│ +(\d+)% │ +(\d+)%-(\d+)% │ +\$0 │ +(\d+) │", out)
+    assert [(name, int(calls)) for name, _, _, _, calls in rows] == [
+        ("n=1", 10), ("n=3", 30), ("n=5", 50)]
+    for _, accuracy, low, high, _ in rows:  # each accuracy sits inside its own interval
+        assert int(low) <= int(accuracy) <= int(high)
+    assert curve.read_bytes()[:4] == b"\x89PNG"

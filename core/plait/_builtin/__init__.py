@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import inspect
 import os
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from plait._context import StepContext, scope_of
 from plait._map import local_executor
 from plait.hookspecs import RegisterTracer, hookimpl
 
+from .metrics import plait_register_metrics as plait_register_metrics
 from .progress import ProgressDisplay
 from .steplog import StepLog
 
 if TYPE_CHECKING:
     from plait._ensemble import AggregationJob
+    from plait._model import ModelResponse
     from plait._results import Aggregation, FanOutJob
     from plait._router import Router
     from plait._step import Step
@@ -39,6 +42,11 @@ def plait_choose_route(router: Router, ctx: StepContext) -> Any:
 @hookimpl(trylast=True)
 def plait_execute_fanout(job: FanOutJob, ctx: StepContext) -> Any:
     return local_executor(job, scope_of(ctx))
+
+
+@hookimpl(trylast=True)
+def plait_answer_model_call(send: Callable[[], Awaitable[ModelResponse]]) -> Any:
+    return send()
 
 
 @hookimpl(trylast=True)

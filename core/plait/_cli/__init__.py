@@ -20,13 +20,14 @@ from plait._runtime import Runtime
 from plait._targets import parse_settings
 from plait._version import __version__
 
+from .eval import eval_command
 from .graph import show_graph
 from .plugins import show_plugins
 from .run import run_target
 
 __all__ = ["main"]
 
-DEMOS = ("faq", "support", "orchestrate")
+DEMOS = ("faq", "support", "orchestrate", "eval")
 DEFAULT_DEMO_MODEL = "local:smollm2"
 NO_PROVIDER_HELP = """plait: deterministic multi-step LLM workflows with a tiny, pluggable core.
 
@@ -139,16 +140,45 @@ def run(target: str, inputs: tuple[str, ...], input_json: Any, model: str | None
                show_traceback=show_traceback, settings=parse_settings(settings))
 
 
-@cli.command()
+@cli.command("eval", short_help="Score a pipeline on labelled cases, variants side by side.")
+@click.argument("target", metavar="[MODULE:OBJECT]", required=False)
+@click.option("--data", "-d", type=click.File("r", encoding="utf-8"), required=True,
+              metavar="FILE", help='JSON Lines: {"inputs": {...}, "expected": ..., "id": ...}')
+@click.option("--target", "targets", multiple=True, metavar="MODULE:OBJECT",
+              help="Another pipeline to compare (repeatable).")
+@click.option("--metric", "-m", "metrics", multiple=True, metavar="NAME",
+              help="A registered metric (repeatable; default exact); the first gives accuracy.")
+@click.option("--vary", multiple=True, metavar="KEY=V1,V2",
+              help="One variant per value: a run input (n=1,3,5) or model=P:M,P:M.")
+@click.option("--model", metavar="PROVIDER:MODEL", help="Use this model for every agent.")
+@click.option("--limit", type=click.IntRange(1), default=4, show_default=True,
+              help="Cases run at once.")
+@click.option("--budget", metavar="USD", help="A budget for the whole eval, e.g. 0.50.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--plot", metavar="FILE.png", help="Draw accuracy against cost (needs plait[plot]).")
+def eval_(target: str | None, data: Any, targets: tuple[str, ...], metrics: tuple[str, ...],
+          vary: tuple[str, ...], model: str | None, limit: int, budget: str | None,
+          as_json: bool, plot: str | None) -> None:
+    """Run every case of --data through a pipeline (or several, or variants of one) and
+    score each output: accuracy with a 95% interval, cost, calls, latency, failures, and
+    the cases whose outputs differed.
+    """
+    eval_command(target, targets, data, metrics, vary, model, limit, budget, as_json, plot)
+
+
+@cli.command(short_help="Run a worked example: faq, support, orchestrate or eval.")
 @click.argument("name", type=click.Choice(DEMOS))
 @click.option("--model", default=DEFAULT_DEMO_MODEL, show_default=True, metavar="PROVIDER:MODEL",
               help="The model every agent of the demo uses.")
 @click.option("--questions", type=click.IntRange(1, MAX_QUESTIONS), default=QUESTIONS,
               show_default=True, help="faq: how many questions to ask and answer.")
+@click.option("--plot", metavar="FILE.png",
+              help="eval: save the accuracy-against-cost curve (needs plait[plot]).")
 @click.option("--set", "settings", multiple=True, metavar="PROVIDER.KEY=VALUE",
               help="A provider setting (repeatable), e.g. llamacpp.base_url=http://...:8081/v1.")
-def demo(name: str, model: str, questions: int, settings: tuple[str, ...]) -> None:
-    """Run one of the worked examples: faq, support or orchestrate.
+def demo(name: str, model: str, questions: int, plot: str | None,
+         settings: tuple[str, ...]) -> None:
+    """Run one of the worked examples: faq, support, orchestrate or eval.
 
     \b
     faq          questions about three pages, then an answer and its sources for
@@ -157,11 +187,17 @@ def demo(name: str, model: str, questions: int, settings: tuple[str, ...]) -> No
                  route to the technical, billing, feature or fallback handler
     orchestrate  split a multi-intent request into typed tasks, run workers in
                  parallel, synthesize one reply
+    eval         score one call against a 3- and a 5-sample vote on a labelled set,
+                 and the accuracy-against-cost curve (--plot)
     """
     if questions != QUESTIONS and name != "faq":
         raise click.UsageError("--questions is an option of the faq demo")
-    run_demo(name, model, settings=parse_settings(settings),
-             **({"questions": questions} if name == "faq" else {}))
+    if plot is not None and name != "eval":
+        raise click.UsageError("--plot is an option of the eval demo")
+    options: dict[str, Any] = {"questions": questions} if name == "faq" else {}
+    if name == "eval":
+        options["plot"] = plot
+    run_demo(name, model, settings=parse_settings(settings), **options)
 
 
 @cli.command(short_help="Draw a pipeline as a graph (MODULE:OBJECT).")

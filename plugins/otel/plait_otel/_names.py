@@ -78,6 +78,7 @@ BUDGET_LEFT = "plait.budget.remaining_usd"
 USAGE_INPUT = "plait.usage.input_tokens"
 USAGE_OUTPUT = "plait.usage.output_tokens"
 USAGE_CALLS = "plait.usage.calls"
+USAGE_CACHE_HITS = "plait.usage.cache_hits"  # requests a plugin answered (plait-cache), free
 FANOUT_ITEMS = "plait.fanout.items"
 FANOUT_OK = "plait.fanout.ok"
 FANOUT_FAILED = "plait.fanout.failed"

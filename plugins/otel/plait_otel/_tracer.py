@@ -294,7 +294,7 @@ def _step_end(span: Span, step: plait.Step, ctx: plait.StepContext, status: str)
         n.RUN_ID: ctx.run_id, n.STEP_ID: ctx.path, n.STEP_KIND: type(step).__name__,
         n.STEP_ATTEMPTS: ctx.attempt, n.STATUS: status}
     usage = ctx.usage
-    if usage.calls:  # a step that asked no model has no usage to report
+    if usage.calls or usage.cache_hits:  # a step that asked no model has no usage to report
         attributes.update(_usage(usage))
     left = ctx.budget_left
     if left is not None:
@@ -323,8 +323,12 @@ def _fail(span: Span, exc: BaseException) -> None:
 
 
 def _usage(usage: plait.Usage) -> dict[str, AttributeValue]:
-    return {n.USAGE_INPUT: usage.input_tokens, n.USAGE_OUTPUT: usage.output_tokens,
-            n.USAGE_CALLS: usage.calls, n.COST: str(usage.cost)}
+    out: dict[str, AttributeValue] = {
+        n.USAGE_INPUT: usage.input_tokens, n.USAGE_OUTPUT: usage.output_tokens,
+        n.USAGE_CALLS: usage.calls, n.COST: str(usage.cost)}
+    if usage.cache_hits:
+        out[n.USAGE_CACHE_HITS] = usage.cache_hits
+    return out
 
 
 def _aggregation(agg: plait.Aggregation, job: plait.AggregationJob

@@ -313,3 +313,36 @@ async def test_bad_options_are_refused(judged: Judge, options: dict[str, Any],
     with pytest.raises(plait.StepFailed) as failed:
         await judged([], **options)
     assert message in str(failed.value.cause)
+
+
+# -- the judge metric --------------------------------------------------------------------------
+
+
+async def test_the_judge_metric_grades_outputs_against_the_reference() -> None:
+    def grade(request: plait.ModelRequest) -> Reply:
+        prompt = request.messages[-1].content
+        answer = prompt.split("<answer>\n", 1)[1].split("\n</answer>", 1)[0]
+        return {"reasoning": "Compared with the reference.",
+                "grade": "correct" if "paris" in answer.lower() else "incorrect"}
+
+    judge_model = FakeProvider({"grader": grade})
+    rt = plait.Runtime(entry_points=False, settings={"judge": {"model": "fake:grader"}},
+                       plugins=[plait_judge, provider_plugin(judge_model, prices=PRICES)])
+    answer = plait.step(lambda ctx: ctx.input("reply"))
+    cases = [{"inputs": {"reply": "It is Paris."}, "expected": "Paris"},
+             {"inputs": {"reply": "Lyon, I think"}, "expected": "Paris"}]
+    async with rt:
+        report = await plait.evaluate(answer, cases, metrics=["judge"], runtime=rt)
+    assert [r.score for r in report.variants[0].results] == [1.0, 0.0]
+    assert "<reference>\nParis\n</reference>" in judge_model.requests[0].messages[-1].content
+
+
+async def test_the_judge_metric_without_a_model_says_how_to_give_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(plait_judge._metric.ENV, raising=False)
+    async with plait.Runtime(entry_points=False, plugins=[plait_judge]) as rt:
+        report = await plait.evaluate(plait.step(lambda ctx: "x"), [{"inputs": {}}],
+                                      metrics=["judge"], runtime=rt)
+    error = report.variants[0].results[0].error
+    assert error is not None
+    assert "needs a model: set PLAIT_JUDGE_MODEL" in error.message

@@ -569,3 +569,30 @@ async def test_a_model_call_span_costs_what_the_call_was_charged(
     [span] = _named(span_exporter.get_finished_spans(), "chat priced")
     assert _attrs(span)["plait.cost_usd"] == str(result.usage.cost)
     assert result.usage.cost == Decimal("0.06")  # 1,000 x $30/M + 500 x $60/M
+
+
+async def test_a_request_answered_by_a_plugin_shows_on_its_step_span_as_a_cache_hit(
+    plait_runtime: plait.Runtime, register_plugin: Callable[..., Any], traced: OtelTracer,
+    span_exporter: InMemorySpanExporter,
+) -> None:
+    class Cache:  # what plait-cache does on a hit: answer without sending
+        @plait.hookimpl
+        def plait_answer_model_call(self) -> Any:
+            async def hit() -> plait.ModelResponse:
+                return plait.ModelResponse("remembered")
+            return hit()
+
+    register_plugin(provider_plugin(FakeProvider(), prices=PRICES))
+    register_plugin(Cache())
+
+    @plait.step
+    async def ask(ctx: plait.StepContext) -> str:
+        return (await ctx.ask(plait.Agent("fake:priced"), "hi")).text
+
+    await plait.Pipeline("p", steps={"ask": ask}).run(runtime=plait_runtime)
+    spans = span_exporter.get_finished_spans()
+    assert not _named(spans, "chat priced")  # nothing was sent
+    step = _attrs(_one(spans, "invoke_agent ask"))
+    assert step["plait.usage.cache_hits"] == 1
+    assert step["plait.usage.calls"] == 0
+    assert step["plait.cost_usd"] == "0"
