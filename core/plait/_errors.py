@@ -23,6 +23,7 @@
     ├── AggregationError           an aggregator could not decide
     └── PluginError                a plugin is missing, broken or misbehaving
         └── UnknownPlugin          no installed plugin provides a name (provider, aggregator...)
+            └── UnknownExecutor    no installed plugin registered the fan-out executor named
 
 Foreign exceptions (httpx, llama.cpp, a user's step) are translated at the boundary or
 carried as ``.cause``; they never escape a run untyped.
@@ -57,6 +58,7 @@ __all__ = [
     "StepFailed",
     "StepTimeout",
     "UndeclaredDependency",
+    "UnknownExecutor",
     "UnknownPlugin",
     "UnknownPrice",
     "UnknownRoute",
@@ -315,3 +317,11 @@ class UnknownPlugin(PluginError, LookupError):
         hint = f"; install {distribution} to add it" if distribution else ""
         shown = ", ".join(sorted(self.installed)) or "none"
         super().__init__(f"unknown {kind} {name!r} (installed: {shown}){hint}")
+
+
+class UnknownExecutor(UnknownPlugin):
+    """No installed plugin registered the fan-out executor named (``executor="ray"``)."""
+
+    def __init__(self, name: str, installed: Sequence[str],
+                 distribution: str | None = None) -> None:
+        super().__init__("executor", name, installed, distribution)

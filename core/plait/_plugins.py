@@ -42,6 +42,7 @@ KNOWN_DISTRIBUTIONS = {
     "aggregator": {"vote": "plait-vote", "judge": "plait-judge", "synthesis": "plait-synthesis"},
     "validator": {},
     "tracer": {"otel": "plait-otel"},
+    "executor": {"ray": "plait-ray"},
 }
 
 BUILTINS = "plait.builtins"  # plait's own default behaviour, a plugin like any other
@@ -55,6 +56,7 @@ _REGISTRATIONS = {
     "plait_register_tracers": "tracer",
     "plait_register_commands": "command",
     "plait_register_converter_hooks": "converter",
+    "plait_register_executors": "executor",
 }
 
 
@@ -84,6 +86,7 @@ class Registry:
     tracers: dict[str, tuple[Any, bool]] = attrs.field(factory=dict)
     commands: list[Any] = attrs.field(factory=list)
     converter_hooks: list[tuple[Any, Any, Any]] = attrs.field(factory=list)
+    executors: dict[str, Any] = attrs.field(factory=dict)
     owners: dict[tuple[str, str], str] = attrs.field(factory=dict)  # (kind, name) -> plugin
 
 
@@ -277,7 +280,8 @@ def _adders(reg: Registry) -> dict[str, Callable[..., str]]:
 
     return {"provider": provider, "aggregator": named("aggregator", reg.aggregators),
             "validator": named("validator", reg.validators), "tracer": tracer,
-            "command": command, "converter": converter}
+            "command": command, "converter": converter,
+            "executor": named("executor", reg.executors)}
 
 
 def _check_name(kind: str, name: Any) -> None:

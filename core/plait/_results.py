@@ -130,6 +130,7 @@ class FanOutJob:
     limit: int | None
     fail_fast: bool  # stop starting items after the first error
     label: str  # the step path, for traces and progress displays
+    executor: str = "local"  # the registered executor that runs it (plait_register_executors)
     on_item_done: list[Callable[[int], None]] = attrs.field(
         init=False, factory=list, eq=False, repr=False)
 

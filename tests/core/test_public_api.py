@@ -78,6 +78,7 @@ EXPORTED = [
     "TaskReport",
     "TokenCount",
     "UndeclaredDependency",
+    "UnknownExecutor",
     "UnknownPlugin",
     "UnknownPrice",
     "UnknownRoute",
