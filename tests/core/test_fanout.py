@@ -601,7 +601,7 @@ async def test_the_runtime_names_the_default_executor_and_a_fan_out_may_override
 
 @pytest.mark.parametrize("bad", ["", 3])
 def test_an_executor_name_must_be_a_name(bad: Any) -> None:
-    with pytest.raises(TypeError, match="Runtime\\(executor=...\\) must be an executor's name"):
+    with pytest.raises(TypeError, match=r"Runtime\(executor=\.\.\.\) must be an executor's name"):
         plait.Runtime(entry_points=False, executor=bad)
     with pytest.raises(plait.PipelineDefinitionError, match="FanOut: executor= takes"):
         plait.FanOut(lambda ctx, x: x, over="xs", executor=bad)
