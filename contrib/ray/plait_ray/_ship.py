@@ -62,7 +62,19 @@ class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]  # cloudpickle is unt
                 return _worker.hooks, self._runtime
             if isinstance(obj, StepContext):
                 return _worker.context, (_context_state(obj),)
+        if isinstance(obj, BaseException) and type(obj).__reduce__ is BaseException.__reduce__:
+            # the default rebuilds ``cls(*args)``, which fails for errors whose __init__
+            # takes other arguments than their message (most of plait's)
+            return _restore_error, (type(obj), obj.args, vars(obj))
         return super().reducer_override(obj)
+
+
+def _restore_error(cls: type[BaseException], args: tuple[Any, ...],
+                   state: dict[str, Any]) -> BaseException:
+    error = cls.__new__(cls, *args)
+    error.args = args
+    vars(error).update(state)
+    return error
 
 
 def _context_state(ctx: StepContext) -> tuple[Any, ...]:

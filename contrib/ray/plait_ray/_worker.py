@@ -103,19 +103,21 @@ async def _run(fn: Any, ctx: StepContext, start: int, chunk: list[Any],
 
 
 def _dump(seconds: float, outcomes: list[ItemOutcome], label: str) -> bytes:
+    from ._ship import dump
+
     try:
-        return cloudpickle.dumps((seconds, outcomes))
+        return dump((seconds, outcomes))
     except Exception:  # one value or error cannot travel: only that item fails
-        return cloudpickle.dumps((seconds, [_portable(o, label) for o in outcomes]))
+        return dump((seconds, [_portable(o, label) for o in outcomes]))
 
 
 def _portable(outcome: ItemOutcome, label: str) -> ItemOutcome:
+    from ._ship import dump, find_unpicklable
+
     for what, value in (("the result", outcome.value), ("the error", outcome.error)):
         try:
-            cloudpickle.dumps(value)
+            dump(value)
         except Exception as exc:
-            from ._ship import find_unpicklable
-
             error = NotPicklable(label, f"{what} of item {outcome.index}",
                                  find_unpicklable(value), f"{type(exc).__name__}: {exc}")
             return ItemOutcome(outcome.index, None, error, outcome.usage)
