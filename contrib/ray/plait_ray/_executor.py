@@ -128,7 +128,8 @@ async def run_on_ray(job: FanOutJob, ctx: StepContext) -> list[ItemOutcome]:
                 break
     finally:
         for ref in pending:  # the run was cancelled, or failed fast: stop the cluster too
-            ray.cancel(ref, recursive=True)
+            # force: an item in plain Python (or in a thread) only stops with its process
+            ray.cancel(ref, force=True)
         if lent is not None:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(lent.close)
