@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._client import SharedClient
 from ._errors import PluginError, UnknownExecutor, UnknownPlugin
+from ._events import Listener
 from ._hooks import Hooks
 from ._limits import LimiterRegistry
 from ._model import Limits, ProviderEnv, ProviderSpec, split_model
@@ -51,6 +52,10 @@ class Runtime:
       on another provider); the agent's ``price`` is then ignored, the new model's applies.
     - ``executor``: the fan-out executor every ``ctx.map`` and ``FanOut`` uses unless it
       names its own (default ``"local"``, plait's in-process pool; ``"ray"`` with plait-ray).
+    - ``listeners``: async callables awaited with every event of every run on this Runtime
+      (``plait.RunStarted`` ... ``plait.RunFinished``); a listener that waits holds the run
+      back, one that raises fails it. ``rt.listeners`` is the tuple; a Runtime reference
+      such as a run store appends its own.
 
     Use ``async with plait.Runtime() as rt`` (or ``await rt.aclose()``) to close the HTTP
     client when you own the runtime.
@@ -68,6 +73,7 @@ class Runtime:
         transport: httpx.AsyncBaseTransport | None = None,
         model_override: str | None = None,
         executor: str = "local",
+        listeners: Iterable[Listener] = (),
     ) -> None:
         if entry_points is None:
             entry_points = not os.environ.get("PLAIT_DISABLE_PLUGIN_AUTOLOAD")
@@ -92,6 +98,11 @@ class Runtime:
         if not isinstance(executor, str) or not executor:
             raise TypeError(f"Runtime(executor=...) must be an executor's name, got {executor!r}")
         self.default_executor = executor  # looked up on the first fan-out: plugins load lazily
+        self.listeners: tuple[Listener, ...] = tuple(listeners)
+        for listener in self.listeners:
+            if not callable(listener):
+                raise TypeError(f"Runtime(listeners=...) takes async callables of an event, "
+                                f"got {listener!r}")
         self._providers: dict[str, Any] = {}
         self._price_cache: dict[tuple[str, str], Price | None] = {}
         self._converter: cattrs.Converter | None = None

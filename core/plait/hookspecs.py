@@ -227,10 +227,11 @@ def plait_execute_fanout(job: FanOutJob, ctx: StepContext) -> Awaitable[list[Ite
 
     Return an awaitable of one ``plait.ItemOutcome`` per item, in input order; when
     ``job.fail_fast`` is true, items not yet started may be left out after the first
-    error. Call ``job.item_done(index)`` as each item finishes, so progress displays can
-    count items without a hook per item. The default calls the executor named by
-    ``job.executor`` (see ``plait_register_executors``; ``"local"`` runs a bounded pool of
-    anyio tasks in this process); a plugin can take over every fan-out here instead.
+    error. Await ``job.finish(outcome)`` as each item finishes, so progress displays can
+    count items without a hook per item and the run's listeners (a stream, a run store)
+    see each outcome. The default calls the executor named by ``job.executor`` (see
+    ``plait_register_executors``; ``"local"`` runs a bounded pool of anyio tasks in this
+    process); a plugin can take over every fan-out here instead.
 
     Stops at first non-None result.
     """

@@ -3,8 +3,9 @@
 The driver ships the worker once (``ray.put``), then keeps a window of chunk tasks in
 flight: at most ``limit`` items (when the fan-out has one), else two chunks per CPU of
 the cluster. Each chunk runs with plait's local executor inside a worker process; its
-outcomes come back as it finishes, are metered into the run and reported to progress,
-and the next chunk is sent. Only the window's items are ever in flight, whatever N is.
+outcomes come back as it finishes, are metered into the run and reported item by item
+(``job.finish``: progress, and ``plait.ItemFinished`` to the run's listeners), and the
+next chunk is sent. Only the window's items are ever in flight, whatever N is.
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ async def run_on_ray(job: FanOutJob, ctx: StepContext) -> list[ItemOutcome]:
                     if outcome.usage != _NO_USAGE:
                         scope.meter.add(outcome.usage)  # the step's and the run's totals
                     outcomes.append(outcome)
-                    job.item_done(outcome.index)
+                    await job.finish(outcome)  # progress and the run's listeners
                     failed = failed or (job.fail_fast and outcome.error is not None)
             if failed:
                 break

@@ -237,3 +237,32 @@ def test_the_executor_is_registered_and_ray_is_only_imported_when_used() -> None
                          check=True, timeout=BOUND)
     assert out.stdout.strip() == "False"
     assert ray.is_initialized()
+
+
+async def test_the_runs_listeners_see_every_remote_item_as_its_chunk_returns(
+        plait_runtime: plait.Runtime) -> None:
+    events: list[Any] = []
+
+    async def listen(event: Any) -> None:
+        events.append(event)
+
+    def picky(x: int) -> int:
+        if x == 2:
+            raise ValueError("two")
+        return x * 10
+
+    async def fan(ctx: plait.StepContext) -> int:
+        return len(await ctx.map(picky, range(5), on_error="collect"))
+
+    with anyio.fail_after(BOUND):
+        await plait.Pipeline("p", steps={"fan": fan})._start(
+            {}, deps=None, runtime=plait_runtime, run_id="r", listeners=(listen,))
+    items = sorted((e for e in events if isinstance(e, plait.ItemFinished)),
+                   key=lambda e: e.index)
+    assert [(e.step_id, e.index, e.total, e.value, e.error) for e in items] == [
+        ("fan", 0, 5, 0, None), ("fan", 1, 5, 10, None),
+        ("fan", 2, 5, None, plait.ErrorInfo("ValueError", "two")),
+        ("fan", 3, 5, 30, None), ("fan", 4, 5, 40, None)]
+    kinds = [type(e).__name__ for e in events]
+    assert kinds.index("StepFinished") > max(i for i, k in enumerate(kinds)
+                                             if k == "ItemFinished")
