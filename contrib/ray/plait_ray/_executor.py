@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import functools
 import math
-import time
 from collections.abc import Mapping
 from typing import Any
 
 import anyio
-import cloudpickle
+import cloudpickle  # type: ignore[import-untyped]  # no stubs, no py.typed
 import ray
 from plait import FanOutJob, ItemOutcome, StepContext, Usage
 from plait._context import scope_of
@@ -95,7 +94,8 @@ async def run_on_ray(job: FanOutJob, ctx: StepContext) -> list[ItemOutcome]:
         await anyio.to_thread.run_sync(functools.partial(ray.init, **settings.get("init", {})))
     scope = scope_of(ctx)
     payload = ray.put(ship(job.fn, ctx, job.label))
-    slots = 2 * max(1, int(ray.cluster_resources().get("CPU", 1)))
+    cpus = ray.cluster_resources().get("CPU", 1)  # type: ignore[no-untyped-call]  # ray's
+    slots = 2 * max(1, int(cpus))
     plan = ChunkPlan(n, job.limit, slots, settings.get("chunk_size"))
     task = _chunk_task(int(settings.get("max_retries", 3)))
     lent = Lent(scope.budget) if scope.budget is not None else None

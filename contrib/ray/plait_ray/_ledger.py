@@ -101,8 +101,8 @@ class Lent:
         amount = max(tightest.remaining, _NOTHING)
         committed = tightest.spent + tightest.reserved
         self._hold = budget.reserve(amount)
-        actor = ray.remote(num_cpus=0)(Ledger)  # bookkeeping takes no CPU slot from items
-        self.ledger = actor.remote(tightest.limit, committed, tightest.scope)
+        actor: Any = ray.remote(num_cpus=0)(Ledger)  # bookkeeping takes no CPU from items
+        self.ledger: Any = actor.remote(tightest.limit, committed, tightest.scope)
 
     def close(self) -> None:
         """Settle the hold to what the cluster spent, and end the ledger."""

@@ -19,7 +19,7 @@ import types
 from collections.abc import Iterator
 from typing import Any
 
-import cloudpickle
+import cloudpickle  # type: ignore[import-untyped]  # no stubs, no py.typed
 from plait import Runtime, StepContext
 from plait._context import scope_of
 from plait._hooks import Hooks

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import anyio
-import cloudpickle
+import cloudpickle  # type: ignore[import-untyped]  # no stubs, no py.typed
 from plait import ItemOutcome, Runtime, StepContext
 from plait._budget import UsageMeter
 from plait._context import scope_of

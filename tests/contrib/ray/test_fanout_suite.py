@@ -31,7 +31,8 @@ IN_PROCESS = {
 
 _path = pathlib.Path(__file__).parents[2] / "core" / "test_fanout.py"
 _spec = importlib.util.spec_from_file_location("plait_fanout_suite", _path)
-assert _spec is not None and _spec.loader is not None
+assert _spec is not None
+assert _spec.loader is not None
 suite = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = suite
 _spec.loader.exec_module(suite)
