@@ -25,7 +25,7 @@ from plait._context import scope_of
 from plait._hooks import Hooks
 from plait._plugins import BUILTINS
 
-from . import _worker
+from . import _rebuild
 from ._errors import NotPicklable
 
 __all__ = ["dump", "find_unpicklable", "runtime_spec", "ship", "ship_values", "worker_name"]
@@ -57,24 +57,17 @@ class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]  # cloudpickle is unt
     def reducer_override(self, obj: Any) -> Any:
         if self._runtime is not None:
             if isinstance(obj, Runtime):
-                return _worker.runtime, self._runtime
+                return _rebuild.runtime, self._runtime
             if isinstance(obj, Hooks):
-                return _worker.hooks, self._runtime
+                return _rebuild.hooks, self._runtime
             if isinstance(obj, StepContext):
-                return _worker.context, (_context_state(obj),)
+                return _rebuild.context, (_context_state(obj),)
         if isinstance(obj, BaseException) and type(obj).__reduce__ is BaseException.__reduce__:
             # the default rebuilds ``cls(*args)``, which fails for errors whose __init__
             # takes other arguments than their message (most of plait's)
-            return _restore_error, (type(obj), obj.args, vars(obj))
+            return _rebuild.restore_error, (type(obj), obj.args, vars(obj))
         return super().reducer_override(obj)
 
-
-def _restore_error(cls: type[BaseException], args: tuple[Any, ...],
-                   state: dict[str, Any]) -> BaseException:
-    error = cls.__new__(cls, *args)
-    error.args = args
-    vars(error).update(state)
-    return error
 
 
 def _context_state(ctx: StepContext) -> tuple[Any, ...]:

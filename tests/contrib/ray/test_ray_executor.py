@@ -122,7 +122,7 @@ async def test_cancelling_the_run_cancels_the_ray_tasks(plait_runtime: plait.Run
 
     def slow(i: int) -> int:
         (started / str(i)).touch()
-        time.sleep(3)
+        time.sleep(1.5)
         (finished / str(i)).touch()
         return i
 
@@ -135,7 +135,7 @@ async def test_cancelling_the_run_cancels_the_ray_tasks(plait_runtime: plait.Run
             while not any(started.iterdir()):  # noqa: ASYNC110  # a file, set by another process
                 await anyio.sleep(0.05)
             tg.cancel_scope.cancel()
-    await anyio.sleep(4)  # past when the items would have finished
+    await anyio.sleep(2.5)  # past when the items would have finished
     assert list(started.iterdir())
     assert not list(finished.iterdir())
 
