@@ -10,10 +10,12 @@ has its own copy of; plait-ray's own tests prove those properties across process
 from __future__ import annotations
 
 import importlib.util
+import os
 import pathlib
 import sys
 
 import cloudpickle
+import plait
 
 IN_PROCESS = {
     "test_map_keeps_input_order_whatever_the_finishing_order": "items wait on shared Events",
@@ -45,3 +47,12 @@ for _name, _test in vars(suite).items():
 
 def test_the_left_out_tests_exist() -> None:
     assert set(IN_PROCESS) <= set(vars(suite)), set(IN_PROCESS) - set(vars(suite))
+
+
+async def test_the_suite_runs_on_ray(plait_runtime: plait.Runtime) -> None:
+    async def body(ctx: plait.StepContext) -> list[int]:
+        return list(await ctx.map(lambda _: os.getpid(), range(3)))
+
+    assert plait_runtime.default_executor == "ray"
+    result = await plait.Pipeline("p", steps={"s": body}).run(runtime=plait_runtime)
+    assert os.getpid() not in result.output
