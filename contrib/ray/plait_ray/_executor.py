@@ -25,6 +25,7 @@ from . import _worker
 from ._errors import RayTaskFailed
 from ._ledger import Lent
 from ._ship import ship, ship_values
+from ._trace import carrier
 
 __all__ = ["ChunkPlan", "run_on_ray"]
 
@@ -98,6 +99,7 @@ async def run_on_ray(job: FanOutJob, ctx: StepContext) -> list[ItemOutcome]:
     slots = 2 * max(1, int(cpus))
     plan = ChunkPlan(n, job.limit, slots, settings.get("chunk_size"))
     task = _chunk_task(int(settings.get("max_retries", 3)))
+    trace = carrier()  # inside the fan-out's span, when it is traced
     lent = Lent(scope.budget) if scope.budget is not None else None
     outcomes: list[ItemOutcome] = []
     pending: dict[Any, tuple[int, int]] = {}  # chunk task -> (first index, size)
@@ -110,7 +112,7 @@ async def run_on_ray(job: FanOutJob, ctx: StepContext) -> list[ItemOutcome]:
                 items = ship_values(list(job.items[start:start + size]), job.label,
                                     f"items {start}..{start + size - 1}")
                 ref = task.remote(payload, start, items,
-                                  None if lent is None else lent.ledger, job.fail_fast)
+                                  None if lent is None else lent.ledger, job.fail_fast, trace)
                 pending[ref] = (start, size)
                 start += size
                 in_flight += size

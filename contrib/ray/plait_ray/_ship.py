@@ -49,6 +49,23 @@ def runtime_spec(runtime: Runtime) -> dict[str, Any]:
     }
 
 
+def _spec_bytes(runtime: Runtime) -> bytes:
+    spec = runtime_spec(runtime)
+    try:
+        return cloudpickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[no-any-return]
+    except Exception:
+        # A tracer registered in code (an OtelTracer holding an SDK provider) stays on the
+        # driver: the workers trace with what they have installed. Anything else must travel.
+        spec["plugins"] = [(name, plugin) for name, plugin in spec["plugins"]
+                           if not (_only_wraps(runtime, plugin) and _fails(plugin, None))]
+        return cloudpickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[no-any-return]
+
+
+def _only_wraps(runtime: Runtime, plugin: object) -> bool:
+    hooks = {h.name for h in runtime.pm.get_hookcallers(plugin) or ()}
+    return bool(hooks) and all(name.startswith("plait_wrap_") for name in hooks)
+
+
 class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]  # cloudpickle is untyped
     def __init__(self, file: io.BytesIO, runtime: tuple[str, bytes] | None) -> None:
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
@@ -81,7 +98,7 @@ def dump(obj: Any, runtime: Runtime | None = None) -> bytes:
     """``obj`` pickled for a worker; plait's objects reduced when ``runtime`` is given."""
     spec = None
     if runtime is not None:
-        spec_bytes = cloudpickle.dumps(runtime_spec(runtime), protocol=pickle.HIGHEST_PROTOCOL)
+        spec_bytes = _spec_bytes(runtime)
         spec = (hashlib.sha256(spec_bytes).hexdigest()[:16], spec_bytes)
     buffer = io.BytesIO()
     _Pickler(buffer, spec).dump(obj)

@@ -17,14 +17,15 @@ from plait._results import FanOutJob
 from ._errors import NotPicklable
 from ._rebuild import LEDGER
 from ._ship import dump, find_unpicklable
+from ._trace import attached
 
 __all__ = ["run_chunk"]
 
 
-def run_chunk(payload: bytes, start: int, items: bytes, ledger: Any,
-              fail_fast: bool) -> bytes:
-    """Run items ``start, start + 1, ...`` (pickled in ``items``); return the pickled
-    ``(seconds, outcomes)`` with driver indexes."""
+def run_chunk(payload: bytes, start: int, items: bytes, ledger: Any, fail_fast: bool,
+              trace: dict[str, str] | None = None) -> bytes:
+    """Run items ``start, start + 1, ...`` (pickled in ``items``) under the driver's trace
+    context; return the pickled ``(seconds, outcomes)`` with driver indexes."""
     token = LEDGER.set(ledger)
     try:
         fn, ctx = cloudpickle.loads(payload)
@@ -32,7 +33,8 @@ def run_chunk(payload: bytes, start: int, items: bytes, ledger: Any,
         LEDGER.reset(token)
     chunk = cloudpickle.loads(items)
     began = time.perf_counter()
-    outcomes = anyio.run(_run, fn, ctx, start, chunk, fail_fast)
+    with attached(trace):  # the loop's main task copies this context
+        outcomes = anyio.run(_run, fn, ctx, start, chunk, fail_fast)
     return _dump(time.perf_counter() - began, outcomes, ctx.path)
 
 

@@ -266,3 +266,25 @@ async def test_the_runs_listeners_see_every_remote_item_as_its_chunk_returns(
     kinds = [type(e).__name__ for e in events]
     assert kinds.index("StepFinished") > max(i for i, k in enumerate(kinds)
                                              if k == "ItemFinished")
+
+
+async def test_remote_items_run_inside_the_fan_outs_trace_context(
+        plait_runtime: plait.Runtime, tracer_provider: Any, span_exporter: Any) -> None:
+    """The driver's OtelTracer (an SDK provider: it cannot be pickled) stays on the driver;
+    the trace context crosses, so spans the workers start nest under the fan-out's span."""
+    from opentelemetry import trace
+    from plait_otel import OtelTracer
+
+    plait_runtime.register(OtelTracer(tracer_provider=tracer_provider))
+
+    def where(_i: int) -> tuple[str, str]:
+        span = trace.get_current_span().get_span_context()
+        return f"{span.trace_id:032x}", f"{span.span_id:016x}"
+
+    async def body(ctx: plait.StepContext) -> Any:
+        return list(await ctx.map(where, range(4)))
+
+    seen = (await in_step(plait_runtime, body)).output
+    [fanout] = [s for s in span_exporter.get_finished_spans() if "fanout" in s.name]
+    expected = (f"{fanout.context.trace_id:032x}", f"{fanout.context.span_id:016x}")
+    assert seen == [expected] * 4
