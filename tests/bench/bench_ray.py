@@ -6,7 +6,8 @@
 - I/O: 2,000 items that each wait 50 ms (all at once locally): Ray's cost per item.
 - Chunking: 100,000 trivial items, one task per item would take minutes.
 - Growth: trivial items on Ray at 1,000, 10,000 and 100,000, fitted to
-  ``seconds = fixed + n * per_item``, so a bigger run can be predicted.
+  ``seconds = fixed + n * per_item``, so a bigger run can be predicted; the driver's CPU
+  per item is its serial share, which more workers do not divide.
 
 Ray's start-up (seconds) and its workers' first import of plait are paid once, before any
 timing. The load average is printed: on a shared machine the CPU comparison only means
@@ -102,8 +103,9 @@ async def main(rounds: int) -> None:
     for n in GROWTH:
         samples = await alternate({"ray": fan_out(rt, trivial, n, "ray")}, rounds, warmup=0)
         times[n] = median(samples["ray"])
+        driver = median(samples["ray"], 1)  # CPU of this process: the serial share
         line(f"growth: {n:,} trivial items on ray", f"{times[n]:8.3f} s",
-             f"{times[n] / n * 1e6:7.1f} µs an item")
+             f"{times[n] / n * 1e6:7.1f} µs an item, driver CPU {driver / n * 1e6:5.1f} µs")
     small, big = GROWTH[0], GROWTH[-1]
     per_item = (times[big] - times[small]) / (big - small)
     fixed = times[small] - small * per_item
