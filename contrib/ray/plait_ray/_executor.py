@@ -24,7 +24,7 @@ from plait._context import scope_of
 from . import _worker
 from ._errors import RayTaskFailed
 from ._ledger import Lent
-from ._ship import ship, ship_values
+from ._ship import ship, ship_items
 from ._trace import carrier
 
 __all__ = ["ChunkPlan", "run_on_ray"]
@@ -109,8 +109,8 @@ async def run_on_ray(job: FanOutJob, ctx: StepContext) -> list[ItemOutcome]:
         while True:
             while not failed and plan.fits(in_flight, len(pending)):
                 size = plan.next(in_flight)
-                items = ship_values(list(job.items[start:start + size]), job.label,
-                                    f"items {start}..{start + size - 1}")
+                chunk = [job.items[i] for i in range(start, start + size)]  # any Sequence
+                items = ship_items(chunk, start, job.label)
                 ref = task.remote(payload, start, items,
                                   None if lent is None else lent.ledger, job.fail_fast, trace)
                 pending[ref] = (start, size)

@@ -28,7 +28,7 @@ from plait._plugins import BUILTINS
 from . import _rebuild
 from ._errors import NotPicklable
 
-__all__ = ["dump", "find_unpicklable", "runtime_spec", "ship", "ship_values", "worker_name"]
+__all__ = ["dump", "find_unpicklable", "runtime_spec", "ship", "ship_items", "worker_name"]
 
 
 def runtime_spec(runtime: Runtime) -> dict[str, Any]:
@@ -117,11 +117,15 @@ def ship(fn: Any, ctx: StepContext, label: str) -> bytes:
                            f"{type(exc).__name__}: {exc}") from exc
 
 
-def ship_values(values: Any, label: str, what: str) -> bytes:
+def ship_items(items: list[Any], first: int, label: str) -> bytes:
+    """A chunk of items (``first`` is the index of its first), or ``NotPicklable`` naming
+    the item that cannot travel and the piece of it at fault."""
     try:
-        return dump(values)
+        return dump(items)
     except Exception as exc:
-        raise NotPicklable(label, what, find_unpicklable(values),
+        index, item = next(((first + i, item) for i, item in enumerate(items)
+                            if _fails(item, None)), (first, items))
+        raise NotPicklable(label, f"item {index}", find_unpicklable(item),
                            f"{type(exc).__name__}: {exc}") from exc
 
 

@@ -163,6 +163,20 @@ async def test_a_worker_that_cannot_be_pickled_is_named_with_the_piece_at_fault(
     assert str(error).startswith("fan-out 's': cannot ship the worker ")
 
 
+async def test_items_that_cannot_be_pickled_are_named(plait_runtime: plait.Runtime) -> None:
+    async def body(ctx: plait.StepContext) -> Any:
+        return await ctx.map(lambda x: x, [1, 2, {"guard": threading.Lock()}, 4])
+
+    with pytest.raises(plait.StepFailed) as info:
+        await in_step(plait_runtime, body)
+    error = info.value.cause
+    assert isinstance(error, plait_ray.NotPicklable)
+    assert error.what == "item 2"
+    assert error.part == "['guard'] (_thread.lock)"
+    assert str(error).startswith("fan-out 's': cannot ship item 2 to Ray: ['guard'] "
+                                 "(_thread.lock) cannot be pickled (TypeError: ")
+
+
 async def test_a_result_that_cannot_be_pickled_fails_only_its_item(
         plait_runtime: plait.Runtime) -> None:
     def make(i: int) -> Any:
