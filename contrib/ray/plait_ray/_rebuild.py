@@ -56,11 +56,8 @@ def context(state: tuple[Any, ...]) -> StepContext:
     budget is the lent ledger, its usage metered here and sent back per item."""
     (rt, info, deps, prefix, step_id, path, step_deps, config, item, attempt,
      has_budget) = state
-    budget = None
-    if has_budget:
-        budget = RemoteBudget(LEDGER.get())
-    run = RunScope(rt, info, deps, budget,
-                   UsageMeter(), prefix)
+    budget = RemoteBudget(LEDGER.get()) if has_budget else None
+    run = RunScope(rt, info, deps, budget, UsageMeter(), prefix)
     scope = StepScope(run, step_id, step_deps, config, path=path, item=item)
     scope.attempt = attempt
     return StepContext(scope)

@@ -52,13 +52,18 @@ def runtime_spec(runtime: Runtime) -> dict[str, Any]:
 def _spec_bytes(runtime: Runtime) -> bytes:
     spec = runtime_spec(runtime)
     try:
-        return cloudpickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[no-any-return]
+        return _pickled(spec)
     except Exception:
         # A tracer registered in code (an OtelTracer holding an SDK provider) stays on the
         # driver: the workers trace with what they have installed. Anything else must travel.
         spec["plugins"] = [(name, plugin) for name, plugin in spec["plugins"]
                            if not (_only_wraps(runtime, plugin) and _fails(plugin, None))]
-        return cloudpickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[no-any-return]
+        return _pickled(spec)
+
+
+def _pickled(obj: Any) -> bytes:
+    data: bytes = cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    return data
 
 
 def _only_wraps(runtime: Runtime, plugin: object) -> bool:
@@ -84,7 +89,6 @@ class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]  # cloudpickle is unt
             # takes other arguments than their message (most of plait's)
             return _rebuild.restore_error, (type(obj), obj.args, vars(obj))
         return super().reducer_override(obj)
-
 
 
 def _context_state(ctx: StepContext) -> tuple[Any, ...]:
@@ -154,8 +158,9 @@ def find_unpicklable(obj: Any, runtime: Runtime | None = None, depth: int = 8) -
                 break
         else:
             break
-    return f"{' -> '.join(path)} ({type(obj).__module__}.{type(obj).__qualname__})" if path \
-        else None
+    if not path:
+        return None
+    return f"{' -> '.join(path)} ({type(obj).__module__}.{type(obj).__qualname__})"
 
 
 def _fails(value: Any, runtime: Runtime | None) -> bool:
