@@ -19,7 +19,12 @@ from ._rebuild import LEDGER
 from ._ship import dump, find_unpicklable
 from ._trace import attached
 
-__all__ = ["run_chunk"]
+__all__ = ["CONCURRENCY", "run_chunk"]
+
+# Items of one chunk in flight at once, in its worker. A pool, not a task per item: on
+# trivial items that is 40 times cheaper (1.2 µs an item against 48), and the driver's
+# window already bounds the fan-out's items in flight (never more than its ``limit``).
+CONCURRENCY = 256
 
 
 def run_chunk(payload: bytes, start: int, items: bytes, ledger: Any, fail_fast: bool,
@@ -43,7 +48,7 @@ async def _run(fn: Any, ctx: StepContext, start: int, chunk: list[Any],
     async def call(i: int, item: Any) -> Any:
         return await fn(start + i, item)  # the driver's index: idempotency keys, paths
 
-    job = FanOutJob(call, chunk, None, fail_fast, ctx.path)
+    job = FanOutJob(call, chunk, CONCURRENCY, fail_fast, ctx.path)
     try:
         outcomes = await local_executor(job, scope_of(ctx))
     finally:
