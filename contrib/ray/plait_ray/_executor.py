@@ -92,7 +92,9 @@ async def run_on_ray(job: FanOutJob, ctx: StepContext) -> list[ItemOutcome]:
         return []
     settings: Mapping[str, Any] = ctx.runtime.settings.get("ray", {})
     if not ray.is_initialized():  # the application connects (ray.init(address=...)); else local
-        await anyio.to_thread.run_sync(functools.partial(ray.init, **settings.get("init", {})))
+        # Here, not in a worker thread: a Ray driver started on a thread that then ends
+        # takes the process down with it (tried). It blocks the loop once, for the start.
+        ray.init(**settings.get("init", {}))
     scope = scope_of(ctx)
     payload = ray.put(ship(job.fn, ctx, job.label))
     cpus = ray.cluster_resources().get("CPU", 1)  # type: ignore[no-untyped-call]  # ray's
