@@ -302,3 +302,30 @@ async def test_remote_items_run_inside_the_fan_outs_trace_context(
     [fanout] = [s for s in span_exporter.get_finished_spans() if "fanout" in s.name]
     expected = (f"{fanout.context.trace_id:032x}", f"{fanout.context.span_id:016x}")
     assert seen == [expected] * 4
+
+
+async def test_outcomes_stream_back_while_other_chunks_still_run(
+        no_network: Any, tmp_path: pathlib.Path) -> None:
+    """Item 1 waits for a file the driver writes when item 0's outcome reaches the run's
+    listener: it only finishes if outcomes come back chunk by chunk, not at the end."""
+    signal = tmp_path / "item 0 reported"
+
+    async def listen(event: Any) -> None:
+        if isinstance(event, plait.ItemFinished) and event.index == 0:
+            signal.touch()
+
+    def item(i: int) -> int:
+        while i == 1 and not signal.exists():
+            time.sleep(0.02)
+        return i
+
+    async def fan(ctx: plait.StepContext) -> list[int]:
+        return list(await ctx.map(item, range(2), limit=2))
+
+    async with plait.Runtime(entry_points=False, transport=no_network, executor="ray",
+                             plugins=[plait_ray.plugin],
+                             settings={"ray": {"chunk_size": 1}}) as runtime:
+        with anyio.fail_after(BOUND):
+            result = await plait.Pipeline("p", steps={"fan": fan})._start(
+                {}, deps=None, runtime=runtime, run_id="r", listeners=(listen,))
+    assert result.output == [0, 1]
