@@ -152,19 +152,21 @@ class StepContext:
                   limit: int | None = None, on_error: OnError = "raise",
                   min_success: int | None = None,
                   timeout: float | None = None,  # noqa: ASYNC109  # per item, not this call
-                  retries: int = 0) -> FanOutResult:
+                  retries: int = 0, executor: str | None = None) -> FanOutResult:
         """Run ``fn(item)`` for every item, at most ``limit`` at once, in input order.
 
         ``on_error="raise"`` stops at the first failure and raises ``FanOutError`` with
         every finished value and error attached; ``"collect"`` returns them side by side
         (raising only if fewer than ``min_success`` items succeeded). ``timeout`` cuts
         off each item's attempt (``StepTimeout``), and ``retries`` retries a failed item
-        with backoff, as a step's would.
+        with backoff, as a step's would. ``executor`` names where the items run
+        (``"local"``, ``"ray"`` with plait-ray; default: the Runtime's ``executor``).
         """
         policy = (None if timeout is None and not retries
                   else Config(timeout=timeout, retries=retries))
         return await map_items(self._scope, fn, items, limit=limit, on_error=on_error,
-                               min_success=min_success, item_config=policy)
+                               min_success=min_success, item_config=policy,
+                               executor=executor)
 
     async def ensemble(self, agent: Agent, prompt: str, *, n: int = 3,
                        vary: Mapping[str, Any] | None = None, aggregate: str = "vote",

@@ -25,6 +25,7 @@
     ├── EvalError                  an evaluation's cases, metrics or variants are malformed
     └── PluginError                a plugin is missing, broken or misbehaving
         └── UnknownPlugin          no installed plugin provides a name (provider, aggregator...)
+            └── UnknownExecutor    no installed plugin registered the fan-out executor named
 
 Foreign exceptions (httpx, llama.cpp, a user's step) are translated at the boundary or
 carried as ``.cause``; they never escape a run untyped.
@@ -63,6 +64,7 @@ __all__ = [
     "StepFailed",
     "StepTimeout",
     "UndeclaredDependency",
+    "UnknownExecutor",
     "UnknownInput",
     "UnknownPlugin",
     "UnknownPrice",
@@ -357,3 +359,11 @@ class UnknownPlugin(PluginError, LookupError):
         shown = ", ".join(sorted(self.installed)) or "none"
         super().__init__(f"unknown {kind} {name!r} (installed: {shown})"
                          f"{did_you_mean(name, self.installed)}{hint}")
+
+
+class UnknownExecutor(UnknownPlugin):
+    """No installed plugin registered the fan-out executor named (``executor="ray"``)."""
+
+    def __init__(self, name: str, installed: Sequence[str],
+                 distribution: str | None = None) -> None:
+        super().__init__("executor", name, installed, distribution)

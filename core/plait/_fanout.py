@@ -26,12 +26,13 @@ class FanOut(Step):
     returning the items. ``worker`` is a step (it sees the item as ``ctx.item``) or a
     function ``(ctx, item)``, async or sync; each item gets its own context, so
     ``ctx.idempotency_key`` differs per item. The output is a ``FanOutResult``.
+    ``executor`` names where the items run (default: the Runtime's ``executor``).
     """
 
     def __init__(self, worker: Any, *, over: str | Callable[[StepContext], Iterable[Any]],
                  limit: int | None = None, on_error: OnError = "raise",
                  min_success: int | None = None, name: str | None = None,
-                 config: Config | None = None) -> None:
+                 config: Config | None = None, executor: str | None = None) -> None:
         try:
             check_policy(limit, on_error, min_success)
         except ValueError as exc:
@@ -52,6 +53,10 @@ class FanOut(Step):
         self.min_success = min_success
         self.name = name
         self.config = config or Config()
+        if executor is not None and (not isinstance(executor, str) or not executor):
+            raise PipelineDefinitionError(
+                f"FanOut: executor= takes an executor's name, got {executor!r}")
+        self.executor = executor
 
     def items(self, ctx: StepContext) -> Iterable[Any]:
         if callable(self.over):
@@ -75,7 +80,8 @@ class FanOut(Step):
     async def run(self, ctx: StepContext) -> FanOutResult:
         result = await map_items(scope_of(ctx), worker_call(self.worker, ctx), self.items(ctx),
                                  limit=self.limit, on_error=self.on_error,
-                                 min_success=self.min_success, indexed=True)
+                                 min_success=self.min_success, indexed=True,
+                                 executor=self.executor)
         if result.errors and self.declares_serializable:  # items are inputs of any type
             check_serializable(ctx.runtime.converter, FanOutResult((), result.errors), ctx.path)
         return result

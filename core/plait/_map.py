@@ -32,9 +32,11 @@ OnError = Literal["raise", "collect"]
 
 async def map_items(scope: StepScope, fn: Callable[..., Any], items: Iterable[Any], *,
                     limit: int | None, on_error: OnError, min_success: int | None,
-                    indexed: bool = False, item_config: Config | None = None) -> FanOutResult:
+                    indexed: bool = False, item_config: Config | None = None,
+                    executor: str | None = None) -> FanOutResult:
     """Run ``fn(item)`` (``fn(index, item)`` when ``indexed``) over ``items``; with
-    ``item_config``, each item under its timeout and retries."""
+    ``item_config``, each item under its timeout and retries; on ``executor`` (default:
+    the Runtime's)."""
     check_policy(limit, on_error, min_success)
     if isinstance(items, str | bytes) or not isinstance(items, Iterable):
         raise TypeError(f"step {scope.step_id!r}: fan-out items must be an iterable of "
@@ -44,6 +46,7 @@ async def map_items(scope: StepScope, fn: Callable[..., Any], items: Iterable[An
     if item_config is not None:
         call = _with_policy(call, item_config.resolve(), scope.path)
     job = FanOutJob(call, seq, limit, on_error == "raise", scope.path,
+                    executor or scope.runtime.default_executor,
                     report=_reporter(scope, len(seq)) if scope.run.listeners else None)
     hooks = scope.runtime.hooks
     ctx = scope.ctx

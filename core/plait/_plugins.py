@@ -43,6 +43,7 @@ KNOWN_DISTRIBUTIONS = {
     "validator": {},
     "tracer": {"otel": "plait-otel"},
     "metric": {"judge": "plait-judge"},
+    "executor": {"ray": "plait-ray"},
 }
 
 BUILTINS = "plait.builtins"  # plait's own default behaviour, a plugin like any other
@@ -57,6 +58,7 @@ _REGISTRATIONS = {
     "plait_register_commands": "command",
     "plait_register_converter_hooks": "converter",
     "plait_register_metrics": "metric",
+    "plait_register_executors": "executor",
 }
 
 
@@ -87,6 +89,7 @@ class Registry:
     commands: list[Any] = attrs.field(factory=list)
     converter_hooks: list[tuple[Any, Any, Any]] = attrs.field(factory=list)
     metrics: dict[str, Any] = attrs.field(factory=dict)
+    executors: dict[str, Any] = attrs.field(factory=dict)
     owners: dict[tuple[str, str], str] = attrs.field(factory=dict)  # (kind, name) -> plugin
 
 
@@ -281,7 +284,8 @@ def _adders(reg: Registry) -> dict[str, Callable[..., str]]:
     return {"provider": provider, "aggregator": named("aggregator", reg.aggregators),
             "validator": named("validator", reg.validators), "tracer": tracer,
             "command": command, "converter": converter,
-            "metric": named("metric", reg.metrics)}
+            "metric": named("metric", reg.metrics),
+            "executor": named("executor", reg.executors)}
 
 
 def _check_name(kind: str, name: Any) -> None:

@@ -140,6 +140,7 @@ class FanOutJob:
     limit: int | None
     fail_fast: bool  # stop starting items after the first error
     label: str  # the step path, for traces and progress displays
+    executor: str = "local"  # the registered executor that runs it (plait_register_executors)
     # set by the engine when the run has listeners; None costs an item nothing
     report: Callable[[ItemOutcome], Awaitable[None]] | None = attrs.field(
         default=None, kw_only=True, eq=False, repr=False)

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._client import SharedClient
-from ._errors import PluginError, UnknownPlugin
+from ._errors import PluginError, UnknownExecutor, UnknownPlugin
 from ._events import Listener
 from ._hooks import Hooks
 from ._limits import LimiterRegistry
@@ -50,6 +50,8 @@ class Runtime:
     - ``model_override``: ``"<provider>:<model>"`` used for every model call made on this
       Runtime instead of the agent's own model (``plait run --model``, trying a workflow
       on another provider); the agent's ``price`` is then ignored, the new model's applies.
+    - ``executor``: the fan-out executor every ``ctx.map`` and ``FanOut`` uses unless it
+      names its own (default ``"local"``, plait's in-process pool; ``"ray"`` with plait-ray).
     - ``listeners``: async callables awaited with every event of every run on this Runtime
       (``plait.RunStarted`` ... ``plait.RunFinished``); a listener that waits holds the run
       back, one that raises fails it. ``rt.listeners`` is the tuple; a Runtime reference
@@ -70,6 +72,7 @@ class Runtime:
         tracers: Iterable[str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         model_override: str | None = None,
+        executor: str = "local",
         listeners: Iterable[Listener] = (),
     ) -> None:
         if entry_points is None:
@@ -92,6 +95,9 @@ class Runtime:
         if model_override is not None:
             split_model(model_override)  # a malformed name fails here, not on the first call
         self.model_override = model_override
+        if not isinstance(executor, str) or not executor:
+            raise TypeError(f"Runtime(executor=...) must be an executor's name, got {executor!r}")
+        self.default_executor = executor  # looked up on the first fan-out: plugins load lazily
         self.listeners: tuple[Listener, ...] = tuple(listeners)
         for listener in self.listeners:
             if not callable(listener):
@@ -206,6 +212,13 @@ class Runtime:
             raise UnknownPlugin("validator", name, list(table),
                                 "plait-validators" if "plait_validators" not in sys.modules
                                 else None)
+        return table[name]
+
+    def executor(self, name: str) -> Any:
+        """The fan-out executor registered as ``name``: ``(job, ctx) -> awaitable outcomes``."""
+        table = self.registry.executors
+        if name not in table:
+            raise UnknownExecutor(name, list(table), KNOWN_DISTRIBUTIONS["executor"].get(name))
         return table[name]
 
     @property

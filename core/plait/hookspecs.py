@@ -45,6 +45,7 @@ __all__ = [
     "RegisterAggregator",
     "RegisterCommand",
     "RegisterConverterHook",
+    "RegisterExecutor",
     "RegisterMetric",
     "RegisterProvider",
     "RegisterTracer",
@@ -99,6 +100,12 @@ class RegisterConverterHook(Protocol):
 
 class RegisterMetric(Protocol):
     def __call__(self, name: str, metric: Callable[..., Any]) -> None: ...
+
+
+class RegisterExecutor(Protocol):
+    def __call__(self, name: str, executor: Callable[[FanOutJob, StepContext],
+                                                     Awaitable[list[ItemOutcome]]]) -> None: ...
+
 
 # --------------------------------------------------------------------------------------
 # Registration: pure, once per Runtime
@@ -199,6 +206,20 @@ def plait_register_metrics(register: RegisterMetric) -> None:
     """
 
 
+@hookspec
+def plait_register_executors(register: RegisterExecutor) -> None:
+    """Register named fan-out executors.
+
+    ``register(name, executor)``: ``executor(job, ctx)`` returns an awaitable of one
+    ``plait.ItemOutcome`` per item, with the contract of ``plait_execute_fanout``. Chosen
+    by name: ``ctx.map(..., executor=name)``, ``plait.FanOut(..., executor=name)`` or
+    ``plait.Runtime(executor=name)``; plait registers ``"local"`` (its bounded pool of
+    anyio tasks). Import heavy libraries when the executor is called, not here.
+
+    Called for every plugin.
+    """
+
+
 # --------------------------------------------------------------------------------------
 # Decisions: firstresult, built-in default runs last
 # --------------------------------------------------------------------------------------
@@ -233,9 +254,9 @@ def plait_execute_fanout(job: FanOutJob, ctx: StepContext) -> Awaitable[list[Ite
     ``job.fail_fast`` is true, items not yet started may be left out after the first
     error. Await ``job.finish(outcome)`` as each item finishes, so progress displays can
     count items without a hook per item and the run's listeners (a stream, a run store)
-    see each outcome. The default runs a bounded pool of anyio tasks
-    in this process; an executor plugin can send the work elsewhere (threads, processes,
-    a Ray cluster).
+    see each outcome. The default calls the executor named by ``job.executor`` (see
+    ``plait_register_executors``; ``"local"`` runs a bounded pool of anyio tasks in this
+    process); a plugin can take over every fan-out here instead.
 
     Stops at first non-None result.
     """

@@ -571,3 +571,58 @@ async def test_an_item_scope_has_everything_a_child_scope_has(
     for slot in StepScope.__slots__:
         if slot != "ctx":  # set by the StepContext made over the scope
             assert getattr(fast, slot) == getattr(slow, slot), slot
+
+
+# -- named executors -----------------------------------------------------------------------
+
+
+async def test_an_unknown_executor_names_the_installed_ones_and_the_distribution(
+        plait_runtime: plait.Runtime) -> None:
+    async def fan(ctx: plait.StepContext) -> Any:
+        return await ctx.map(lambda x: x, [1], executor="ray")
+
+    with pytest.raises(plait.StepFailed) as info:
+        await in_step(plait_runtime, fan)
+    error = info.value.cause
+    assert isinstance(error, plait.UnknownExecutor)
+    assert isinstance(error, plait.UnknownPlugin)
+    assert (error.name, error.installed, error.distribution) == ("ray", ("local",), "plait-ray")
+    assert str(error) == "unknown executor 'ray' (installed: local); install plait-ray to add it"
+
+
+async def test_the_runtime_names_the_default_executor_and_a_fan_out_may_override_it(
+        no_network: Any) -> None:
+    ran: list[str] = []
+
+    def named(name: str) -> Any:
+        async def run(job: plait.FanOutJob, ctx: plait.StepContext) -> list[plait.ItemOutcome]:
+            ran.append(f"{name}:{job.label}")
+            return [plait.ItemOutcome(i, await job.fn(i, x)) for i, x in enumerate(job.items)]
+        return run
+
+    class Executors:
+        @plait.hookimpl
+        def plait_register_executors(self, register: Any) -> None:
+            register("a", named("a"))
+            register("b", named("b"))
+
+    async def mapped(ctx: plait.StepContext) -> list[int]:
+        return list(await ctx.map(lambda x: x + 1, [1, 2]))
+
+    steps = {"mapped": mapped, "fan": plait.FanOut(lambda ctx, x: x * 2, over="xs",
+                                                   executor="b")}
+    async with plait.Runtime(entry_points=False, transport=no_network, executor="a",
+                             plugins=[Executors()]) as runtime:
+        result = await plait.Pipeline("p", steps, output="mapped").run({"xs": [4]},
+                                                                       runtime=runtime)
+    assert result.outputs["mapped"] == [2, 3]
+    assert list(result.outputs["fan"]) == [8]
+    assert sorted(ran) == ["a:mapped", "b:fan"]
+
+
+@pytest.mark.parametrize("bad", ["", 3])
+def test_an_executor_name_must_be_a_name(bad: Any) -> None:
+    with pytest.raises(TypeError, match=r"Runtime\(executor=\.\.\.\) must be an executor's name"):
+        plait.Runtime(entry_points=False, executor=bad)
+    with pytest.raises(plait.PipelineDefinitionError, match="FanOut: executor= takes"):
+        plait.FanOut(lambda ctx, x: x, over="xs", executor=bad)

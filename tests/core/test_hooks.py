@@ -253,6 +253,38 @@ async def test_hook_execute_fanout(plait_runtime: plait.Runtime) -> None:
     assert used == [0, 1, 2]
 
 
+async def test_hook_register_executors(plait_runtime: plait.Runtime) -> None:
+    ran: list[tuple[str, int]] = []
+
+    async def backwards(job: plait.FanOutJob, ctx: plait.StepContext) -> list[plait.ItemOutcome]:
+        out = []
+        for i in reversed(range(len(job.items))):
+            ran.append((ctx.path, i))
+            out.append(plait.ItemOutcome(i, await job.fn(i, job.items[i])))
+        return out
+
+    class Plugin:
+        @plait.hookimpl
+        def plait_register_executors(self, register: Any) -> None:
+            register("backwards", backwards)
+
+    plait_runtime.register(Plugin())
+
+    async def double(x: int) -> int:
+        return 2 * x
+
+    async def fan(ctx: plait.StepContext) -> list[Any]:
+        named = await ctx.map(double, [3, 1], executor="backwards")
+        local = await ctx.map(double, [5])  # the Runtime's default: plait's own pool
+        return [list(named.values), list(local.values)]
+
+    result = await one_step(fan).run(runtime=plait_runtime)
+    assert result.output == [[6, 2], [10]]
+    assert ran == [("only", 1), ("only", 0)]
+    assert plait_runtime.executor("backwards") is backwards
+    assert "local" in plait_runtime.registry.executors
+
+
 async def test_an_executor_may_report_items_in_any_order(plait_runtime: plait.Runtime) -> None:
     class Backwards:  # finishes the last item first, as a remote cluster may
         @plait.hookimpl

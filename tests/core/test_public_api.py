@@ -91,6 +91,7 @@ EXPORTED = [
     "TextDelta",
     "TokenCount",
     "UndeclaredDependency",
+    "UnknownExecutor",
     "UnknownInput",
     "UnknownPlugin",
     "UnknownPrice",

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from plait._context import StepContext, scope_of
 from plait._map import local_executor
-from plait.hookspecs import RegisterTracer, hookimpl
+from plait.hookspecs import RegisterExecutor, RegisterTracer, hookimpl
 
 from .metrics import plait_register_metrics as plait_register_metrics
 from .progress import ProgressDisplay
@@ -29,6 +29,15 @@ def plait_register_tracers(register: RegisterTracer) -> None:
     register("progress", ProgressDisplay(), default=False)
 
 
+@hookimpl
+def plait_register_executors(register: RegisterExecutor) -> None:
+    register("local", _local)
+
+
+def _local(job: FanOutJob, ctx: StepContext) -> Any:
+    return local_executor(job, scope_of(ctx))
+
+
 @hookimpl(trylast=True)
 def plait_run_step(step: Step, ctx: StepContext) -> Any:
     return step.run(ctx)
@@ -41,7 +50,7 @@ def plait_choose_route(router: Router, ctx: StepContext) -> Any:
 
 @hookimpl(trylast=True)
 def plait_execute_fanout(job: FanOutJob, ctx: StepContext) -> Any:
-    return local_executor(job, scope_of(ctx))
+    return ctx.runtime.executor(job.executor)(job, ctx)
 
 
 @hookimpl(trylast=True)
