@@ -48,7 +48,9 @@ class Agent:
     """A model and how to ask it.
 
     ``output`` is the type of ``reply.output``: ``str`` (default), an attrs class, a
-    dataclass, an Enum, ``Literal[...]``, ``list[...]`` or nested combinations. plait
+    dataclass, a TypedDict, a pydantic model, an Enum, ``Literal[...]``, ``list[...]``,
+    ``tuple[...]``, ``dict[str, X]``, dates, UUIDs, ``Decimal``, ``Annotated[X, ...]``,
+    unions of classes (told apart by a ``Literal`` tag field) or nested combinations. plait
     derives a JSON schema, asks for native structured output where the provider has it,
     parses, and re-asks with the error when a reply does not fit.
     """
