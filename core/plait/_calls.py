@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,7 @@ import attrs
 
 from ._budget import Budget, UsageMeter, meter_for
 from ._config import NOTSET, Config, ResolvedConfig
+from ._conversation import as_turns
 from ._errors import (
     OutputParseError,
     PlaitError,
@@ -191,17 +192,17 @@ async def send_once(runtime: Runtime, plan: _Plan, request: ModelRequest,
     return response, call.usage
 
 
-async def call_model(runtime: Runtime, agent: Agent, prompt: str,
+async def call_model(runtime: Runtime, agent: Agent, prompt: str | Sequence[Message],
                      overrides: Mapping[str, Any], *, scope: StepScope | None = None,
                      meter: UsageMeter | None = None) -> Reply:
     """Ask ``agent``; charged to ``scope``'s budget and meter (or ``meter``) when given."""
-    if not isinstance(prompt, str):
-        raise TypeError(f"a prompt must be a str, got {type(prompt).__name__}")
+    turns = as_turns(prompt)
     plan = prepare(runtime, agent, overrides, scope, meter)
     agent, spec = plan.agent, plan.agent.spec
     messages: tuple[Message, ...] = (
         *([Message("system", agent.system)] if agent.system else []),
-        Message("user", prompt),
+        *agent.shots,
+        *turns,
     )
     where = "agent.ask" if scope is None else scope.path
     total = Usage()

@@ -18,8 +18,8 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[2] / "core" / "plait"
 LAYERS: list[tuple[str, list[str]]] = [
     ("values", ["_version", "_money", "_config", "_errors", "_model", "_types", "_serialize",
                 "_results"]),
-    ("mechanisms", ["_budget", "_limits", "_structured", "_http", "_client", "_policy",
-                    "_hooks"]),
+    ("mechanisms", ["_budget", "_limits", "_structured", "_conversation", "_http", "_client",
+                    "_policy", "_hooks"]),
     ("runtime", ["hookspecs", "_plugins", "_runtime"]),
     ("engine", ["_step", "_scope", "_execution", "_calls", "_agent", "_map", "_ensemble"]),
     ("workflows", ["_context", "_router", "_fanout", "_orchestrator", "_pipeline"]),

@@ -592,3 +592,34 @@ async def test_a_union_plan_is_asked_for_parsed_and_re_asked() -> None:
     assert json.loads(bad["content"]) == {"value": [{"kind": "refund"}]}
     assert reask["role"] == "user"
     assert '$.value[0].kind: expected one of "billing" | "return"' in reask["content"]
+
+
+# -- conversations ---------------------------------------------------------------------
+
+CONVERSATION = (
+    plait.Message("system", "Be brief."),
+    plait.Message("assistant", "Hi! How can I help?"),
+    plait.Message("user", "Refund order 1182."),
+    plait.Message("user", "It arrived broken."),
+    plait.Message("assistant", "Refunded."),
+    plait.Message("user", "Thanks!"),
+)
+
+
+async def test_a_conversation_alternates_and_opens_with_the_user(
+    api: MockVendor, make_provider: Callable[..., Any]
+) -> None:
+    """The Messages API refuses an opening assistant turn ("first message must use the
+    user role"); consecutive user messages become one turn of text blocks."""
+    api.queue(body=message("You're welcome."))
+    await make_provider().complete(ask(messages=CONVERSATION))
+    body = api.body()
+    assert body["system"] == "Be brief."
+    assert body["messages"] == [
+        {"role": "user", "content": "(start of the conversation)"},
+        {"role": "assistant", "content": "Hi! How can I help?"},
+        {"role": "user", "content": [{"type": "text", "text": "Refund order 1182."},
+                                     {"type": "text", "text": "It arrived broken."}]},
+        {"role": "assistant", "content": "Refunded."},
+        {"role": "user", "content": "Thanks!"},
+    ]

@@ -853,3 +853,34 @@ async def test_a_union_plan_is_asked_for_parsed_and_re_asked() -> None:
     assert [c["role"] for c in contents] == ["user", "model", "user"]
     assert '$.value[0].kind: expected one of "billing" | "return"' in \
         contents[2]["parts"][0]["text"]
+
+
+# -- conversations ---------------------------------------------------------------------
+
+CONVERSATION = (
+    plait.Message("system", "Be brief."),
+    plait.Message("assistant", "Hi! How can I help?"),
+    plait.Message("user", "Refund order 1182."),
+    plait.Message("user", "It arrived broken."),
+    plait.Message("assistant", "Refunded."),
+    plait.Message("user", "Thanks!"),
+)
+
+
+async def test_a_conversation_uses_gemini_roles_and_alternates(
+    api: MockVendor, make_provider: Callable[..., Any]
+) -> None:
+    """Gemini's roles are ``user`` and ``model``, the system prompt is
+    ``systemInstruction``, and multi-turn contents must alternate, opening with the user."""
+    api.queue(body=generated("You're welcome."))
+    await make_provider().complete(ask(messages=CONVERSATION))
+    body = api.body()
+    assert body["systemInstruction"] == {"parts": [{"text": "Be brief."}]}
+    assert body["contents"] == [
+        {"role": "user", "parts": [{"text": "(start of the conversation)"}]},
+        {"role": "model", "parts": [{"text": "Hi! How can I help?"}]},
+        {"role": "user", "parts": [{"text": "Refund order 1182."},
+                                  {"text": "It arrived broken."}]},
+        {"role": "model", "parts": [{"text": "Refunded."}]},
+        {"role": "user", "parts": [{"text": "Thanks!"}]},
+    ]

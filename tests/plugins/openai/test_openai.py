@@ -898,3 +898,30 @@ async def test_a_union_plan_is_asked_for_parsed_and_re_asked() -> None:
     assert '$.value[0].kind: expected one of "billing" | "return", got "refund"' in reask["content"]
     assert json.loads(api.body(1)["messages"][-2]["content"]) == {
         "value": [{"kind": "refund", "order": 1}]}
+
+
+# -- conversations ---------------------------------------------------------------------
+
+CONVERSATION = (
+    plait.Message("system", "Be brief."),
+    plait.Message("assistant", "Hi! How can I help?"),
+    plait.Message("user", "Refund order 1182."),
+    plait.Message("user", "It arrived broken."),
+    plait.Message("assistant", "Refunded."),
+    plait.Message("user", "Thanks!"),
+)
+
+
+async def test_a_conversation_is_sent_as_chat_messages_in_order(
+    api: MockVendor, make_provider: Callable[..., Any]
+) -> None:
+    api.queue(body=completion("You're welcome."))
+    await make_provider().complete(ask(messages=CONVERSATION))
+    assert api.body()["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "assistant", "content": "Hi! How can I help?"},
+        {"role": "user", "content": "Refund order 1182."},
+        {"role": "user", "content": "It arrived broken."},
+        {"role": "assistant", "content": "Refunded."},
+        {"role": "user", "content": "Thanks!"},
+    ]
