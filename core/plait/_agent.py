@@ -39,6 +39,16 @@ def _check_max_tokens(_inst: Any, _attr: Any, value: Any) -> None:
         raise ValueError(f"max_tokens must be an int >= 1 or None, got {value!r}")
 
 
+def _as_models(value: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(value, str):  # tuple("openai:x") would be its letters
+        raise TypeError(f"fallback takes a list of models, got the string {value!r}; "
+                        f"write fallback=[{value!r}]")
+    models = tuple(value)
+    for model in models:
+        split_model(model)
+    return models
+
+
 def _as_examples(value: Iterable[tuple[Any, Any]]) -> tuple[tuple[Any, Any], ...]:
     return tuple(value)
 
@@ -65,6 +75,10 @@ class Agent:
     derives a JSON schema, asks for native structured output where the provider has it,
     parses, and re-asks with the error when a reply does not fit.
 
+    ``fallback`` lists models asked in turn when this one stays down: after its retries
+    are spent on a transient error (unavailable, rate limited, timed out), never on a
+    permanent one (a bad key, a bad request).
+
     ``examples`` are few-shot ``(input, output)`` pairs, sent after the system prompt as
     user and assistant turns (typed outputs as the JSON the agent asks for).
     """
@@ -80,6 +94,7 @@ class Agent:
     name: str | None = None
     extra: Mapping[str, Any] = attrs.field(factory=dict)  # vendor-specific request fields
     examples: tuple[tuple[Any, Any], ...] = attrs.field(default=(), converter=_as_examples)
+    fallback: tuple[str, ...] = attrs.field(default=(), converter=_as_models)
     spec: Any = attrs.field(init=False, repr=False, eq=False,
                             default=attrs.Factory(_output_spec, takes_self=True))
     # the examples as few-shot turns, rendered (and checked) once

@@ -37,6 +37,7 @@ from ._errors import (
     UnknownPrice,
     ValidationFailed,
 )
+from ._fallback import with_fallback
 from ._model import Message, ModelCall, ModelRequest, ModelResponse, split_model
 from ._money import Price, Usage
 from ._policy import MAX_RETRY_AFTER, backoff, gate, retryable
@@ -194,8 +195,12 @@ async def send_once(runtime: Runtime, plan: _Plan, request: ModelRequest,
 
 async def call_model(runtime: Runtime, agent: Agent, prompt: str | Sequence[Message],
                      overrides: Mapping[str, Any], *, scope: StepScope | None = None,
-                     meter: UsageMeter | None = None) -> Reply:
-    """Ask ``agent``; charged to ``scope``'s budget and meter (or ``meter``) when given."""
+                     meter: UsageMeter | None = None, fallback: bool = True) -> Reply:
+    """Ask ``agent``; charged to ``scope``'s budget and meter (or ``meter``) when given.
+    ``fallback``: go down the agent's fallback chain (``_fallback``) when it has one."""
+    if fallback and agent.fallback and runtime.model_override is None:
+        return await with_fallback(call_model, runtime, agent, prompt, overrides,
+                                   scope=scope, meter=meter)
     turns = as_turns(prompt)
     plan = prepare(runtime, agent, overrides, scope, meter)
     agent, spec = plan.agent, plan.agent.spec
