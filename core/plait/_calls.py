@@ -29,6 +29,7 @@ from ._budget import Budget, UsageMeter, meter_for
 from ._config import NOTSET, Config, ResolvedConfig
 from ._conversation import as_turns
 from ._errors import (
+    ContextTooLong,
     OutputParseError,
     PlaitError,
     ProviderError,
@@ -210,6 +211,7 @@ async def call_model(runtime: Runtime, agent: Agent, prompt: str | Sequence[Mess
         *turns,
     )
     where = "agent.ask" if scope is None else scope.path
+    window = runtime.context_window(plan.provider_name, plan.model)
     total = Usage()
     attempt = 0
     while True:
@@ -217,6 +219,10 @@ async def call_model(runtime: Runtime, agent: Agent, prompt: str | Sequence[Mess
         request = ModelRequest(
             plan.model, messages, agent.temperature, plan.max_tokens, agent.stop, agent.seed,
             spec.schema, spec.name, plan.timeout, agent.extra)
+        if window is not None:  # refused before anything is sent or reserved
+            needed = estimate_input_tokens(request) + (plan.max_tokens or 0)
+            if needed > window:
+                raise ContextTooLong(f"{plan.provider_name}:{plan.model}", needed, window)
         try:
             response, usage = await send_once(runtime, plan, request, attempt)
         except ProviderError as exc:

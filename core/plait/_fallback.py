@@ -1,8 +1,9 @@
 """Fallback chains: ``Agent(model, fallback=[...])`` asks the next model when one is down.
 
 A model is given up on only after its own retries are spent on a transient error (it is
-unavailable, rate limited, or timed out); a permanent one (a bad key, a bad request, a
-refusal) is raised at once, since another model would not make the request right. Each
+unavailable, rate limited, or timed out), or when the request does not fit its context
+window (a model with a larger one may hold it); a permanent error (a bad key, a bad
+request, a refusal) is raised at once, since another model would not make it right. Each
 model is asked as its own call: priced at its own price, reserving its own worst case in
 the run's budget, and the reply's ``model`` says which one answered.
 """
@@ -14,16 +15,22 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._errors import BudgetExceeded, ProviderUnavailable, RateLimited, StepFailed
+from ._errors import (
+    BudgetExceeded,
+    ContextTooLong,
+    ProviderUnavailable,
+    RateLimited,
+    StepFailed,
+)
 
 if TYPE_CHECKING:
     from ._agent import Agent
     from ._results import Reply
     from ._runtime import Runtime
 
-__all__ = ["TRANSIENT", "budget_spent", "with_fallback"]
+__all__ = ["NEXT_MODEL_ON", "budget_spent", "with_fallback"]
 
-TRANSIENT = (ProviderUnavailable, RateLimited)
+NEXT_MODEL_ON = (ProviderUnavailable, RateLimited, ContextTooLong)
 """The errors after which the next model of a chain is asked (timeouts are
 ``ProviderUnavailable`` with no status)."""
 
@@ -44,7 +51,7 @@ async def with_fallback(ask: Ask, runtime: Runtime, agent: Agent, prompt: Any,
         try:
             return await ask(runtime, current, prompt, rest if i else overrides,
                              fallback=False, **where)
-        except TRANSIENT as exc:
+        except NEXT_MODEL_ON as exc:
             failed.append(f"{current.model}: {type(exc).__name__}: {exc}")
             if i == len(models) - 1:
                 for earlier in failed[:-1]:

@@ -176,9 +176,10 @@ ProviderFactory = Callable[[ProviderEnv], Provider]
 
 @attrs.frozen
 class ProviderSpec:
-    """A registered provider: how to build it and what it costs."""
+    """A registered provider: how to build it, what it costs, how much each model holds."""
 
     name: str
     factory: ProviderFactory
     prices: Mapping[str, Price] = attrs.field(factory=dict)
     limits: Limits = Limits()
+    context_windows: Mapping[str, int] = attrs.field(factory=dict)  # {model: tokens}

@@ -623,3 +623,9 @@ async def test_a_conversation_alternates_and_opens_with_the_user(
         {"role": "assistant", "content": "Refunded."},
         {"role": "user", "content": "Thanks!"},
     ]
+
+
+def test_context_windows_are_registered_next_to_prices() -> None:
+    runtime = plait.Runtime(entry_points=False, plugins=[plait_anthropic])
+    assert runtime.context_window("anthropic", "claude-haiku-4-5-20251001") == 200_000
+    assert set(plait_anthropic.CONTEXT_WINDOWS) == set(plait_anthropic.PRICES)

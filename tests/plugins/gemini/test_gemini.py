@@ -884,3 +884,9 @@ async def test_a_conversation_uses_gemini_roles_and_alternates(
         {"role": "model", "parts": [{"text": "Refunded."}]},
         {"role": "user", "parts": [{"text": "Thanks!"}]},
     ]
+
+
+def test_context_windows_are_registered_next_to_prices() -> None:
+    runtime = plait.Runtime(entry_points=False, plugins=[plait_gemini])
+    assert runtime.context_window("gemini", "gemini-2.5-flash") == 1_048_576
+    assert set(plait_gemini.CONTEXT_WINDOWS) == set(plait_gemini.PRICES)

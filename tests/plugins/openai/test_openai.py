@@ -925,3 +925,9 @@ async def test_a_conversation_is_sent_as_chat_messages_in_order(
         {"role": "assistant", "content": "Refunded."},
         {"role": "user", "content": "Thanks!"},
     ]
+
+
+def test_context_windows_are_registered_next_to_prices() -> None:
+    runtime = plait.Runtime(entry_points=False, plugins=[plait_openai])
+    assert runtime.context_window("openai", "gpt-4o-mini-2024-07-18") == 128_000
+    assert set(plait_openai.CONTEXT_WINDOWS) == set(plait_openai.PRICES)
