@@ -19,7 +19,6 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -131,8 +130,10 @@ def prepare(runtime: Runtime, agent: Agent, overrides: Mapping[str, Any],
     own_price = agent.price if runtime.model_override is None else None
     price = own_price or runtime.price(provider_name, model)
     budget = scope.budget if scope is not None else None
-    if budget is not None and price is None:
-        raise UnknownPrice(model_id)
+    if price is None:
+        if budget is not None:
+            raise UnknownPrice(model_id)
+        runtime.warn_unpriced(model_id)
     max_tokens = agent.max_tokens
     if budget is not None and max_tokens is None:
         max_tokens = DEFAULT_MAX_TOKENS_UNDER_BUDGET
@@ -157,7 +158,7 @@ async def send_once(runtime: Runtime, plan: _Plan, request: ModelRequest,
         nonlocal sent
         sent = True
         response = await _complete(plan.provider, request, plan.provider_name)
-        cost = plan.price.cost(response.usage) if plan.price is not None else Decimal(0)
+        cost = plan.price.cost(response.usage) if plan.price is not None else None
         call.usage = Usage.of_call(response.usage, cost)
         return response
 

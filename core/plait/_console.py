@@ -14,6 +14,7 @@ import click
 
 from ._errors import UnknownPlugin
 from ._model import split_model
+from ._money import dollars
 from ._plugins import KNOWN_DISTRIBUTIONS, PluginWarning
 from ._runtime import Runtime
 
@@ -65,13 +66,15 @@ def format_value(value: Any, runtime: Runtime) -> str:
 
 def format_cost(cost: Decimal) -> str:
     """Exact dollars, without trailing zeros: ``$0``, ``$0.000014``."""
-    return "$0" if cost == 0 else f"${cost.normalize():f}"
+    return dollars(cost)
 
 
 def usage_line(usage: Usage, seconds: float | None = None) -> str:
     calls = "call" if usage.calls == 1 else "calls"
     text = (f"{usage.calls} model {calls}, {usage.input_tokens:,} tokens in, "
-            f"{usage.output_tokens:,} out, cost {format_cost(usage.cost)}")
+            f"{usage.output_tokens:,} out, cost {usage.cost_text}")
+    if usage.unpriced:
+        text += f" ({usage.unpriced} unpriced)"
     return text if seconds is None else f"{text}, {seconds:.2f} s"
 
 
@@ -103,7 +106,7 @@ def _add_rows(table: Table, records: Mapping[str, StepRecord], depth: int) -> No
             str(record.attempts) if ran else "-",
             f"{record.latency_s:.2f} s" if record.latency_s is not None else "-",
             f"{record.usage.input_tokens:,}/{record.usage.output_tokens:,}" if ran else "-",
-            format_cost(record.usage.cost) if ran else "-",
+            record.usage.cost_text if ran else "-",
         )
         if record.children:
             _add_rows(table, record.children, depth + 1)

@@ -9,7 +9,7 @@ from typing import TypeVar
 
 import attrs
 
-__all__ = ["Price", "TokenCount", "Usage", "price_in", "usd"]
+__all__ = ["Price", "TokenCount", "Usage", "dollars", "price_in", "usd"]
 
 _MILLION = Decimal(1_000_000)
 T = TypeVar("T")
@@ -18,6 +18,11 @@ T = TypeVar("T")
 # gemini-2.5-flash-preview-09-2025
 _SNAPSHOT = re.compile(
     r"(?P<base>.+?)-(\d{4}-\d{2}-\d{2}|\d{8}|\d{3}|latest|preview(-\d{2}-\d{4})?)$")
+
+
+def dollars(cost: Decimal) -> str:
+    """Exact dollars, without trailing zeros: ``$0``, ``$0.000014``."""
+    return "$0" if cost == 0 else f"${cost.normalize():f}"
 
 
 def usd(amount: str | int | Decimal) -> Decimal:
@@ -87,7 +92,9 @@ class Usage:
 
     ``calls`` counts the requests that were answered; ``requests`` every request sent,
     answered or not (a timed-out or failed request counts there, and a re-ask or a
-    retry is a request of its own). ``cost`` is what the answers reported.
+    retry is a request of its own). ``cost`` is what the answers reported. ``unpriced``
+    counts the answered calls to a model with no known price: their cost is unknown, not
+    zero, so ``cost`` is then only what the priced calls cost (``cost_known`` is false).
     """
 
     input_tokens: int = 0
@@ -96,6 +103,7 @@ class Usage:
     calls: int = 0
     cost: Decimal = Decimal(0)
     requests: int = 0
+    unpriced: int = 0
 
     def __add__(self, other: Usage) -> Usage:
         if not isinstance(other, Usage):
@@ -107,14 +115,32 @@ class Usage:
             self.calls + other.calls,
             self.cost + other.cost,
             self.requests + other.requests,
+            self.unpriced + other.unpriced,
         )
 
     @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
 
+    @property
+    def cost_known(self) -> bool:
+        """Whether every call was priced, so ``cost`` is the whole cost."""
+        return self.unpriced == 0
+
+    @property
+    def cost_text(self) -> str:
+        """The cost for people: ``$0.0012``; ``unknown`` or ``$0.0012 + unknown`` when a
+        call's price is unknown."""
+        if self.cost_known:
+            return dollars(self.cost)
+        return "unknown" if self.cost == 0 else f"{dollars(self.cost)} + unknown"
+
     @classmethod
-    def of_call(cls, tokens: TokenCount, cost: Decimal) -> Usage:
+    def of_call(cls, tokens: TokenCount, cost: Decimal | None) -> Usage:
+        """One answered call; ``cost`` ``None``: its model has no known price."""
+        if cost is None:
+            return cls(tokens.input_tokens, tokens.output_tokens, tokens.cached_tokens, 1,
+                       Decimal(0), 1, 1)
         return cls(tokens.input_tokens, tokens.output_tokens, tokens.cached_tokens, 1, cost, 1)
 
 

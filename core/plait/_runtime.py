@@ -10,6 +10,7 @@ is passed.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import threading
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["Runtime", "default_runtime"]
 
 T = TypeVar("T")
+_log = logging.getLogger("plait")
 
 
 class Runtime:
@@ -89,6 +91,7 @@ class Runtime:
         self._providers: dict[str, Any] = {}
         self._price_cache: dict[tuple[str, str], Price | None] = {}
         self._window_cache: dict[tuple[str, str], int | None] = {}
+        self._unpriced: set[str] = set()  # models warned about once
         self._converter: cattrs.Converter | None = None
         self._limiters = self._limiter_registry()  # bad limits fail here, not at a call
         for plugin in plugins:
@@ -169,9 +172,18 @@ class Runtime:
         key = (provider, model)
         if key not in self._price_cache:  # asked for on every call: looked up once
             override = self._prices.get(f"{provider}:{model}")
-            self._price_cache[key] = (override if override is not None
-                                      else price_in(self._provider_spec(provider).prices, model))
+            self._price_cache[key] = (override if override is not None else self.hooks.first(
+                "plait_price", provider=provider, model=model,
+                table=self._provider_spec(provider).prices))
         return self._price_cache[key]
+
+    def warn_unpriced(self, model: str) -> None:
+        """Say once per model (on the ``plait`` logger) that its cost is unknown."""
+        if model not in self._unpriced:
+            self._unpriced.add(model)
+            _log.warning("no price is known for %r: its calls' cost is reported as unknown, "
+                         "not $0; give one with Agent(price=plait.Price.per_million(...)) or "
+                         "Runtime(prices={%r: ...}), or install a price plugin", model, model)
 
     def context_window(self, provider: str, model: str) -> int | None:
         """Tokens ``provider:model`` holds, input and output together (``None``: unknown)."""

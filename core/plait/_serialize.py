@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._errors import SerializationError
+from ._money import Usage
 from ._types import ISO_TYPES, is_pydantic_model, register_hooks
 
 if TYPE_CHECKING:  # cattrs loads on first use: `import plait` (and `plait --help`) stay fast
@@ -58,7 +59,32 @@ def make_converter() -> cattrs.Converter:
     # sets (bare, or declared as set[...] fields) become lists: JSON has no sets
     conv.register_unstructure_hook_factory(_is_set, lambda _t: functools.partial(_set_list, conv))
     register_hooks(conv)  # dates, UUIDs, pydantic models, unions of classes
+    _register_usage(conv)
     return conv
+
+
+def _register_usage(conv: cattrs.Converter) -> None:
+    """``Usage`` with an unpriced call writes ``"cost": null`` (unknown, not $0) and keeps
+    what the priced calls cost as ``"priced_cost"``, so nothing is lost on the way back."""
+    from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
+
+    plain_out = make_dict_unstructure_fn(Usage, conv)
+    plain_in = make_dict_structure_fn(Usage, conv)
+
+    def unstructure(usage: Usage) -> dict[str, Any]:
+        data = plain_out(usage)
+        if usage.unpriced:
+            data["priced_cost"], data["cost"] = data["cost"], None
+        return data
+
+    def structure(data: Mapping[str, Any], _: type) -> Usage:
+        if isinstance(data, Mapping) and data.get("cost", "0") is None:
+            data = {**data, "cost": data.get("priced_cost", "0")}
+            data.pop("priced_cost", None)
+        return plain_in(data, Usage)
+
+    conv.register_unstructure_hook(Usage, unstructure)
+    conv.register_structure_hook(Usage, structure)
 
 
 @functools.cache

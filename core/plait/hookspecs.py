@@ -185,6 +185,24 @@ def plait_register_converter_hooks(register: RegisterConverterHook) -> None:
 
 
 @hookspec(firstresult=True)
+def plait_price(provider: str, model: str, table: Mapping[str, Price]) -> Price | None:
+    """Decide what ``provider:model`` costs: a ``plait.Price`` (USD per million tokens), or
+    ``None`` to leave it to the next plugin.
+
+    ``table`` is the price table the provider registered. The default looks ``model`` up
+    in it (a dated snapshot falls back to its base, then ``"*"``), so a plugin with
+    maintained price data answers first and the built-in tables stay the fallback. A
+    ``Runtime(prices=...)`` entry and an ``Agent(price=...)`` win over every plugin. Asked
+    once per model per Runtime (the answer is kept), and synchronously: no I/O here, load
+    price data when the plugin is imported or on its first answer. When nothing answers,
+    the model's calls are reported with an unknown cost, and a budget refuses them
+    (``plait.UnknownPrice``).
+
+    Stops at first non-None result.
+    """
+
+
+@hookspec(firstresult=True)
 def plait_run_step(step: Step, ctx: StepContext) -> Awaitable[Any] | None:
     """Run one attempt of a step and return an awaitable of its output.
 

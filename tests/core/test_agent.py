@@ -39,7 +39,8 @@ async def test_agent_ask_outside_a_pipeline(plait_runtime: plait.Runtime,
                         max_tokens=50, stop=["\n\n"], seed=7, extra={"top_k": 3})
     reply = await agent.ask("Capital of France?", runtime=plait_runtime)
     assert reply == plait.Reply("Paris is the capital.", "Paris is the capital.",
-                                plait.Usage(input_tokens=7, output_tokens=4, calls=1, requests=1),
+                                plait.Usage(input_tokens=7, output_tokens=4, calls=1, requests=1,
+                                            unpriced=1),  # fake:geo has no price
                                 "geo", 1, "stop")
     [request] = fake_provider.requests
     assert request.model == "geo"

@@ -15,6 +15,7 @@ import click
 import plait
 import pytest
 from plait import hookspecs
+from plait_testing import provider_plugin
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 HOOKS = sorted(n for n in dir(hookspecs) if n.startswith("plait_"))
@@ -537,3 +538,27 @@ async def test_model_call_wrappers_get_the_call_priced_as_charged(
     assert [a for a, _ in seen] == [1, 2]  # the re-ask is attempt 2
     assert [u.cost for _, u in seen] == [Decimal("0.014"), Decimal("0.022")]
     assert sum(u.cost for _, u in seen) == result.usage.cost
+
+
+async def test_hook_price(fake_provider: Any) -> None:
+    ours = plait.Price.per_million("7", "7")
+    asked: list[tuple[str, str]] = []
+
+    class Prices:
+        @plait.hookimpl
+        def plait_price(self, provider: str, model: str) -> plait.Price | None:
+            asked.append((provider, model))
+            return ours if model == "ours" else None  # the rest: the provider's table
+
+    runtime = plait.Runtime(entry_points=False, plugins=[
+        provider_plugin(fake_provider, prices={"listed": plait.Price.per_million("1", "1")}),
+        Prices()], prices={"fake:pinned": plait.Price.per_million("2", "2")})
+    assert runtime.price("fake", "ours") == ours
+    assert runtime.price("fake", "listed") == plait.Price.per_million("1", "1")  # the table
+    assert runtime.price("fake", "pinned") == plait.Price.per_million("2", "2")  # Runtime wins
+    assert runtime.price("fake", "nobody") is None
+    runtime.price("fake", "ours")
+    assert asked == [("fake", "ours"), ("fake", "listed"), ("fake", "nobody")]  # once each
+    fake_provider.script("one two")
+    reply = await plait.Agent("fake:ours").ask("a b c", runtime=runtime)
+    assert reply.usage.cost == ours.cost(plait.TokenCount(3, 2))

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import inspect
 import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from plait._context import StepContext, scope_of
 from plait._map import local_executor
+from plait._money import Price, price_in
 from plait.hookspecs import RegisterTracer, hookimpl
 
 from .progress import ProgressDisplay
@@ -24,6 +26,11 @@ if TYPE_CHECKING:
 def plait_register_tracers(register: RegisterTracer) -> None:
     register("steplog", StepLog.from_env(), default=bool(os.environ.get("PLAIT_STEP_LOG")))
     register("progress", ProgressDisplay(), default=False)
+
+
+@hookimpl(trylast=True)
+def plait_price(model: str, table: Mapping[str, Price]) -> Price | None:
+    return price_in(table, model)
 
 
 @hookimpl(trylast=True)

@@ -256,8 +256,14 @@ def _fail(span: Span, exc: BaseException) -> None:
 
 
 def _usage(usage: plait.Usage) -> dict[str, AttributeValue]:
-    return {n.USAGE_INPUT: usage.input_tokens, n.USAGE_OUTPUT: usage.output_tokens,
-            n.USAGE_CALLS: usage.calls, n.COST: str(usage.cost)}
+    out: dict[str, AttributeValue] = {n.USAGE_INPUT: usage.input_tokens,
+                                      n.USAGE_OUTPUT: usage.output_tokens,
+                                      n.USAGE_CALLS: usage.calls}
+    if usage.cost_known:  # an unpriced call makes the cost unknown, not $0
+        out[n.COST] = str(usage.cost)
+    else:
+        out[n.COST_UNKNOWN] = True
+    return out
 
 
 def _aggregation(agg: plait.Aggregation, job: plait.AggregationJob
@@ -314,6 +320,8 @@ def _response(response: plait.ModelResponse, request: plait.ModelRequest,
         out[n.USAGE_CACHE_READ] = usage.cached_tokens
     if call.price is not None and call.usage is not None:  # priced by the engine, exactly
         out[n.COST] = str(call.usage.cost)
+    elif call.price is None:
+        out[n.COST_UNKNOWN] = True
     return out
 
 

@@ -566,3 +566,20 @@ async def test_a_model_call_span_costs_what_the_call_was_charged(
     [span] = _named(span_exporter.get_finished_spans(), "chat priced")
     assert _attrs(span)["plait.cost_usd"] == str(result.usage.cost)
     assert result.usage.cost == Decimal("0.06")  # 1,000 x $30/M + 500 x $60/M
+
+
+async def test_an_unpriced_model_has_an_unknown_cost_not_zero(
+    plait_runtime: plait.Runtime, fake_provider: FakeProvider, traced: OtelTracer,
+    span_exporter: InMemorySpanExporter,
+) -> None:
+    fake_provider.script("hi")
+
+    async def ask(ctx: plait.StepContext) -> str:
+        return (await ctx.ask(plait.Agent("fake:unlisted"), "hello")).text
+
+    await plait.Pipeline("p", {"ask": ask}).run(runtime=plait_runtime)
+    spans = span_exporter.get_finished_spans()
+    for name in ("chat unlisted", "plait.step ask", "plait.run p"):
+        attrs = _attrs(_one(spans, name))
+        assert attrs["plait.cost_unknown"] is True, name
+        assert "plait.cost_usd" not in attrs, name
