@@ -22,8 +22,10 @@ class _ProviderPlugin:
 
     @plait.hookimpl
     def plait_register_providers(self, register: Callable[..., None]) -> None:
+        # context windows only when given: a plait older than them takes no such keyword
+        extra = {} if self.context_windows is None else {"context_windows": self.context_windows}
         register(self.name, lambda env: self.provider, prices=self.prices, limits=self.limits,
-                 context_windows=self.context_windows)
+                 **extra)
 
     def __repr__(self) -> str:
         return f"provider_plugin({self.name!r}, {self.provider!r})"
