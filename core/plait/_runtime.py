@@ -51,6 +51,8 @@ class Runtime:
     - ``model_override``: ``"<provider>:<model>"`` used for every model call made on this
       Runtime instead of the agent's own model (``plait run --model``, trying a workflow
       on another provider); the agent's ``price`` is then ignored, the new model's applies.
+    - ``context_windows``: ``{"provider:model": tokens}``, over what providers declare (a
+      local server's model, a larger window your account has).
 
     Use ``async with plait.Runtime() as rt`` (or ``await rt.aclose()``) to close the HTTP
     client when you own the runtime.
@@ -67,6 +69,7 @@ class Runtime:
         tracers: Iterable[str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         model_override: str | None = None,
+        context_windows: Mapping[str, int] | None = None,
     ) -> None:
         if entry_points is None:
             entry_points = not os.environ.get("PLAIT_DISABLE_PLUGIN_AUTOLOAD")
@@ -91,6 +94,11 @@ class Runtime:
         self._providers: dict[str, Any] = {}
         self._price_cache: dict[tuple[str, str], Price | None] = {}
         self._window_cache: dict[tuple[str, str], int | None] = {}
+        self._windows = _table("context_windows", context_windows, int, "an int (tokens)")
+        for key, window in self._windows.items():
+            split_model(key)
+            if isinstance(window, bool) or window < 1:
+                raise ValueError(f"Runtime(context_windows=...)[{key!r}] must be >= 1 tokens")
         self._unpriced: set[str] = set()  # models warned about once
         self._converter: cattrs.Converter | None = None
         self._limiters = self._limiter_registry()  # bad limits fail here, not at a call
@@ -189,8 +197,9 @@ class Runtime:
         """Tokens ``provider:model`` holds, input and output together (``None``: unknown)."""
         key = (provider, model)
         if key not in self._window_cache:  # asked for on every call: looked up once
-            self._window_cache[key] = price_in(self._provider_spec(provider).context_windows,
-                                               model)
+            override = self._windows.get(f"{provider}:{model}")
+            self._window_cache[key] = override if override is not None else price_in(
+                self._provider_spec(provider).context_windows, model)
         return self._window_cache[key]
 
     def limits(self) -> LimiterRegistry:

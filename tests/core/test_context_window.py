@@ -129,3 +129,14 @@ def test_a_provider_declares_context_windows_like_prices() -> None:
     with pytest.raises(plait.PluginError, match="context window of 'm' must be an int >= 1"):
         plait.Runtime(entry_points=False, plugins=[provider_plugin(
             FakeProvider(), context_windows={"m": 0})]).load()
+
+
+def test_a_runtime_sets_windows_over_what_providers_declare() -> None:
+    fake = FakeProvider()
+    runtime = plait.Runtime(entry_points=False, plugins=[provider_plugin(
+        fake, context_windows={"m": 1_000})], context_windows={"fake:m": 50, "fake:x": 70})
+    assert (runtime.context_window("fake", "m"), runtime.context_window("fake", "x")) == (50, 70)
+    for bad, error in (({"fake:m": 0}, ValueError), ({"fake:m": True}, ValueError),
+                       ({"fake:m": "8k"}, TypeError), ({"m": 10}, ValueError)):
+        with pytest.raises(error):
+            plait.Runtime(entry_points=False, context_windows=bad)
