@@ -13,6 +13,7 @@ from ._errors import (
     BadRequest,
     BudgetExceeded,
     ContentRefused,
+    ContextTooLong,
     EvalError,
     FanOutError,
     MissingInput,
@@ -81,6 +82,7 @@ from ._step import FunctionStep, Step, step
 from ._sync import run_sync
 from ._targets import load_target, parse_inputs, parse_settings
 from ._version import __version__ as __version__
+from ._window import fit
 from .hookspecs import hookimpl
 
 __all__ = [
@@ -98,6 +100,7 @@ __all__ = [
     "CaseResult",
     "Config",
     "ContentRefused",
+    "ContextTooLong",
     "Ensemble",
     "EnsembleResult",
     "ErrorInfo",
@@ -166,6 +169,7 @@ __all__ = [
     "VariantReport",
     "error_for_response",
     "evaluate",
+    "fit",
     "hookimpl",
     "http_errors",
     "json_excerpt",

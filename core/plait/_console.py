@@ -7,14 +7,12 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from ._errors import UnknownPlugin
 from ._model import split_model
-from ._money import format_usd
 from ._plugins import KNOWN_DISTRIBUTIONS, PluginWarning
 from ._runtime import Runtime
 
@@ -24,7 +22,7 @@ if TYPE_CHECKING:
     from ._money import Usage
     from ._results import PipelineResult, StepRecord
 
-__all__ = ["check_model", "check_settings", "cli_runtime", "format_cost", "format_value",
+__all__ = ["check_model", "check_settings", "cli_runtime", "format_value",
            "step_table", "usage_line"]
 
 _STATUS_STYLE = {"ok": "green", "failed": "red", "skipped": "dim", "cancelled": "yellow",
@@ -74,15 +72,12 @@ def format_value(value: Any, runtime: Runtime) -> str:
                       default=str)
 
 
-def format_cost(cost: Decimal) -> str:
-    """Exact dollars, without trailing zeros: ``$0``, ``$0.000014``."""
-    return format_usd(cost)
-
-
 def usage_line(usage: Usage, seconds: float | None = None) -> str:
     calls = "call" if usage.calls == 1 else "calls"
     text = (f"{usage.calls} model {calls}, {usage.input_tokens:,} tokens in, "
-            f"{usage.output_tokens:,} out, cost {format_cost(usage.cost)}")
+            f"{usage.output_tokens:,} out, cost {usage.cost_text}")
+    if usage.unpriced:
+        text += f" ({usage.unpriced} unpriced)"
     if usage.cache_hits:
         text += f", {usage.cache_hits} from cache"
     return text if seconds is None else f"{text}, {seconds:.2f} s"
@@ -118,7 +113,7 @@ def _add_rows(table: Table, records: Mapping[str, StepRecord], depth: int) -> No
             f"{record.latency_s:.2f} s" if record.latency_s is not None else "-",
             ", ".join(record.models) or "-",
             f"{record.usage.input_tokens:,}/{record.usage.output_tokens:,}" if ran else "-",
-            format_cost(record.usage.cost) if ran else "-",
+            record.usage.cost_text if ran else "-",
         )
         if record.children:
             _add_rows(table, record.children, depth + 1)

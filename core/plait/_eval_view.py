@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from ._console import format_cost
 from ._eval_report import EvalReport
+from ._money import format_usd
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -34,7 +34,7 @@ def eval_table(report: EvalReport, title: str | None = None) -> Table:
     for v in report.variants:
         low, high = v.interval
         table.add_row(v.name, f"{v.accuracy:.0%}", f"{low:.0%}-{high:.0%}",
-                      format_cost(v.cost), str(v.calls),
+                      format_usd(v.cost), str(v.calls),
                       *([str(v.usage.cache_hits)] if cached else []),
                       f"{v.latency_p50:.2f}s", f"{v.latency_p95:.2f}s",
                       f"[red]{v.failures}[/]" if v.failures else "0")

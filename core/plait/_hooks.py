@@ -77,12 +77,19 @@ class Hooks:
 
     def decide(self, hook: str, **kwargs: Any) -> Awaitable[Any]:
         """The awaitable of the first implementation that answers ``hook``."""
+        answer = self.first(hook, **kwargs)
+        if answer is None:
+            raise PluginError(f"no plugin answered {hook}")
+        return answer  # type: ignore[no-any-return]  # hooks return awaitables
+
+    def first(self, hook: str, **kwargs: Any) -> Any:
+        """The first answer (not ``None``) to a firstresult ``hook``, or ``None``."""
         for impl in self.implementations(hook):
             answer: Any = (self.call(hook, impl, kwargs) if self.trace
                            else call_impl(impl, kwargs))
             if answer is not None:
-                return answer  # type: ignore[no-any-return]  # hooks return awaitables
-        raise PluginError(f"no plugin answered {hook}")
+                return answer
+        return None
 
     async def around(self, hook: str, kwargs: Mapping[str, Any],
                      work: Callable[[], Awaitable[T]]) -> T:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
+from typing import TypeVar
 
 import attrs
 
 __all__ = ["Price", "TokenCount", "Usage", "format_usd", "price_in", "usd"]
 
 _MILLION = Decimal(1_000_000)
+T = TypeVar("T")
 
 # a snapshot of a model: gpt-4o-2024-08-06, claude-x-20241022, gemini-x-001, x-latest,
 # gemini-2.5-flash-preview-09-2025
@@ -95,7 +97,9 @@ class Usage:
 
     ``calls`` counts the requests that were answered; ``requests`` every request sent,
     answered or not (a timed-out or failed request counts there, and a re-ask or a
-    retry is a request of its own). ``cost`` is what the answers reported.
+    retry is a request of its own). ``cost`` is what the answers reported. ``unpriced``
+    counts the answered calls to a model with no known price: their cost is unknown, not
+    zero, so ``cost`` is then only what the priced calls cost (``cost_known`` is false).
     ``cache_hits`` counts the requests a plugin answered without sending them (a cache):
     they are in neither ``calls`` nor ``requests`` and cost nothing.
     """
@@ -107,6 +111,7 @@ class Usage:
     cost: Decimal = Decimal(0)
     requests: int = 0
     cache_hits: int = 0
+    unpriced: int = 0
 
     def __add__(self, other: Usage) -> Usage:
         if not isinstance(other, Usage):
@@ -119,23 +124,41 @@ class Usage:
             self.cost + other.cost,
             self.requests + other.requests,
             self.cache_hits + other.cache_hits,
+            self.unpriced + other.unpriced,
         )
 
     @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
 
+    @property
+    def cost_known(self) -> bool:
+        """Whether every call was priced, so ``cost`` is the whole cost."""
+        return self.unpriced == 0
+
+    @property
+    def cost_text(self) -> str:
+        """The cost for people: ``$0.0012``; ``unknown`` or ``$0.0012 + unknown`` when a
+        call's price is unknown."""
+        if self.cost_known:
+            return format_usd(self.cost)
+        return "unknown" if self.cost == 0 else f"{format_usd(self.cost)} + unknown"
+
     @classmethod
-    def of_call(cls, tokens: TokenCount, cost: Decimal) -> Usage:
+    def of_call(cls, tokens: TokenCount, cost: Decimal | None) -> Usage:
+        """One answered call; ``cost`` ``None``: its model has no known price."""
+        if cost is None:
+            return cls(tokens.input_tokens, tokens.output_tokens, tokens.cached_tokens, 1,
+                       Decimal(0), 1, unpriced=1)
         return cls(tokens.input_tokens, tokens.output_tokens, tokens.cached_tokens, 1, cost, 1)
 
 
-def price_in(table: Mapping[str, Price], model: str) -> Price | None:
+def price_in(table: Mapping[str, T], model: str) -> T | None:
     """``model``'s price in a provider's table: the exact name, then a snapshot's base
     (``gpt-4o-2024-08-06`` -> ``gpt-4o``, ``x-preview`` -> ``x``), then ``"*"``.
 
     Only snapshot suffixes fall back to the base, so a variant such as ``o3-pro`` is never
-    priced as the cheaper ``o3``."""
+    priced as the cheaper ``o3``. Context windows are looked up the same way."""
     if model in table:
         return table[model]
     snapshot = _SNAPSHOT.match(model)

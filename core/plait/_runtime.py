@@ -10,6 +10,7 @@ is passed.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import threading
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["Runtime", "default_runtime"]
 
 T = TypeVar("T")
+_log = logging.getLogger("plait")
 
 
 class Runtime:
@@ -56,6 +58,8 @@ class Runtime:
       (``plait.RunStarted`` ... ``plait.RunFinished``); a listener that waits holds the run
       back, one that raises fails it. ``rt.listeners`` is the tuple; a Runtime reference
       such as a run store appends its own.
+    - ``context_windows``: ``{"provider:model": tokens}``, over what providers declare (a
+      local server's model, a larger window your account has).
 
     Use ``async with plait.Runtime() as rt`` (or ``await rt.aclose()``) to close the HTTP
     client when you own the runtime.
@@ -74,6 +78,7 @@ class Runtime:
         model_override: str | None = None,
         executor: str = "local",
         listeners: Iterable[Listener] = (),
+        context_windows: Mapping[str, int] | None = None,
     ) -> None:
         if entry_points is None:
             entry_points = not os.environ.get("PLAIT_DISABLE_PLUGIN_AUTOLOAD")
@@ -105,6 +110,13 @@ class Runtime:
                                 f"got {listener!r}")
         self._providers: dict[str, Any] = {}
         self._price_cache: dict[tuple[str, str], Price | None] = {}
+        self._window_cache: dict[tuple[str, str], int | None] = {}
+        self._windows = _table("context_windows", context_windows, int, "an int (tokens)")
+        for key, window in self._windows.items():
+            split_model(key)
+            if isinstance(window, bool) or window < 1:
+                raise ValueError(f"Runtime(context_windows=...)[{key!r}] must be >= 1 tokens")
+        self._unpriced: set[str] = set()  # models warned about once
         self._converter: cattrs.Converter | None = None
         self._limiters = self._limiter_registry()  # bad limits fail here, not at a call
         for plugin in plugins:
@@ -151,6 +163,7 @@ class Runtime:
     def _changed(self) -> None:
         self._providers.clear()
         self._price_cache.clear()
+        self._window_cache.clear()
         self._converter = None
         self._limiters = self._limiter_registry()
 
@@ -184,9 +197,27 @@ class Runtime:
         key = (provider, model)
         if key not in self._price_cache:  # asked for on every call: looked up once
             override = self._prices.get(f"{provider}:{model}")
-            self._price_cache[key] = (override if override is not None
-                                      else price_in(self._provider_spec(provider).prices, model))
+            self._price_cache[key] = (override if override is not None else self.hooks.first(
+                "plait_price", provider=provider, model=model,
+                table=self._provider_spec(provider).prices))
         return self._price_cache[key]
+
+    def warn_unpriced(self, model: str) -> None:
+        """Say once per model (on the ``plait`` logger) that its cost is unknown."""
+        if model not in self._unpriced:
+            self._unpriced.add(model)
+            _log.warning("no price is known for %r: its calls' cost is reported as unknown, "
+                         "not $0; give one with Agent(price=plait.Price.per_million(...)) or "
+                         "Runtime(prices={%r: ...}), or install a price plugin", model, model)
+
+    def context_window(self, provider: str, model: str) -> int | None:
+        """Tokens ``provider:model`` holds, input and output together (``None``: unknown)."""
+        key = (provider, model)
+        if key not in self._window_cache:  # asked for on every call: looked up once
+            override = self._windows.get(f"{provider}:{model}")
+            self._window_cache[key] = override if override is not None else price_in(
+                self._provider_spec(provider).context_windows, model)
+        return self._window_cache[key]
 
     def limits(self) -> LimiterRegistry:
         """The shared limiter registry (one per Runtime)."""

@@ -73,7 +73,8 @@ it may ``await`` before and after its ``yield`` (a quota check, a moderation cal
 class RegisterProvider(Protocol):
     def __call__(self, name: str, factory: ProviderFactory, *,
                  prices: Mapping[str, Price] | None = None,
-                 limits: Limits | None = None) -> None: ...
+                 limits: Limits | None = None,
+                 context_windows: Mapping[str, int] | None = None) -> None: ...
 
 
 class RegisterAggregator(Protocol):
@@ -116,7 +117,7 @@ class RegisterExecutor(Protocol):
 def plait_register_providers(register: RegisterProvider) -> None:
     """Register model providers.
 
-    ``register(name, factory, *, prices=None, limits=None)``:
+    ``register(name, factory, *, prices=None, limits=None, context_windows=None)``:
 
     - ``name``: the prefix in ``Agent(model="<name>:<model>")``.
     - ``factory(env: plait.ProviderEnv) -> provider``: called once per Runtime on first
@@ -125,6 +126,9 @@ def plait_register_providers(register: RegisterProvider) -> None:
       ``Runtime(settings={name: {...}})``.
     - ``prices``: ``{model: plait.Price}`` in USD per million tokens (users can override).
     - ``limits``: default ``plait.Limits`` for the provider.
+    - ``context_windows``: ``{model: tokens}``, input and output together; a request that
+      may not fit is refused with ``plait.ContextTooLong`` before it is sent. Models are
+      matched like prices (a snapshot falls back to its base, then ``"*"``).
 
     Called for every plugin.
     """
@@ -223,6 +227,24 @@ def plait_register_executors(register: RegisterExecutor) -> None:
 # --------------------------------------------------------------------------------------
 # Decisions: firstresult, built-in default runs last
 # --------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def plait_price(provider: str, model: str, table: Mapping[str, Price]) -> Price | None:
+    """Decide what ``provider:model`` costs: a ``plait.Price`` (USD per million tokens), or
+    ``None`` to leave it to the next plugin.
+
+    ``table`` is the price table the provider registered. The default looks ``model`` up
+    in it (a dated snapshot falls back to its base, then ``"*"``), so a plugin with
+    maintained price data answers first and the built-in tables stay the fallback. A
+    ``Runtime(prices=...)`` entry and an ``Agent(price=...)`` win over every plugin. Asked
+    once per model per Runtime (the answer is kept), and synchronously: no I/O here, load
+    price data when the plugin is imported or on its first answer. When nothing answers,
+    the model's calls are reported with an unknown cost, and a budget refuses them
+    (``plait.UnknownPrice``).
+
+    Stops at first non-None result.
+    """
 
 
 @hookspec(firstresult=True)

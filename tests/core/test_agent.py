@@ -39,7 +39,8 @@ async def test_agent_ask_outside_a_pipeline(plait_runtime: plait.Runtime,
                         max_tokens=50, stop=["\n\n"], seed=7, extra={"top_k": 3})
     reply = await agent.ask("Capital of France?", runtime=plait_runtime)
     assert reply == plait.Reply("Paris is the capital.", "Paris is the capital.",
-                                plait.Usage(input_tokens=7, output_tokens=4, calls=1, requests=1),
+                                plait.Usage(input_tokens=7, output_tokens=4, calls=1, requests=1,
+                                            unpriced=1),  # fake:geo has no price
                                 "geo", 1, "stop")
     [request] = fake_provider.requests
     assert request.model == "geo"
@@ -80,7 +81,8 @@ async def test_an_unknown_override_lists_the_valid_ones(plait_runtime: plait.Run
 
 async def test_a_prompt_must_be_text(plait_runtime: plait.Runtime,
                                      fake_provider: FakeProvider) -> None:
-    with pytest.raises(TypeError, match="a prompt must be a str, got int"):
+    with pytest.raises(TypeError, match=r"a prompt must be a str or a sequence of plait\.Message, "
+                                        "got int"):
         await plait.Agent(model="fake:a").ask(42, runtime=plait_runtime)  # type: ignore[arg-type]
 
 

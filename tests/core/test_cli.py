@@ -338,10 +338,10 @@ def test_run_prints_output_and_step_table(flows: str) -> None:
     rows = table_rows(result.stderr)
     assert [row[:3] + row[4:] for row in rows.values()] == [
         ["shout", "ok", "1", "-", "0/0", "$0"],
-        ["ask", "ok", "1", "fake:echo", "2/2", "$0"],
+        ["ask", "ok", "1", "fake:echo", "2/2", "unknown"],  # the fake model has no price: not $0
     ]
     assert all(row[3].endswith(" s") for row in rows.values())
-    assert "1 model call, 2 tokens in, 2 out, cost $0" in result.stderr
+    assert "1 model call, 2 tokens in, 2 out, cost unknown (1 unpriced)" in result.stderr
 
 
 def test_run_json(flows: str) -> None:
@@ -352,6 +352,9 @@ def test_run_json(flows: str) -> None:
     assert back.steps["ask"].status == "ok"
     assert back.steps["ask"].models == {"fake:echo": back.steps["ask"].usage}
     assert back.usage.calls == 1
+    usage = json.loads(result.stdout)["usage"]  # an unpriced call: the cost is unknown
+    assert (usage["cost"], usage["priced_cost"], usage["unpriced"]) == (None, "0", 1)
+    assert not back.usage.cost_known
 
 
 def test_run_wraps_a_bare_step(flows: str) -> None:

@@ -15,6 +15,7 @@ import click
 import plait
 import pytest
 from plait import hookspecs
+from plait_testing import provider_plugin
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 HOOKS = sorted(n for n in dir(hookspecs) if n.startswith("plait_"))
@@ -183,7 +184,8 @@ async def test_hook_register_converter_hooks(plait_runtime: plait.Runtime) -> No
     plait_runtime.register(Plugin())
     result = await pipe.run(runtime=plait_runtime)
     assert result.output == 1 + 2j
-    assert plait_runtime.converter.unstructure(dt.date(2026, 1, 2)) == dt.date(2026, 1, 2)
+    # plait's own hooks stay next to the plugin's: dates become ISO strings
+    assert plait_runtime.converter.unstructure(dt.date(2026, 1, 2)) == "2026-01-02"
     assert plait_runtime.converter.unstructure(3 + 4j) == [3.0, 4.0]
 
 
@@ -633,3 +635,27 @@ async def test_hook_answer_model_call(plait_runtime: plait.Runtime, fake_provide
     assert result.usage.calls == 1
     assert result.steps["only"].usage.cache_hits == 1
     assert sent_usage == [sent.usage]
+
+
+async def test_hook_price(fake_provider: Any) -> None:
+    ours = plait.Price.per_million("7", "7")
+    asked: list[tuple[str, str]] = []
+
+    class Prices:
+        @plait.hookimpl
+        def plait_price(self, provider: str, model: str) -> plait.Price | None:
+            asked.append((provider, model))
+            return ours if model == "ours" else None  # the rest: the provider's table
+
+    runtime = plait.Runtime(entry_points=False, plugins=[
+        provider_plugin(fake_provider, prices={"listed": plait.Price.per_million("1", "1")}),
+        Prices()], prices={"fake:pinned": plait.Price.per_million("2", "2")})
+    assert runtime.price("fake", "ours") == ours
+    assert runtime.price("fake", "listed") == plait.Price.per_million("1", "1")  # the table
+    assert runtime.price("fake", "pinned") == plait.Price.per_million("2", "2")  # Runtime wins
+    assert runtime.price("fake", "nobody") is None
+    runtime.price("fake", "ours")
+    assert asked == [("fake", "ours"), ("fake", "listed"), ("fake", "nobody")]  # once each
+    fake_provider.script("one two")
+    reply = await plait.Agent("fake:ours").ask("a b c", runtime=runtime)
+    assert reply.usage.cost == ours.cost(plait.TokenCount(3, 2))

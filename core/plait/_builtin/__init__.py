@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from plait._context import StepContext, scope_of
 from plait._map import local_executor
+from plait._money import Price, price_in
 from plait.hookspecs import RegisterExecutor, RegisterTracer, hookimpl
 
 from .metrics import plait_register_metrics as plait_register_metrics
@@ -36,6 +37,11 @@ def plait_register_executors(register: RegisterExecutor) -> None:
 
 def _local(job: FanOutJob, ctx: StepContext) -> Any:
     return local_executor(job, scope_of(ctx))
+
+
+@hookimpl(trylast=True)
+def plait_price(model: str, table: Mapping[str, Price]) -> Price | None:
+    return price_in(table, model)
 
 
 @hookimpl(trylast=True)

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from plait._money import format_usd
 from plait._results import Stop
 from plait.hookspecs import Wrapper, hookimpl
 
@@ -184,7 +183,7 @@ def _print(progress: Progress, mark: str, what: str, t0: float, usage: Usage | N
     parts = [f"{mark} {what}", f"{time.perf_counter() - t0:.2f}s"]
     if usage is not None and usage.calls:
         parts.append(f"{usage.calls} call{'s' if usage.calls != 1 else ''}, "
-                     f"{usage.input_tokens}+{usage.output_tokens} tokens, {format_usd(usage.cost)}")
+                     f"{usage.input_tokens}+{usage.output_tokens} tokens, {usage.cost_text}")
     if note:
         parts.append(note)
     progress.console.print("  ".join(parts), highlight=False)

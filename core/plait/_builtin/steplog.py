@@ -150,7 +150,8 @@ def _usage(usage: Any) -> dict[str, Any]:
     if usage is None:
         return {"input_tokens": None, "output_tokens": None, "calls": None, "cost_usd": None}
     return {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
-            "calls": usage.calls, "cost_usd": str(usage.cost)}
+            "calls": usage.calls,  # a cost with an unpriced call in it is unknown: null
+            "cost_usd": str(usage.cost) if usage.cost_known else None}
 
 
 def _failed(exc: BaseException) -> str:

@@ -20,7 +20,7 @@ import click
 from plait._agent import Agent
 from plait._console import cli_runtime, step_table, usage_line
 from plait._errors import PlaitError
-from plait._money import Usage
+from plait._money import Price, Usage
 from plait.hookspecs import Wrapper, hookimpl
 
 if TYPE_CHECKING:
@@ -79,10 +79,12 @@ class DemoSession:
         self.console = Console(highlight=False)
         self.log = CaughtLog()
         given: dict[str, Mapping[str, Any]] = dict(settings or {})
+        prices: dict[str, Price] = {}
         if self.provider == "fake" and fake_replies is not None:
             given["fake"] = {"replies": fake_replies, "latency": fake_latency,
                              **given.get("fake", {})}
-        self.runtime = cli_runtime(plugins=[self.log], settings=given)
+            prices[model] = Price.per_million("0", "0")  # scripted replies cost nothing
+        self.runtime = cli_runtime(plugins=[self.log], settings=given, prices=prices)
         self.usage = Usage()
         self._t0 = time.perf_counter()
 

@@ -74,6 +74,7 @@ STEP_ATTEMPT = "plait.step.attempt"  # on model-call spans: the attempt making t
 ROUTE = "plait.route"
 PROVIDER = "plait.provider"  # the Agent's model prefix, "openai" in "openai:gpt-4o"
 COST = "plait.cost_usd"  # an exact decimal, as a string
+COST_UNKNOWN = "plait.cost_unknown"  # true, instead of a cost, when a model has no price
 BUDGET_LEFT = "plait.budget.remaining_usd"
 USAGE_INPUT = "plait.usage.input_tokens"
 USAGE_OUTPUT = "plait.usage.output_tokens"

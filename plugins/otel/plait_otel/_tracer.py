@@ -323,9 +323,13 @@ def _fail(span: Span, exc: BaseException) -> None:
 
 
 def _usage(usage: plait.Usage) -> dict[str, AttributeValue]:
-    out: dict[str, AttributeValue] = {
-        n.USAGE_INPUT: usage.input_tokens, n.USAGE_OUTPUT: usage.output_tokens,
-        n.USAGE_CALLS: usage.calls, n.COST: str(usage.cost)}
+    out: dict[str, AttributeValue] = {n.USAGE_INPUT: usage.input_tokens,
+                                      n.USAGE_OUTPUT: usage.output_tokens,
+                                      n.USAGE_CALLS: usage.calls}
+    if usage.cost_known:  # an unpriced call makes the cost unknown, not $0
+        out[n.COST] = str(usage.cost)
+    else:
+        out[n.COST_UNKNOWN] = True
     if usage.cache_hits:
         out[n.USAGE_CACHE_HITS] = usage.cache_hits
     return out
@@ -389,6 +393,8 @@ def _response(response: plait.ModelResponse, request: plait.ModelRequest,
         out[n.USAGE_CACHE_READ] = usage.cached_tokens
     if call.price is not None and call.usage is not None:  # priced by the engine, exactly
         out[n.COST] = str(call.usage.cost)
+    elif call.price is None:
+        out[n.COST_UNKNOWN] = True
     return out
 
 

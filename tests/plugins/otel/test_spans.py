@@ -596,3 +596,20 @@ async def test_a_request_answered_by_a_plugin_shows_on_its_step_span_as_a_cache_
     assert step["plait.usage.cache_hits"] == 1
     assert step["plait.usage.calls"] == 0
     assert step["plait.cost_usd"] == "0"
+
+
+async def test_an_unpriced_model_has_an_unknown_cost_not_zero(
+    plait_runtime: plait.Runtime, fake_provider: FakeProvider, traced: OtelTracer,
+    span_exporter: InMemorySpanExporter,
+) -> None:
+    fake_provider.script("hi")
+
+    async def ask(ctx: plait.StepContext) -> str:
+        return (await ctx.ask(plait.Agent("fake:unlisted"), "hello")).text
+
+    await plait.Pipeline("p", {"ask": ask}).run(runtime=plait_runtime)
+    spans = span_exporter.get_finished_spans()
+    for name in ("chat unlisted", "invoke_agent ask", "invoke_workflow p"):
+        attrs = _attrs(_one(spans, name))
+        assert attrs["plait.cost_unknown"] is True, name
+        assert "plait.cost_usd" not in attrs, name

@@ -72,3 +72,6 @@ def test_provider_plugin_registers_the_instance_itself() -> None:
     env = plait.ProviderEnv(name="mock", settings={}, http=no_http)
     assert factory(env) is fake
     assert repr(plugin) == "provider_plugin('mock', FakeProvider(calls=0))"
+    windowed = provider_plugin(fake, "mock", context_windows={"m": 100})
+    [(_, kwargs)] = registrations(manager_with(windowed))
+    assert kwargs == {"prices": None, "limits": None, "context_windows": {"m": 100}}
