@@ -23,9 +23,11 @@ from ._errors import (
     ProviderError,
     ProviderUnavailable,
     RateLimited,
+    ResumeError,
     SerializationError,
     StepFailed,
     StepTimeout,
+    StoreError,
     UndeclaredDependency,
     UnknownPlugin,
     UnknownPrice,
@@ -63,7 +65,9 @@ from ._results import (
 )
 from ._router import Router
 from ._runtime import Runtime
+from ._sqlite_store import SQLiteStore
 from ._step import FunctionStep, Step, step
+from ._store import ItemRow, OnceRow, RunRow, RunStore, StepRow, StoredRun
 from ._sync import run_sync
 from ._targets import load_target, parse_inputs
 from ._version import __version__ as __version__
@@ -92,6 +96,7 @@ __all__ = [
     "FunctionStep",
     "ItemError",
     "ItemOutcome",
+    "ItemRow",
     "Limits",
     "Message",
     "MissingInput",
@@ -99,6 +104,7 @@ __all__ = [
     "ModelNotFound",
     "ModelRequest",
     "ModelResponse",
+    "OnceRow",
     "Orchestrator",
     "OrchestratorResult",
     "OutputParseError",
@@ -116,16 +122,23 @@ __all__ = [
     "ProviderUnavailable",
     "RateLimited",
     "Reply",
+    "ResumeError",
     "Router",
     "RunInfo",
+    "RunRow",
+    "RunStore",
     "Runtime",
+    "SQLiteStore",
     "SerializationError",
     "Step",
     "StepContext",
     "StepFailed",
     "StepRecord",
+    "StepRow",
     "StepTimeout",
     "Stop",
+    "StoreError",
+    "StoredRun",
     "TaskReport",
     "TokenCount",
     "UndeclaredDependency",

@@ -21,6 +21,8 @@
     ├── ValidationFailed           a validation gate rejected a step's output
     ├── SerializationError         an output cannot be turned into JSON (names step and path)
     ├── AggregationError           an aggregator could not decide
+    ├── StoreError                 a run store cannot be opened or used (names the file)
+    ├── ResumeError                a run cannot be resumed (unknown id, changed pipeline)
     └── PluginError                a plugin is missing, broken or misbehaving
         └── UnknownPlugin          no installed plugin provides a name (provider, aggregator...)
 
@@ -50,11 +52,13 @@ __all__ = [
     "PipelineDefinitionError",
     "PlaitError",
     "PluginError",
+    "ResumeError",
     "ProviderError",
     "ProviderUnavailable",
     "RateLimited",
     "SerializationError",
     "StepFailed",
+    "StoreError",
     "StepTimeout",
     "UndeclaredDependency",
     "UnknownPlugin",
@@ -297,6 +301,22 @@ class SerializationError(PlaitError):
 
 class AggregationError(PlaitError):
     """An aggregator could not decide on a winner."""
+
+
+class StoreError(PlaitError):
+    """A run store cannot be opened or used: a corrupt or foreign file, a schema from a
+    newer plait, an unknown ``PLAIT_STORE`` scheme. ``location`` names the file (or URL);
+    the file is never changed or replaced."""
+
+    def __init__(self, location: str, detail: str) -> None:
+        self.location = location
+        super().__init__(f"run store {location}: {detail}")
+
+
+class ResumeError(PlaitError):
+    """A run cannot be resumed: no store, an unknown run id, another pipeline's run, or a
+    pipeline whose structure changed so that recorded outputs no longer fit
+    (``pipe.resume(..., force=True)`` resumes anyway)."""
 
 
 class PluginError(PlaitError):

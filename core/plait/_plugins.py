@@ -55,6 +55,7 @@ _REGISTRATIONS = {
     "plait_register_tracers": "tracer",
     "plait_register_commands": "command",
     "plait_register_converter_hooks": "converter",
+    "plait_register_stores": "store",
 }
 
 
@@ -84,6 +85,7 @@ class Registry:
     tracers: dict[str, tuple[Any, bool]] = attrs.field(factory=dict)
     commands: list[Any] = attrs.field(factory=list)
     converter_hooks: list[tuple[Any, Any, Any]] = attrs.field(factory=list)
+    stores: dict[str, Any] = attrs.field(factory=dict)  # scheme -> factory(location)
     owners: dict[tuple[str, str], str] = attrs.field(factory=dict)  # (kind, name) -> plugin
 
 
@@ -227,7 +229,7 @@ class Plugins:
         registry = self.registry
         infos: list[PluginInfo] = []
         for name, plugin in self.pm.list_name_plugin():
-            if plugin is None or (name == BUILTINS and not include_builtins):
+            if plugin is None or (name.startswith(BUILTINS) and not include_builtins):
                 continue
             callers = self.pm.get_hookcallers(plugin) or ()
             hooks = tuple(sorted(h.name for h in callers if h.name.startswith("plait_")))
@@ -277,7 +279,8 @@ def _adders(reg: Registry) -> dict[str, Callable[..., str]]:
 
     return {"provider": provider, "aggregator": named("aggregator", reg.aggregators),
             "validator": named("validator", reg.validators), "tracer": tracer,
-            "command": command, "converter": converter}
+            "command": command, "converter": converter,
+            "store": named("store", reg.stores)}
 
 
 def _check_name(kind: str, name: Any) -> None:

@@ -24,6 +24,8 @@ from ._model import Limits, ProviderEnv, ProviderSpec, split_model
 from ._money import Price, price_in
 from ._plugins import BUILTINS, KNOWN_DISTRIBUTIONS, PluginInfo, Plugins, Registry
 from ._serialize import make_converter
+from ._store import RunStore
+from ._stores import OFF, open_location, store_setting
 
 if TYPE_CHECKING:
     import cattrs
@@ -49,6 +51,9 @@ class Runtime:
     - ``model_override``: ``"<provider>:<model>"`` used for every model call made on this
       Runtime instead of the agent's own model (``plait run --model``, trying a workflow
       on another provider); the agent's ``price`` is then ignored, the new model's applies.
+    - ``store``: where runs are recorded (for ``pipe.resume`` and ``plait runs``): a
+      file path, a ``<scheme>://`` location a store plugin handles, a ``plait.RunStore``,
+      or ``"off"``. Default: ``PLAIT_STORE``, else ``runs.db`` in the user data directory.
 
     Use ``async with plait.Runtime() as rt`` (or ``await rt.aclose()``) to close the HTTP
     client when you own the runtime.
@@ -65,6 +70,7 @@ class Runtime:
         tracers: Iterable[str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         model_override: str | None = None,
+        store: RunStore | str | os.PathLike[str] | bool | None = None,
     ) -> None:
         if entry_points is None:
             entry_points = not os.environ.get("PLAIT_DISABLE_PLUGIN_AUTOLOAD")
@@ -90,6 +96,8 @@ class Runtime:
         self._price_cache: dict[tuple[str, str], Price | None] = {}
         self._converter: cattrs.Converter | None = None
         self._limiters = self._limiter_registry()  # bad limits fail here, not at a call
+        self._store_setting = store_setting(store)  # opened on the first run, not here
+        self._store: RunStore | None = None
         for plugin in plugins:
             self.register(plugin)
 
@@ -207,6 +215,15 @@ class Runtime:
                 conv.register_structure_hook(cls, structure)
             self._converter = conv
         return self._converter
+
+    @property
+    def store(self) -> RunStore | None:
+        """The run store this Runtime records runs to (``None`` when recording is off)."""
+        setting = self._store_setting
+        if self._store is None and setting != OFF:
+            self._store = (setting if not isinstance(setting, str)
+                           else open_location(setting, self.registry))
+        return self._store
 
     @property
     def http(self) -> httpx.AsyncClient:

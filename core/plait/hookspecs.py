@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from ._money import Price
     from ._results import Aggregation, FanOutJob, ItemOutcome, RunInfo
     from ._router import Router
+    from ._store import RunStore
     from ._step import Step
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "RegisterCommand",
     "RegisterConverterHook",
     "RegisterProvider",
+    "RegisterStore",
     "RegisterTracer",
     "RegisterValidator",
     "Wrapper",
@@ -89,6 +91,10 @@ class RegisterCommand(Protocol):
 class RegisterConverterHook(Protocol):
     def __call__(self, cls: Any, unstructure: Callable[[Any], Any],
                  structure: Callable[[Any, Any], Any]) -> None: ...
+
+class RegisterStore(Protocol):
+    def __call__(self, scheme: str, factory: Callable[[str], RunStore]) -> None: ...
+
 
 # --------------------------------------------------------------------------------------
 # Registration: pure, once per Runtime
@@ -170,6 +176,20 @@ def plait_register_converter_hooks(register: RegisterConverterHook) -> None:
     ``register(cls, unstructure, structure)``: ``unstructure(value) -> JSON-able`` and
     ``structure(data, cls) -> value``; used whenever outputs cross a step boundary
     (results to JSON, traces, remote executors).
+
+    Called for every plugin.
+    """
+
+
+@hookspec
+def plait_register_stores(register: RegisterStore) -> None:
+    """Register run stores by the scheme of their location.
+
+    ``register(scheme, factory)``: ``factory(location) -> plait.RunStore`` builds the store
+    for ``PLAIT_STORE`` (or ``Runtime(store=...)``) values that start with
+    ``<scheme>://``; it is called once per Runtime, on the first run, and must not do I/O
+    itself (the store's ``open`` does). plait registers ``sqlite`` (also used for a plain
+    file path). Check a store with ``plait_testing.contracts.RunStoreContract``.
 
     Called for every plugin.
     """

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from plait._context import StepContext, scope_of
 from plait._map import local_executor
-from plait.hookspecs import RegisterTracer, hookimpl
+from plait._sqlite_store import SQLiteStore
+from plait.hookspecs import RegisterStore, RegisterTracer, hookimpl
 
 from .progress import ProgressDisplay
 from .steplog import StepLog
@@ -24,6 +25,11 @@ if TYPE_CHECKING:
 def plait_register_tracers(register: RegisterTracer) -> None:
     register("steplog", StepLog.from_env(), default=bool(os.environ.get("PLAIT_STEP_LOG")))
     register("progress", ProgressDisplay(), default=False)
+
+
+@hookimpl
+def plait_register_stores(register: RegisterStore) -> None:
+    register("sqlite", SQLiteStore)
 
 
 @hookimpl(trylast=True)

@@ -1,0 +1,339 @@
+"""The embedded run store: one SQLite file, shared by every process and run that uses it.
+
+- Writes never touch the event loop: ``write`` appends rows to a queue, and one writer
+  thread per store drains it in batches, each batch one transaction. ``flush`` waits (in
+  a worker thread) until everything queued before it is committed.
+- Many processes share the file: WAL journal, a busy timeout, and ``BEGIN IMMEDIATE``
+  so writers take turns instead of failing; rows are upserts by their key, so a row
+  written twice is kept once.
+- The schema is versioned (``PRAGMA user_version``) and migrated forward in a
+  transaction; the file is marked as plait's (``PRAGMA application_id``). A file that is
+  corrupt, not SQLite, another program's database or from a newer plait raises
+  ``StoreError`` naming it, and is never changed.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import contextlib
+import os
+import sqlite3
+import threading
+import weakref
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import anyio.to_thread
+
+from ._errors import StoreError
+from ._serialize import from_json, to_json
+from ._store import ItemRow, OnceRow, Row, RunRow, StepRow, StoredRun
+
+__all__ = ["APPLICATION_ID", "MIGRATIONS", "SQLiteStore"]
+
+APPLICATION_ID = 0x706C6169  # "plai": marks the file as a plait run store
+
+# MIGRATIONS[n] takes the schema from version n to n + 1; append, never edit.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE runs (run_id TEXT PRIMARY KEY, pipeline TEXT NOT NULL, status TEXT NOT NULL,
+                       started_at REAL NOT NULL, data TEXT NOT NULL);
+    CREATE INDEX runs_started ON runs (started_at);
+    CREATE TABLE steps (run_id TEXT NOT NULL, path TEXT NOT NULL, data TEXT NOT NULL,
+                        PRIMARY KEY (run_id, path)) WITHOUT ROWID;
+    CREATE TABLE items (run_id TEXT NOT NULL, path TEXT NOT NULL, idx INTEGER NOT NULL,
+                        data TEXT NOT NULL, PRIMARY KEY (run_id, path, idx)) WITHOUT ROWID;
+    CREATE TABLE once (run_id TEXT NOT NULL, name TEXT NOT NULL, data TEXT NOT NULL,
+                       PRIMARY KEY (run_id, name)) WITHOUT ROWID;
+    """,
+]
+
+_UPSERT = {
+    RunRow: "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?)",
+    StepRow: "INSERT OR REPLACE INTO steps VALUES (?, ?, ?)",
+    ItemRow: "INSERT OR REPLACE INTO items VALUES (?, ?, ?, ?)",
+    OnceRow: "INSERT OR REPLACE INTO once VALUES (?, ?, ?)",
+}
+_TABLES = ("runs", "steps", "items", "once")
+
+
+def _params(row: Row) -> tuple[Any, ...]:
+    data = to_json(row)
+    if isinstance(row, RunRow):
+        return row.run_id, row.pipeline, row.status, row.started_at, data
+    if isinstance(row, StepRow):
+        return row.run_id, row.path, data
+    if isinstance(row, ItemRow):
+        return row.run_id, row.path, row.index, data
+    return row.run_id, row.name, data
+
+
+class SQLiteStore:
+    """A run store in the SQLite file at ``path`` (created, with its directory, on first
+    use). ``busy_timeout`` is how long a write waits for another process's; ``batch`` the
+    most rows one transaction writes."""
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0,
+                 batch: int = 2000) -> None:
+        self.path = os.fspath(path)
+        self.location = self.path
+        self._busy = busy_timeout
+        self._batch = batch
+        self._ready = False
+        self._open_lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._queue: collections.deque[Row] = collections.deque()
+        self._queued = 0  # rows ever queued
+        self._written = 0  # rows ever committed (or given up on, see _failure)
+        self._failure: StoreError | None = None
+        self._thread: threading.Thread | None = None
+        self._closing = False
+
+    def __repr__(self) -> str:
+        return f"<plait.SQLiteStore {self.path!r}>"
+
+    # -- opening ------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self.path, timeout=self._busy, isolation_level=None,
+                                   check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise StoreError(self.path, f"cannot open: {exc}") from exc
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise StoreError(self.path, f"not a SQLite database, or a corrupt one ({exc}); "
+                             "move it away or set PLAIT_STORE to another file") from exc
+        return conn
+
+    def _open_sync(self) -> None:
+        with self._open_lock:
+            if self._ready:
+                return
+            directory = os.path.dirname(os.path.abspath(self.path))
+            try:
+                os.makedirs(directory, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(self.path, f"cannot create its directory: {exc}") from exc
+            conn = self._connect()
+            try:
+                self._migrate(conn)
+            finally:
+                conn.close()
+            self._ready = True
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute("BEGIN IMMEDIATE")  # one process migrates; the others then see it
+            try:
+                app = conn.execute("PRAGMA application_id").fetchone()[0]
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                tables = [r[0] for r in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'")]
+                if app != APPLICATION_ID and (app or version or tables):
+                    raise StoreError(self.path, "not a plait run store (another program's "
+                                     f"database: tables {', '.join(tables) or 'none'}); "
+                                     "set PLAIT_STORE to another file")
+                if version > len(MIGRATIONS):
+                    raise StoreError(self.path, f"schema version {version} was written by a "
+                                     f"newer plait (this one knows up to {len(MIGRATIONS)}); "
+                                     "upgrade plait")
+                for script in MIGRATIONS[version:]:
+                    for statement in script.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(self.path, f"not a SQLite database, or a corrupt one ({exc}); "
+                             "move it away or set PLAIT_STORE to another file") from exc
+
+    async def open(self) -> None:
+        if not self._ready:
+            await anyio.to_thread.run_sync(self._open_sync)
+
+    # -- writing ------------------------------------------------------------------------
+
+    def write(self, rows: Sequence[Row]) -> None:
+        if not rows:
+            return
+        with self._cond:
+            self._queue.extend(rows)
+            self._queued += len(rows)
+            if self._thread is None:
+                self._start_writer()
+            self._cond.notify()
+
+    def _start_writer(self) -> None:
+        thread = threading.Thread(target=self._writer, name=f"plait-store {self.path}",
+                                  daemon=True)
+        self._thread = thread
+        _LIVE.add(self)
+        thread.start()
+
+    def _writer(self) -> None:
+        conn: sqlite3.Connection | None = None
+        while True:
+            with self._cond:
+                while not self._queue and not self._closing:
+                    self._cond.wait()
+                if not self._queue:
+                    break
+                batch = [self._queue.popleft()
+                         for _ in range(min(self._batch, len(self._queue)))]
+            try:
+                if conn is None:
+                    self._open_sync()
+                    conn = self._connect()
+                self._commit(conn, batch)
+            except Exception as exc:  # kept, and raised by the next flush
+                failure = exc if isinstance(exc, StoreError) else StoreError(
+                    self.path, f"could not write {len(batch)} rows: "
+                    f"{type(exc).__name__}: {exc}")
+                with self._cond:
+                    self._failure = self._failure or failure
+            with self._cond:
+                self._written += len(batch)
+                self._cond.notify_all()
+        if conn is not None:
+            conn.close()
+
+    def _commit(self, conn: sqlite3.Connection, batch: list[Row]) -> None:
+        groups: dict[str, list[tuple[Any, ...]]] = {}
+        for row in batch:  # one statement per kind; order inside a kind is kept
+            groups.setdefault(_UPSERT[type(row)], []).append(_params(row))
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for sql, params in groups.items():
+                conn.executemany(sql, params)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _wait_written(self, target: int) -> None:
+        with self._cond:
+            while self._written < target:
+                self._cond.wait()
+            failure, self._failure = self._failure, None
+        if failure is not None:
+            raise failure
+
+    async def flush(self) -> None:
+        with self._cond:
+            target = self._queued
+            done = self._written >= target and self._failure is None
+        if not done:
+            await anyio.to_thread.run_sync(self._wait_written, target)
+
+    def close_sync(self) -> None:
+        """Write what is queued and stop the writer (also run at interpreter exit)."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
+        with self._cond:
+            self._thread = None
+            self._closing = False
+
+    async def aclose(self) -> None:
+        await anyio.to_thread.run_sync(self.close_sync)
+
+    # -- reading ------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        self._open_sync()
+        conn = self._connect()
+        try:
+            yield conn
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(self.path, f"cannot read: {exc}") from exc
+        finally:
+            conn.close()
+
+    def _load_sync(self, run_id: str) -> StoredRun | None:
+        with self._read() as conn:
+            found = conn.execute("SELECT data FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if found is None:
+                return None
+            steps = {}
+            for (data,) in conn.execute("SELECT data FROM steps WHERE run_id = ?", (run_id,)):
+                step = from_json(data, StepRow)
+                steps[step.path] = step
+            items: dict[str, dict[int, ItemRow]] = {}
+            for (data,) in conn.execute("SELECT data FROM items WHERE run_id = ? "
+                                        "ORDER BY path, idx", (run_id,)):
+                item = from_json(data, ItemRow)
+                items.setdefault(item.path, {})[item.index] = item
+            once = {row.name: row.value for row in (
+                from_json(data, OnceRow) for (data,) in conn.execute(
+                    "SELECT data FROM once WHERE run_id = ?", (run_id,)))}
+            return StoredRun(from_json(found[0], RunRow), steps, items, once)
+
+    async def load(self, run_id: str) -> StoredRun | None:
+        return await anyio.to_thread.run_sync(self._load_sync, run_id)
+
+    def _runs_sync(self, status: str | None, pipeline: str | None, since: float | None,
+                   limit: int | None) -> list[RunRow]:
+        where, params = [], []
+        for column, value in (("status", status), ("pipeline", pipeline)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if since is not None:
+            where.append("started_at >= ?")
+            params.append(since)
+        sql = ("SELECT data FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
+               + " ORDER BY started_at DESC" + (f" LIMIT {int(limit)}" if limit else ""))
+        with self._read() as conn:
+            return [from_json(data, RunRow) for (data,) in conn.execute(sql, params)]
+
+    async def runs(self, *, status: str | None = None, pipeline: str | None = None,
+                   since: float | None = None, limit: int | None = None) -> list[RunRow]:
+        return await anyio.to_thread.run_sync(self._runs_sync, status, pipeline, since, limit)
+
+    def _delete_sync(self, run_ids: Sequence[str]) -> int:
+        with self._read() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            removed = 0
+            for run_id in run_ids:
+                for table in _TABLES:
+                    cur = conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+                    if table == "runs":
+                        removed += cur.rowcount
+            conn.execute("COMMIT")
+            return removed
+
+    async def delete(self, run_ids: Sequence[str]) -> int:
+        await self.flush()  # a run still being written is deleted whole
+        return await anyio.to_thread.run_sync(self._delete_sync, list(run_ids))
+
+    def _older_sync(self, before: float) -> list[str]:
+        with self._read() as conn:
+            return [r[0] for r in conn.execute(
+                "SELECT run_id FROM runs WHERE started_at < ?", (before,))]
+
+    async def prune(self, before: float) -> int:
+        old = await anyio.to_thread.run_sync(self._older_sync, before)
+        return await self.delete(old) if old else 0
+
+
+_LIVE: weakref.WeakSet[SQLiteStore] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_at_exit() -> None:  # a process that ends normally writes what it queued
+    for store in list(_LIVE):
+        store.close_sync()

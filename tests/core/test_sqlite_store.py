@@ -1,0 +1,112 @@
+"""The embedded SQLite run store: the RunStoreContract, and the file's safety."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import anyio
+import plait
+import pytest
+from plait._sqlite_store import MIGRATIONS
+from plait_testing.contracts import RunStoreContract
+
+pytestmark = pytest.mark.anyio
+
+
+class TestSQLiteStore(RunStoreContract):
+    @pytest.fixture
+    async def store(self, tmp_path: Path):  # type: ignore[no-untyped-def]
+        store = plait.SQLiteStore(tmp_path / "sub" / "runs.db")
+        yield store
+        await store.aclose()
+
+
+async def test_a_file_that_is_not_sqlite_is_refused_and_kept(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    path.write_bytes(b"this is my thesis, not a database" * 100)
+    with pytest.raises(plait.StoreError, match=str(path)) as info:
+        await plait.SQLiteStore(path).open()
+    assert "corrupt" in str(info.value)
+    assert path.read_bytes() == b"this is my thesis, not a database" * 100
+
+
+async def test_another_programs_database_is_refused_and_kept(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE customers (id INTEGER)")
+        conn.execute("INSERT INTO customers VALUES (7)")
+    with pytest.raises(plait.StoreError, match="not a plait run store.*customers"):
+        await plait.SQLiteStore(path).open()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT id FROM customers").fetchall() == [(7,)]
+        assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master")] == ["customers"]
+
+
+async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    await plait.SQLiteStore(path).open()
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    with pytest.raises(plait.StoreError, match="newer plait"):
+        await plait.SQLiteStore(path).open()
+
+
+async def test_schema_is_versioned_and_wal(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    store = plait.SQLiteStore(path)
+    await store.open()
+    await store.open()  # again: nothing to migrate
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_a_write_failure_surfaces_at_flush(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    store = plait.SQLiteStore(path)
+    await store.open()
+    path.unlink()
+    (tmp_path / "runs.db").mkdir()  # the file is gone and cannot come back
+    store.write([plait.RunRow("r", "p", "running", 1.0)])
+    with anyio.fail_after(30), pytest.raises(plait.StoreError, match=str(path)):
+        await store.flush()
+    await store.aclose()
+
+
+WRITER = textwrap.dedent("""
+    import sys, anyio, plait
+    async def main(path, n):
+        store = plait.SQLiteStore(path)
+        await store.open()
+        for r in range(5):
+            run_id = f"p{n}-r{r}"
+            store.write([plait.RunRow(run_id, "p", "running", float(r))])
+            for i in range(40):
+                store.write([plait.ItemRow(run_id, "fan", i, 40, [n, r, i])])
+                if i % 7 == 0:
+                    await anyio.sleep(0)
+            store.write([plait.RunRow(run_id, "p", "ok", float(r))])
+        await store.aclose()
+    anyio.run(main, sys.argv[1], int(sys.argv[2]))
+""")
+
+
+async def test_eight_processes_share_one_file_without_losing_a_row(tmp_path: Path) -> None:
+    path = str(tmp_path / "runs.db")
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, path, str(n)])
+             for n in range(8)]
+    for p in procs:
+        assert p.wait(timeout=120) == 0
+    store = plait.SQLiteStore(path)
+    runs = await store.runs()
+    assert len(runs) == 40 and {r.status for r in runs} == {"ok"}
+    for n in range(8):
+        for r in range(5):
+            got = await store.load(f"p{n}-r{r}")
+            assert got is not None
+            assert [row.value for row in got.items["fan"].values()] == [
+                [n, r, i] for i in range(40)]
