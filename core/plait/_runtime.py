@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._client import SharedClient
 from ._errors import PluginError, UnknownPlugin
+from ._events import Listener
 from ._hooks import Hooks
 from ._limits import LimiterRegistry
 from ._model import Limits, ProviderEnv, ProviderSpec, split_model
@@ -54,6 +55,10 @@ class Runtime:
     - ``store``: where runs are recorded (for ``pipe.resume`` and ``plait runs``): a
       file path, a ``<scheme>://`` location a store plugin handles, a ``plait.RunStore``,
       or ``"off"``. Default: ``PLAIT_STORE``, else ``runs.db`` in the user data directory.
+    - ``listeners``: async callables awaited with every event of every run on this Runtime
+      (``plait.RunStarted`` ... ``plait.RunFinished``); a listener that waits holds the run
+      back, one that raises fails it. ``rt.listeners`` is the tuple; a Runtime reference
+      such as a run store appends its own.
 
     Use ``async with plait.Runtime() as rt`` (or ``await rt.aclose()``) to close the HTTP
     client when you own the runtime.
@@ -71,6 +76,7 @@ class Runtime:
         transport: httpx.AsyncBaseTransport | None = None,
         model_override: str | None = None,
         store: RunStore | str | os.PathLike[str] | bool | None = None,
+        listeners: Iterable[Listener] = (),
     ) -> None:
         if entry_points is None:
             entry_points = not os.environ.get("PLAIT_DISABLE_PLUGIN_AUTOLOAD")
@@ -92,6 +98,11 @@ class Runtime:
         if model_override is not None:
             split_model(model_override)  # a malformed name fails here, not on the first call
         self.model_override = model_override
+        self.listeners: tuple[Listener, ...] = tuple(listeners)
+        for listener in self.listeners:
+            if not callable(listener):
+                raise TypeError(f"Runtime(listeners=...) takes async callables of an event, "
+                                f"got {listener!r}")
         self._providers: dict[str, Any] = {}
         self._price_cache: dict[tuple[str, str], Price | None] = {}
         self._converter: cattrs.Converter | None = None
