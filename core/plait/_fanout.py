@@ -12,7 +12,7 @@ from ._errors import PipelineDefinitionError
 from ._execution import attempt_step
 from ._map import OnError, check_policy, map_items
 from ._results import FanOutResult
-from ._step import Step, run_in_thread
+from ._step import Step, declared_return, run_in_thread
 
 __all__ = ["FanOut", "worker_call"]
 
@@ -57,9 +57,12 @@ class FanOut(Step):
         return ctx.input(self.over)  # type: ignore[no-any-return]
 
     async def run(self, ctx: StepContext) -> FanOutResult:
-        return await map_items(scope_of(ctx), worker_call(self.worker, ctx), self.items(ctx),
+        worker = self.worker
+        return await map_items(scope_of(ctx), worker_call(worker, ctx), self.items(ctx),
                                limit=self.limit, on_error=self.on_error,
-                               min_success=self.min_success, indexed=True)
+                               min_success=self.min_success, indexed=True,
+                               item_type=(worker.output_type if isinstance(worker, Step)
+                                          else declared_return(worker)))
 
 
 def worker_call(worker: Any, ctx: StepContext) -> Callable[[int, Any], Awaitable[Any]]:

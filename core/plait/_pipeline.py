@@ -17,11 +17,13 @@ import anyio
 from ._budget import Budget, UsageMeter
 from ._config import NOTSET, Config, ResolvedConfig
 from ._context import StepContext, scope_of
+from ._durable import RunMemory
 from ._errors import BudgetExceeded, PipelineDefinitionError, PlaitError, StepFailed
 from ._events import Listener, RunFailed, RunFinished, RunStarted
 from ._execution import execute_step
 from ._money import Usage
 from ._results import ErrorInfo, PipelineResult, RunInfo, StepRecord, Stop
+from ._resume import resume_run
 from ._runtime import Runtime, default_runtime
 from ._scope import RunScope, StepScope
 from ._step import Step, as_step
@@ -106,9 +108,23 @@ class Pipeline(Step):
             return await self._run_nested(inputs)
         return await self._start(inputs, deps=deps, runtime=runtime, run_id=run_id)
 
+    async def resume(self, run_id: str, inputs: Mapping[str, Any] | None = None, *,
+                     deps: Any = None, runtime: Runtime | None = None,
+                     force: bool = False) -> PipelineResult:
+        """Continue the recorded run ``run_id`` (crashed, failed or stopped) on ``runtime``'s
+        run store: steps and fan-out items recorded as done are restored, not run again;
+        the rest runs, under the same run id and idempotency keys, with the run's budget
+        already charged with what it spent. ``inputs`` are merged over the recorded ones
+        (continuing after a ``plait.Stop`` that asked for more). Raises ``ResumeError``
+        for an unknown run, another pipeline's run, or a pipeline whose steps or
+        dependencies changed since (``force=True`` restores what still matches by path).
+        """
+        return await resume_run(self, run_id, inputs, deps=deps, runtime=runtime, force=force)
+
     async def _start(self, inputs: Mapping[str, Any] | None, *, deps: Any,
                      runtime: Runtime | None, run_id: str | None,
-                     listeners: tuple[Listener, ...] = ()) -> PipelineResult:
+                     listeners: tuple[Listener, ...] = (),
+                     memory: RunMemory | None = None) -> PipelineResult:
         """A top-level run, reported to the Runtime's listeners and ``listeners`` (what
         ``run`` and the ways of running built on it share)."""
         if inputs is None:
@@ -120,8 +136,10 @@ class Pipeline(Step):
         info = RunInfo(run_id or uuid.uuid4().hex, self.label, dict(inputs))
         limit = self._resolved_run.budget
         budget = None if limit is None else Budget(limit, "run")
+        if budget is not None and memory is not None:  # a resumed run: what it already spent
+            budget.spent = memory.base.cost
         run = RunScope(runtime, info, deps, budget, UsageMeter(), prefix="",
-                       listeners=(*runtime.listeners, *listeners))
+                       listeners=(*runtime.listeners, *listeners), durable=memory)
         work = self._reported if run.listeners else self._execute
         result: PipelineResult = await runtime.hooks.around(
             "plait_wrap_run", {"pipeline": self, "run": info}, lambda: work(run))
@@ -147,7 +165,7 @@ class Pipeline(Step):
         budget = outer.budget if limit is None else Budget(limit, f"pipeline {self.name}",
                                                            outer.budget)
         run = RunScope(ctx.runtime, info, ctx.deps, budget, outer.meter, prefix=ctx.path + "/",
-                       listeners=outer.run.listeners)
+                       listeners=outer.run.listeners, durable=outer.run.durable)
         try:
             result = await self._execute(run)
         except PlaitError as exc:

@@ -24,6 +24,7 @@ from ._limits import LimiterRegistry
 from ._model import Limits, ProviderEnv, ProviderSpec, split_model
 from ._money import Price, price_in
 from ._plugins import BUILTINS, KNOWN_DISTRIBUTIONS, PluginInfo, Plugins, Registry
+from ._recorder import Recorder
 from ._serialize import make_converter
 from ._store import RunStore
 from ._stores import OFF, open_location, store_setting
@@ -109,6 +110,11 @@ class Runtime:
         self._limiters = self._limiter_registry()  # bad limits fail here, not at a call
         self._store_setting = store_setting(store)  # opened on the first run, not here
         self._store: RunStore | None = None
+        self._recorder: Recorder | None = None
+        if self._store_setting != OFF:  # record runs: one more listener, one run wrapper
+            self._recorder = Recorder(self)
+            self.listeners = (*self.listeners, self._recorder)
+            self._plugins.register(self._recorder, f"{BUILTINS}.store")
         for plugin in plugins:
             self.register(plugin)
 
@@ -243,6 +249,8 @@ class Runtime:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+        if self._store is not None:
+            await self._store.aclose()
 
     async def __aenter__(self) -> Runtime:
         return self
@@ -251,7 +259,7 @@ class Runtime:
         await self.aclose()
 
     def __repr__(self) -> str:
-        names = [n for n, _ in self.pm.list_name_plugin() if n != BUILTINS]
+        names = [n for n, _ in self.pm.list_name_plugin() if not n.startswith(BUILTINS)]
         return f"<plait.Runtime plugins={names}>"
 
 

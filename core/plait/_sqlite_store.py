@@ -126,6 +126,7 @@ class SQLiteStore:
             finally:
                 conn.close()
             self._ready = True
+            _CHECKED.add(os.path.abspath(self.path))
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         try:
@@ -159,6 +160,9 @@ class SQLiteStore:
 
     async def open(self) -> None:
         if not self._ready:
+            if os.path.abspath(self.path) in _CHECKED:  # another store of this process did
+                self._ready = True
+                return
             await anyio.to_thread.run_sync(self._open_sync)
 
     # -- writing ------------------------------------------------------------------------
@@ -210,7 +214,11 @@ class SQLiteStore:
     def _commit(self, conn: sqlite3.Connection, batch: list[Row]) -> None:
         groups: dict[str, list[tuple[Any, ...]]] = {}
         for row in batch:  # one statement per kind; order inside a kind is kept
-            groups.setdefault(_UPSERT[type(row)], []).append(_params(row))
+            try:
+                params = _params(row)
+            except (TypeError, ValueError):  # a value JSON cannot hold: that row only is
+                continue  # left out (a step without its row runs again on resume)
+            groups.setdefault(_UPSERT[type(row)], []).append(params)
         conn.execute("BEGIN IMMEDIATE")
         try:
             for sql, params in groups.items():
@@ -331,6 +339,9 @@ class SQLiteStore:
 
 
 _LIVE: weakref.WeakSet[SQLiteStore] = weakref.WeakSet()
+# Files this process has checked and migrated: a new Runtime on one opens it without a
+# thread hop (a run's start stays on the loop).
+_CHECKED: set[str] = set()
 
 
 @atexit.register

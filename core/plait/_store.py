@@ -59,6 +59,7 @@ class StepRow:
     record: StepRecord
     output: Any = None
     attempt: int = 1
+    plain: bool = False  # the output was plain JSON data, restorable without its type
 
 
 @attrs.frozen
@@ -74,6 +75,7 @@ class ItemRow:
     error: ErrorInfo | None = None
     usage: Usage = Usage()
     attempt: int = 1
+    plain: bool = False  # the value was plain JSON data, restorable without its type
 
 
 @attrs.frozen

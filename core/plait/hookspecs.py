@@ -38,8 +38,8 @@ if TYPE_CHECKING:
     from ._money import Price
     from ._results import Aggregation, FanOutJob, ItemOutcome, RunInfo
     from ._router import Router
-    from ._store import RunStore
     from ._step import Step
+    from ._store import RunStore
 
 __all__ = [
     "RegisterAggregator",

@@ -17,12 +17,14 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[2] / "core" / "plait"
 # Lowest first. A module may import its own layer (without a cycle) and the ones below.
 LAYERS: list[tuple[str, list[str]]] = [
     ("values", ["_version", "_money", "_config", "_errors", "_model", "_serialize",
-                "_results", "_events"]),
+                "_results", "_events", "_store"]),
     ("mechanisms", ["_budget", "_limits", "_structured", "_http", "_client", "_policy",
-                    "_hooks"]),
-    ("runtime", ["hookspecs", "_plugins", "_runtime"]),
-    ("engine", ["_step", "_scope", "_execution", "_calls", "_agent", "_map", "_ensemble"]),
-    ("workflows", ["_context", "_router", "_fanout", "_orchestrator", "_pipeline"]),
+                    "_hooks", "_durable", "_sqlite_store"]),
+    ("runtime", ["hookspecs", "_plugins", "_runtime", "_stores", "_recorder"]),
+    ("engine", ["_step", "_scope", "_execution", "_calls", "_agent", "_map", "_ensemble",
+                "_once"]),
+    ("workflows", ["_context", "_router", "_fanout", "_orchestrator", "_pipeline",
+                   "_resume"]),
     ("faces", ["_sync", "_targets", "_console", "_builtin", "_demos", "_cli", "__init__"]),
 ]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import anyio
 import plait
 import pytest
-from plait._sqlite_store import MIGRATIONS
+from plait._sqlite_store import _CHECKED, MIGRATIONS
 from plait_testing.contracts import RunStoreContract
 
 pytestmark = pytest.mark.anyio
@@ -51,6 +51,7 @@ async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     await plait.SQLiteStore(path).open()
     with sqlite3.connect(path) as conn:
         conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    _CHECKED.clear()  # as in a new process, which has not checked the file yet
     with pytest.raises(plait.StoreError, match="newer plait"):
         await plait.SQLiteStore(path).open()
 
