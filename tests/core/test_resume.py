@@ -1,0 +1,280 @@
+"""pipe.resume: restored steps and items, HITL stops, ctx.once, budgets, changed pipelines."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import attrs
+import plait
+import pytest
+from plait_testing import FakeProvider
+
+pytestmark = pytest.mark.anyio
+
+
+@attrs.frozen
+class Draft:
+    title: str
+    words: tuple[str, ...]
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> plait.Runtime:
+    return plait.Runtime(entry_points=False, store=tmp_path / "runs.db")
+
+
+class Flaky:
+    """Steps that log each call and fail while ``failing`` names them."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.failing: set[str] = set()
+        self.keys: list[str] = []
+
+    def pipeline(self) -> plait.Pipeline:
+        @plait.step
+        async def draft(ctx: plait.StepContext) -> Draft:
+            self.calls.append("draft")
+            self.keys.append(ctx.idempotency_key)
+            return Draft(ctx.input("title"), ("a", "b"))
+
+        async def word(w: str) -> str:
+            self.calls.append(f"word:{w}")
+            if f"word:{w}" in self.failing:
+                raise ValueError(f"no {w}")
+            return w.upper()
+
+        @plait.step
+        async def shout(ctx: plait.StepContext) -> list[str]:
+            self.calls.append("shout")
+            words = ctx.dep("draft").words + ("c", "d")
+            return list(await ctx.map(word, words))
+
+        @plait.step
+        async def final(ctx: plait.StepContext) -> str:
+            self.calls.append("final")
+            self.keys.append(ctx.idempotency_key)
+            if "final" in self.failing:
+                raise RuntimeError("final broke")
+            return f"{ctx.dep('draft').title}: {' '.join(ctx.dep('shout'))}"
+
+        return plait.Pipeline("flaky", steps={"draft": draft, "shout": shout, "final": final},
+                              deps={"shout": ["draft"], "final": ["draft", "shout"]})
+
+
+async def test_a_failed_run_resumes_without_running_what_finished(
+        runtime: plait.Runtime) -> None:
+    flaky = Flaky()
+    pipe = flaky.pipeline()
+    flaky.failing = {"word:c", "final"}
+    with pytest.raises(plait.StepFailed):
+        await pipe.run({"title": "T"}, runtime=runtime, run_id="run-1")
+    assert sorted(flaky.calls) == ["draft", "shout", "word:a", "word:b", "word:c", "word:d"]
+    stored = await runtime.store.load("run-1")  # type: ignore[union-attr]
+    assert stored is not None and stored.run.status == "failed"
+    assert stored.steps["draft"].record.status == "ok"
+    assert stored.steps["shout"].record.status == "failed"
+    assert sorted(stored.items["shout"]) == [0, 1, 2, 3]
+    first_keys = list(flaky.keys)
+
+    flaky.calls.clear()
+    flaky.failing = set()
+    result = await pipe.resume("run-1", runtime=runtime)
+    # the draft is restored; the fan-out runs only its failed item, then final runs
+    assert flaky.calls == ["shout", "word:c", "final"]
+    assert result.output == "T: A B C D"
+    assert result.outputs["draft"] == Draft("T", ("a", "b"))  # its type, not a dict
+    assert flaky.keys[:1] == first_keys  # draft's key from the first attempt, and
+    assert flaky.keys[-1] == "run-1/final"  # final's is the same on every attempt
+    stored = await runtime.store.load("run-1")  # type: ignore[union-attr]
+    assert stored is not None
+    assert (stored.run.status, stored.run.attempt) == ("ok", 2)
+
+
+async def test_resuming_a_finished_run_runs_nothing(runtime: plait.Runtime) -> None:
+    flaky = Flaky()
+    pipe = flaky.pipeline()
+    first = await pipe.run({"title": "T"}, runtime=runtime)
+    flaky.calls.clear()
+    again = await pipe.resume(first.run_id, runtime=runtime)
+    assert flaky.calls == []
+    assert again.outputs == first.outputs
+
+
+async def test_a_stopped_run_continues_with_new_inputs(runtime: plait.Runtime) -> None:
+    calls: list[str] = []
+
+    @plait.step
+    async def quote(ctx: plait.StepContext) -> dict[str, int]:
+        calls.append("quote")  # the paid step: it must not run twice
+        return {"price": 40}
+
+    @plait.step
+    async def contact(ctx: plait.StepContext) -> Any:
+        calls.append("contact")
+        email = ctx.input("email", None)
+        if email is None:
+            return plait.Stop("need an email", {"missing": ["email"]})
+        return email
+
+    @plait.step
+    async def send(ctx: plait.StepContext) -> str:
+        calls.append("send")
+        return f"{ctx.dep('quote')['price']} to {ctx.dep('contact')} for {ctx.input('name')}"
+
+    pipe = plait.Pipeline("hitl", steps={"quote": quote, "contact": contact, "send": send},
+                          deps={"contact": ["quote"], "send": ["quote", "contact"]})
+    first = await pipe.run({"name": "Ada"}, runtime=runtime)
+    assert first.stopped_early and first.stop == plait.Stop("need an email",
+                                                            {"missing": ["email"]})
+    stored = await runtime.store.load(first.run_id)  # type: ignore[union-attr]
+    assert stored is not None and stored.run.status == "stopped"
+    assert stored.run.stop == {"reason": "need an email", "data": {"missing": ["email"]}}
+    calls.clear()
+    done = await pipe.resume(first.run_id, inputs={"email": "ada@example.com"},
+                             runtime=runtime)
+    assert calls == ["contact", "send"]
+    assert done.output == "40 to ada@example.com for Ada"  # old inputs kept, new merged
+    stored = await runtime.store.load(first.run_id)  # type: ignore[union-attr]
+    assert stored is not None and stored.run.status == "ok"
+    assert stored.run.inputs == {"name": "Ada", "email": "ada@example.com"}
+
+
+async def test_once_runs_once_under_retries_and_resume(runtime: plait.Runtime) -> None:
+    charges: list[tuple[str, str]] = []
+    attempts: list[int] = []
+    broken = [True]
+
+    def charge(order: str, *, idempotency_key: str) -> dict[str, str]:
+        charges.append((order, idempotency_key))
+        return {"charge": f"ch_{len(charges)}", "order": order}
+
+    @plait.step(retries=2, retry_delay=0)
+    async def pay(ctx: plait.StepContext) -> str:
+        attempts.append(ctx.attempt)
+        receipt = await ctx.once("charge", charge, "order-7")
+        if broken[0]:
+            raise RuntimeError("the mail server is down")
+        return f"{receipt['charge']} for {receipt['order']}"
+
+    pipe = plait.Pipeline("shop", steps={"pay": pay})
+    with pytest.raises(plait.StepFailed):
+        await pipe.run({}, runtime=runtime, run_id="order-run")
+    assert attempts == [1, 2, 3]
+    assert charges == [("order-7", "order-run/once/charge")]  # once, over three attempts
+    broken[0] = False
+    result = await pipe.resume("order-run", runtime=runtime)
+    assert result.output == "ch_1 for order-7"  # the recorded charge, not a new one
+    assert charges == [("order-7", "order-run/once/charge")]
+    # a new Runtime on the same file (another process, after a crash) sees it too
+    other = plait.Runtime(entry_points=False, store=runtime.store.location)  # type: ignore[union-attr]
+    again = await pipe.resume("order-run", runtime=other)
+    assert again.output == "ch_1 for order-7" and len(charges) == 1
+
+
+async def test_once_without_a_store_still_dedupes_retries() -> None:
+    calls: list[int] = []
+
+    async def effect() -> int:
+        calls.append(1)
+        return 7
+
+    @plait.step(retries=1, retry_delay=0)
+    async def s(ctx: plait.StepContext) -> int:
+        value = await ctx.once("fx", effect)
+        if ctx.attempt == 1:
+            raise RuntimeError("again")
+        return value  # type: ignore[no-any-return]
+
+    runtime = plait.Runtime(entry_points=False, store="off")
+    result = await plait.Pipeline("p", steps={"s": s}).run(runtime=runtime)
+    assert result.output == 7 and calls == [1]
+
+
+AGENT = plait.Agent(model="fake:priced", max_tokens=10)
+
+
+async def test_a_resumed_run_budget_counts_what_it_spent(tmp_path: Path) -> None:
+    fake = FakeProvider()
+    from plait_testing import PRICES, provider_plugin
+
+    runtime = plait.Runtime(entry_points=False, store=tmp_path / "runs.db",
+                            plugins=[provider_plugin(fake, "fake", prices=PRICES)])
+    left: list[Decimal | None] = []
+    fail = [True]
+
+    @plait.step
+    async def first(ctx: plait.StepContext) -> str:
+        return (await ctx.ask(AGENT, "q")).text
+
+    @plait.step
+    async def second(ctx: plait.StepContext) -> str:
+        left.append(ctx.budget_left)
+        if fail[0]:
+            await ctx.ask(AGENT, "q")
+            raise RuntimeError("after paying")
+        return (await ctx.ask(AGENT, "q")).text
+
+    limit = plait.usd("0.01")
+    pipe = plait.Pipeline("paid", steps={"first": first, "second": second},
+                          deps={"second": ["first"]}, config=plait.Config(budget=limit))
+    with pytest.raises(plait.StepFailed) as info:
+        await pipe.run({}, runtime=runtime, run_id="paid-1")
+    spent = info.value.partial.usage.cost  # type: ignore[union-attr]
+    assert spent > 0 and left == [limit - spent / 2]
+    fail[0] = False
+    result = await pipe.resume("paid-1", runtime=runtime)
+    assert left[-1] == limit - spent  # the failed attempt's call is counted too
+    stored = await runtime.store.load("paid-1")  # type: ignore[union-attr]
+    assert stored is not None
+    assert stored.run.usage.cost == spent + result.usage.cost
+    # a budget the earlier spend already used up refuses the resumed run's calls
+    fail[0] = True
+    with pytest.raises(plait.StepFailed):
+        await pipe.run({}, runtime=runtime, run_id="paid-2")
+    tight = plait.Pipeline("paid", steps={"first": first, "second": second},
+                           deps={"second": ["first"]},
+                           config=plait.Config(budget=spent + spent / 4))
+    fail[0] = False
+    with pytest.raises(plait.BudgetExceeded):
+        await tight.resume("paid-2", runtime=runtime)
+
+
+async def test_a_changed_pipeline_is_refused_naming_the_change(runtime: plait.Runtime) -> None:
+    flaky = Flaky()
+    flaky.failing = {"final"}
+    pipe = flaky.pipeline()
+    with pytest.raises(plait.StepFailed):
+        await pipe.run({"title": "T"}, runtime=runtime, run_id="r")
+    steps = dict(pipe.steps)
+    rewired = plait.Pipeline("flaky", steps=steps, deps={"shout": ["draft"], "final": ["shout"]})
+    with pytest.raises(plait.ResumeError, match=r"step 'final' depends on \[shout\] now, "
+                       r"on \[draft, shout\]") as info:
+        await rewired.resume("r", runtime=runtime)
+    assert "force=True" in str(info.value)
+    removed = plait.Pipeline("flaky", steps={"draft": steps["draft"], "final": steps["final"]},
+                             deps={"final": ["draft"]})
+    with pytest.raises(plait.ResumeError, match="step 'shout' was removed"):
+        await removed.resume("r", runtime=runtime)
+    flaky.failing = set()
+    flaky.calls.clear()
+    forced = plait.Pipeline("flaky", steps={"draft": steps["draft"],
+                                            "final": plait.step(lambda ctx: "forced")},
+                            deps={"final": ["draft"]})
+    result = await forced.resume("r", runtime=runtime, force=True)
+    assert result.output == "forced" and flaky.calls == []
+
+
+async def test_resume_errors_are_typed(runtime: plait.Runtime) -> None:
+    pipe = Flaky().pipeline()
+    with pytest.raises(plait.ResumeError, match="no run 'ghost' in the run store"):
+        await pipe.resume("ghost", runtime=runtime)
+    result = await pipe.run({"title": "T"}, runtime=runtime)
+    other = plait.Pipeline("other", steps={"s": plait.step(lambda ctx: 1)})
+    with pytest.raises(plait.ResumeError, match="a run of pipeline 'flaky', not of 'other'"):
+        await other.resume(result.run_id, runtime=runtime)
+    with pytest.raises(plait.ResumeError, match="records no runs"):
+        await pipe.resume(result.run_id, runtime=plait.Runtime(entry_points=False,
+                                                               store="off"))
