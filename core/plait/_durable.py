@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     import cattrs
 
 __all__ = ["PLAIN", "RunMemory", "Unfinished", "fingerprint", "is_plain", "recorded_output", "restore_value",
-           "structure_of"]
+           "structure_of", "target_of"]
 
 PLAIN = (str, int, float, bool, type(None))
 
@@ -148,6 +149,19 @@ def structure_of(pipeline: Any, prefix: str = "") -> dict[str, tuple[str, ...]]:
         if hasattr(step, "dependencies") and hasattr(step, "steps"):  # a nested pipeline
             out.update(structure_of(step, f"{prefix}{sid}/"))
     return out
+
+
+def target_of(pipeline: Any) -> str | None:
+    """``module:name`` of a module-level pipeline, found through its steps' functions'
+    module (``None`` for one made in ``__main__`` or a function: not importable later)."""
+    for step in pipeline.steps.values():
+        module = sys.modules.get(getattr(getattr(step, "fn", None), "__module__", "") or "")
+        if module is None or module.__name__ == "__main__":
+            continue
+        for name, value in vars(module).items():
+            if value is pipeline:
+                return f"{module.__name__}:{name}"
+    return None
 
 
 def fingerprint(structure: Mapping[str, tuple[str, ...]]) -> str:

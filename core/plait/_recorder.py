@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._durable import RunMemory, fingerprint, recorded_output, structure_of
+from ._durable import RunMemory, fingerprint, recorded_output, structure_of, target_of
 from ._events import ItemFinished, RunEvent, RunFailed, RunFinished, RunStarted, StepFinished
 from ._money import Usage
 from ._store import ItemRow, RunRow, RunStore, StepRow
@@ -86,7 +86,8 @@ class Recorder:
                      structure, self._runtime.converter.unstructure(event.inputs),
                      attempt=1 if memory is None else memory.attempt,
                      base=Usage() if memory is None else memory.base,
-                     usage=Usage() if memory is None else memory.base)
+                     usage=Usage() if memory is None else memory.base,
+                     target=target_of(pipeline))
         self._live[event.run_id] = _Live(row, store)
         store.write([row])
 

@@ -32,6 +32,7 @@ class RunRow:
     compares with the pipeline it is given) and ``fingerprint`` is its hash; ``inputs``
     and ``stop`` are JSON data. ``attempt`` counts the run's attempts (one more per
     resume); ``base`` is what earlier attempts spent and ``usage`` the run's total so far.
+    ``target`` says where the pipeline lives, for ``plait runs resume``.
     """
 
     run_id: str
@@ -47,6 +48,7 @@ class RunRow:
     error: ErrorInfo | None = None
     stop: Any = None
     attempt: int = 1
+    target: str | None = None  # MODULE:OBJECT of the pipeline, when it could be found
 
 
 @attrs.frozen

@@ -21,6 +21,7 @@ from plait._version import __version__
 
 from .plugins import show_plugins
 from .run import run_target
+from .runs import runs
 
 __all__ = ["main"]
 
@@ -124,6 +125,9 @@ def demo(name: str, model: str, questions: int) -> None:
     if questions != QUESTIONS and name != "faq":
         raise click.UsageError("--questions is an option of the faq demo")
     run_demo(name, model, **({"questions": questions} if name == "faq" else {}))
+
+
+cli.add_command(runs)
 
 
 def main() -> None:
