@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -22,14 +22,20 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"description": "A step failed (`detail.step`, `detail.cause`), or the body is not a "
                          "JSON object; `detail.partial` is the run so far."},
 }
+_RESUME_ERRORS: dict[int | str, dict[str, Any]] = {
+    **_ERRORS,
+    409: {"description": "The run cannot be resumed: unknown run id, another pipeline's run, "
+                         "the pipeline changed since, or no run store (`detail.message`)."},
+}
 
 
 def router(pipelines: Mapping[str, plait.Pipeline], *,
            runtime: plait.Runtime | None = None) -> APIRouter:
-    """An ``APIRouter`` with ``POST /{name}/runs`` for each pipeline in ``pipelines``.
+    """An ``APIRouter`` with ``POST /{name}/runs`` for each pipeline in ``pipelines``, and
+    ``POST /{name}/runs/{run_id}/resume`` to continue a recorded run (``pipe.resume``).
 
-    The request body is the run's inputs (a JSON object); the response is the
-    ``PipelineResult`` as JSON. A failed step answers 422 and an exceeded budget 402, both
+    The request body is the run's inputs (a JSON object; for a resume, the inputs merged
+    over the recorded ones); the response is the ``PipelineResult`` as JSON. A failed step answers 422 and an exceeded budget 402, both
     with the partial result; an unknown name answers 404. Runs use ``runtime``, else the
     Runtime of ``plait_fastapi.lifespan``, else plait's default Runtime.
     """
@@ -41,28 +47,48 @@ def router(pipelines: Mapping[str, plait.Pipeline], *,
               response_description="The PipelineResult as JSON")
     async def run_pipeline(request: Request, name: str,
                            inputs: dict[str, Any] | None = Body(default=None)) -> Response:
-        pipe = table.get(name)
-        if pipe is None:
-            raise HTTPException(404, detail={
-                "error": "unknown_pipeline", "message": f"no pipeline named {name!r}",
-                "pipelines": sorted(table)})
-        try:
-            result = await pipe.run(inputs or {},
-                                    runtime=runtime or current_runtime(request))
-        except plait.BudgetExceeded as exc:
-            raise HTTPException(402, detail={
-                "error": "budget_exceeded", "message": str(exc), "spent": str(exc.spent),
-                "reserved": str(exc.reserved), "limit": str(exc.limit), "scope": exc.scope,
-                "partial": _as_data(exc.partial)}) from exc
-        except plait.StepFailed as exc:
-            raise HTTPException(422, detail={
-                "error": "step_failed", "message": str(exc), "step": exc.step_id,
-                "attempts": exc.attempts,
-                "cause": {"type": type(exc.cause).__name__, "message": str(exc.cause)},
-                "partial": _as_data(exc.partial)}) from exc
-        return Response(result.to_json(), media_type="application/json")
+        return await _answer(_pipeline(table, name).run(
+            inputs or {}, runtime=runtime or current_runtime(request)))
+
+    @api.post("/{name}/runs/{run_id}/resume", response_class=Response,
+              responses=_RESUME_ERRORS, summary="Resume a recorded run",
+              response_description="The PipelineResult as JSON")
+    async def resume_run(request: Request, name: str, run_id: str,
+                         inputs: dict[str, Any] | None = Body(default=None)) -> Response:
+        return await _answer(_pipeline(table, name).resume(
+            run_id, inputs, runtime=runtime or current_runtime(request)))
 
     return api
+
+
+def _pipeline(table: Mapping[str, plait.Pipeline], name: str) -> plait.Pipeline:
+    pipe = table.get(name)
+    if pipe is None:
+        raise HTTPException(404, detail={
+            "error": "unknown_pipeline", "message": f"no pipeline named {name!r}",
+            "pipelines": sorted(table)})
+    return pipe
+
+
+async def _answer(work: Awaitable[plait.PipelineResult]) -> Response:
+    """The result of a run as the response, or its error as an ``HTTPException``."""
+    try:
+        result = await work
+    except plait.ResumeError as exc:
+        raise HTTPException(409, detail={"error": "cannot_resume",
+                                         "message": str(exc)}) from exc
+    except plait.BudgetExceeded as exc:
+        raise HTTPException(402, detail={
+            "error": "budget_exceeded", "message": str(exc), "spent": str(exc.spent),
+            "reserved": str(exc.reserved), "limit": str(exc.limit), "scope": exc.scope,
+            "partial": _as_data(exc.partial)}) from exc
+    except plait.StepFailed as exc:
+        raise HTTPException(422, detail={
+            "error": "step_failed", "message": str(exc), "step": exc.step_id,
+            "attempts": exc.attempts,
+            "cause": {"type": type(exc.cause).__name__, "message": str(exc.cause)},
+            "partial": _as_data(exc.partial)}) from exc
+    return Response(result.to_json(), media_type="application/json")
 
 
 def lifespan(runtime: plait.Runtime | None = None, **options: Any,
