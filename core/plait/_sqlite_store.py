@@ -17,21 +17,26 @@ from __future__ import annotations
 import atexit
 import collections
 import contextlib
+import json
 import os
 import sqlite3
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
+from decimal import Decimal
 from typing import Any
 
 import anyio.to_thread
 
 from ._errors import StoreError
+from ._money import Usage
+from ._results import ErrorInfo, StepRecord
 from ._serialize import from_json, to_json
 from ._store import ItemRow, OnceRow, Row, RunRow, StepRow, StoredRun
 
 __all__ = ["APPLICATION_ID", "MIGRATIONS", "SQLiteStore"]
 
+_LINGER = 0.005  # seconds the writer lets rows gather before a transaction
 APPLICATION_ID = 0x706C6169  # "plai": marks the file as a plait run store
 
 # MIGRATIONS[n] takes the schema from version n to n + 1; append, never edit.
@@ -42,8 +47,9 @@ MIGRATIONS: list[str] = [
     CREATE INDEX runs_started ON runs (started_at);
     CREATE TABLE steps (run_id TEXT NOT NULL, path TEXT NOT NULL, data TEXT NOT NULL,
                         PRIMARY KEY (run_id, path)) WITHOUT ROWID;
-    CREATE TABLE items (run_id TEXT NOT NULL, path TEXT NOT NULL, idx INTEGER NOT NULL,
-                        data TEXT NOT NULL, PRIMARY KEY (run_id, path, idx)) WITHOUT ROWID;
+    CREATE TABLE items (seq INTEGER PRIMARY KEY, run_id TEXT NOT NULL, path TEXT NOT NULL,
+                        data TEXT NOT NULL);
+    CREATE INDEX items_run ON items (run_id, path);
     CREATE TABLE once (run_id TEXT NOT NULL, name TEXT NOT NULL, data TEXT NOT NULL,
                        PRIMARY KEY (run_id, name)) WITHOUT ROWID;
     """,
@@ -52,21 +58,84 @@ MIGRATIONS: list[str] = [
 _UPSERT = {
     RunRow: "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?)",
     StepRow: "INSERT OR REPLACE INTO steps VALUES (?, ?, ?)",
-    ItemRow: "INSERT OR REPLACE INTO items VALUES (?, ?, ?, ?)",
     OnceRow: "INSERT OR REPLACE INTO once VALUES (?, ?, ?)",
 }
+_ITEMS = "INSERT INTO items (run_id, path, data) VALUES (?, ?, ?)"
 _TABLES = ("runs", "steps", "items", "once")
 
+# Steps and items are the rows a run writes most of (one per fan-out item): they are kept
+# as compact JSON lists written by hand, not through the converter, and the items a
+# batch holds for one fan-out share one table row (a later item replaces an earlier one
+# with its index when read back).
 
-def _params(row: Row) -> tuple[Any, ...]:
-    data = to_json(row)
-    if isinstance(row, RunRow):
-        return row.run_id, row.pipeline, row.status, row.started_at, data
+
+def _usage(u: Usage) -> list[Any]:
+    return [u.input_tokens, u.output_tokens, u.cached_tokens, u.calls, str(u.cost), u.requests]
+
+
+def _usage_back(v: list[Any]) -> Usage:
+    return Usage(v[0], v[1], v[2], v[3], Decimal(v[4]), v[5])
+
+
+def _error(e: ErrorInfo | None) -> list[Any] | None:
+    return None if e is None else [e.type, e.message, e.requests]
+
+
+def _error_back(v: list[Any] | None) -> ErrorInfo | None:
+    return None if v is None else ErrorInfo(v[0], v[1], v[2])
+
+
+def _record(r: StepRecord) -> list[Any]:
+    return [r.step_id, r.status, r.attempts, r.started_at, r.ended_at, r.latency_s,
+            _usage(r.usage), _error(r.error), r.route,
+            {k: _record(c) for k, c in r.children.items()}]
+
+
+def _record_back(v: list[Any]) -> StepRecord:
+    return StepRecord(v[0], v[1], v[2], v[3], v[4], v[5], _usage_back(v[6]),
+                      _error_back(v[7]), v[8], {k: _record_back(c) for k, c in v[9].items()})
+
+
+def _step_data(row: StepRow) -> str:
+    return json.dumps([_record(row.record), row.output, row.attempt, row.plain])
+
+
+def _step_back(run_id: str, path: str, data: str) -> StepRow:
+    record, output, attempt, plain = json.loads(data)
+    return StepRow(run_id, path, _record_back(record), output, attempt, plain)
+
+
+def _item(row: ItemRow) -> list[Any]:
+    return [row.index, row.total, row.value, _error(row.error), _usage(row.usage),
+            row.attempt, row.plain]
+
+
+def _item_back(run_id: str, path: str, v: list[Any]) -> ItemRow:
+    return ItemRow(run_id, path, v[0], v[1], v[2], _error_back(v[3]), _usage_back(v[4]),
+                   v[5], v[6])
+
+
+def _items_data(items: list[list[Any]]) -> str:
+    try:
+        return json.dumps(items)
+    except (TypeError, ValueError):  # some value JSON cannot hold: leave out those items
+        return json.dumps([item for item in items if _dumps_ok(item)])
+
+
+def _dumps_ok(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _params(row: RunRow | StepRow | OnceRow) -> tuple[Any, ...]:
     if isinstance(row, StepRow):
-        return row.run_id, row.path, data
-    if isinstance(row, ItemRow):
-        return row.run_id, row.path, row.index, data
-    return row.run_id, row.name, data
+        return row.run_id, row.path, _step_data(row)
+    if isinstance(row, RunRow):
+        return row.run_id, row.pipeline, row.status, row.started_at, to_json(row)
+    return row.run_id, row.name, to_json(row)
 
 
 class SQLiteStore:
@@ -89,6 +158,7 @@ class SQLiteStore:
         self._failure: StoreError | None = None
         self._thread: threading.Thread | None = None
         self._closing = False
+        self._flushing = 0  # flushes waiting: the writer then commits at once
 
     def __repr__(self) -> str:
         return f"<plait.SQLiteStore {self.path!r}>"
@@ -171,11 +241,13 @@ class SQLiteStore:
         if not rows:
             return
         with self._cond:
+            idle = not self._queue
             self._queue.extend(rows)
             self._queued += len(rows)
             if self._thread is None:
                 self._start_writer()
-            self._cond.notify()
+            elif idle:  # the writer waits only on an empty queue
+                self._cond.notify()
 
     def _start_writer(self) -> None:
         thread = threading.Thread(target=self._writer, name=f"plait-store {self.path}",
@@ -192,6 +264,9 @@ class SQLiteStore:
                     self._cond.wait()
                 if not self._queue:
                     break
+                if not (self._flushing or self._closing or len(self._queue) >= self._batch):
+                    # let rows gather, so one transaction writes many (a flush cuts it short)
+                    self._cond.wait(_LINGER)
                 batch = [self._queue.popleft()
                          for _ in range(min(self._batch, len(self._queue)))]
             try:
@@ -213,12 +288,18 @@ class SQLiteStore:
 
     def _commit(self, conn: sqlite3.Connection, batch: list[Row]) -> None:
         groups: dict[str, list[tuple[Any, ...]]] = {}
+        fanouts: dict[tuple[str, str], list[Any]] = {}
         for row in batch:  # one statement per kind; order inside a kind is kept
             try:
-                params = _params(row)
+                if isinstance(row, ItemRow):
+                    fanouts.setdefault((row.run_id, row.path), []).append(_item(row))
+                else:
+                    groups.setdefault(_UPSERT[type(row)], []).append(_params(row))
             except (TypeError, ValueError):  # a value JSON cannot hold: that row only is
                 continue  # left out (a step without its row runs again on resume)
-            groups.setdefault(_UPSERT[type(row)], []).append(params)
+        if fanouts:
+            groups[_ITEMS] = [(run_id, path, _items_data(items))
+                              for (run_id, path), items in fanouts.items()]
         conn.execute("BEGIN IMMEDIATE")
         try:
             for sql, params in groups.items():
@@ -230,8 +311,13 @@ class SQLiteStore:
 
     def _wait_written(self, target: int) -> None:
         with self._cond:
-            while self._written < target:
-                self._cond.wait()
+            self._flushing += 1
+            self._cond.notify_all()
+            try:
+                while self._written < target:
+                    self._cond.wait()
+            finally:
+                self._flushing -= 1
             failure, self._failure = self._failure, None
         if failure is not None:
             raise failure
@@ -273,22 +359,22 @@ class SQLiteStore:
 
     def _load_sync(self, run_id: str) -> StoredRun | None:
         with self._read() as conn:
-            found = conn.execute("SELECT data FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-            if found is None:
+            run = conn.execute("SELECT data FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if run is None:
                 return None
-            steps = {}
-            for (data,) in conn.execute("SELECT data FROM steps WHERE run_id = ?", (run_id,)):
-                step = from_json(data, StepRow)
-                steps[step.path] = step
+            steps = {path: _step_back(run_id, path, data) for path, data in conn.execute(
+                "SELECT path, data FROM steps WHERE run_id = ?", (run_id,))}
             items: dict[str, dict[int, ItemRow]] = {}
-            for (data,) in conn.execute("SELECT data FROM items WHERE run_id = ? "
-                                        "ORDER BY path, idx", (run_id,)):
-                item = from_json(data, ItemRow)
-                items.setdefault(item.path, {})[item.index] = item
+            for path, data in conn.execute("SELECT path, data FROM items WHERE run_id = ? "
+                                           "ORDER BY seq", (run_id,)):
+                found = items.setdefault(path, {})
+                for v in json.loads(data):
+                    found[v[0]] = _item_back(run_id, path, v)
+            items = {path: dict(sorted(rows.items())) for path, rows in items.items()}
             once = {row.name: row.value for row in (
                 from_json(data, OnceRow) for (data,) in conn.execute(
                     "SELECT data FROM once WHERE run_id = ?", (run_id,)))}
-            return StoredRun(from_json(found[0], RunRow), steps, items, once)
+            return StoredRun(from_json(run[0], RunRow), steps, items, once)
 
     async def load(self, run_id: str) -> StoredRun | None:
         return await anyio.to_thread.run_sync(self._load_sync, run_id)
