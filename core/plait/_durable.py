@@ -134,6 +134,8 @@ class Unfinished:
 def recorded_output(value: Any, conv: cattrs.Converter) -> tuple[Any, bool]:
     """A step's or item's output as JSON data for the store, and whether it is plain
     (a fan-out's result is not kept whole: its items are, and a resume restores those)."""
+    if type(value) in PLAIN:  # most values: nothing to convert
+        return value, True
     if isinstance(value, FanOutResult):
         return None, False
     data = conv.unstructure(value)

@@ -9,6 +9,7 @@ the run's row keeps so ``pipe.resume`` can tell whether recorded outputs still f
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,10 @@ class Recorder:
         self._pipelines: dict[str, Any] = {}  # run id -> pipeline, until the run starts
         self._resumed: dict[str, tuple[RunMemory, float]] = {}  # set by pipe.resume
         self._live: dict[str, _Live] = {}
+        # per pipeline: its structure, fingerprint and target (a pipeline does not change)
+        self._shapes: weakref.WeakKeyDictionary[Any, tuple[dict[str, tuple[str, ...]], str,
+                                                           str | None]] = (
+            weakref.WeakKeyDictionary())
 
     def resuming(self, run_id: str, memory: RunMemory, started_at: float) -> None:
         """The next start of ``run_id`` continues a recorded run (attempt, spend, start)."""
@@ -81,13 +86,18 @@ class Recorder:
             return
         await store.open()
         memory, started = self._resumed.pop(event.run_id, (None, event.at))
-        structure = structure_of(pipeline)
-        row = RunRow(event.run_id, event.pipeline, "running", started, fingerprint(structure),
+        shape = self._shapes.get(pipeline)
+        if shape is None:
+            structure = structure_of(pipeline)
+            shape = self._shapes[pipeline] = (structure, fingerprint(structure),
+                                              target_of(pipeline))
+        structure, print_, target = shape
+        row = RunRow(event.run_id, event.pipeline, "running", started, print_,
                      structure, self._runtime.converter.unstructure(event.inputs),
                      attempt=1 if memory is None else memory.attempt,
                      base=Usage() if memory is None else memory.base,
                      usage=Usage() if memory is None else memory.base,
-                     target=target_of(pipeline))
+                     target=target)
         self._live[event.run_id] = _Live(row, store)
         store.write([row])
 
