@@ -26,7 +26,8 @@ from ._store import ItemRow, StepRow
 if TYPE_CHECKING:
     import cattrs
 
-__all__ = ["PLAIN", "RunMemory", "Unfinished", "fingerprint", "is_plain", "recorded_output", "restore_value",
+__all__ = ["PLAIN", "RunMemory", "Unfinished", "fingerprint", "is_plain", "recorded_output",
+           "restore_value",
            "structure_of", "target_of"]
 
 PLAIN = (str, int, float, bool, type(None))

@@ -147,6 +147,7 @@ class SQLiteStore:
                  batch: int = 2000) -> None:
         self.path = os.fspath(path)
         self.location = self.path
+        self._key = os.path.abspath(self.path)
         self._busy = busy_timeout
         self._batch = batch
         self._ready = False
@@ -196,7 +197,7 @@ class SQLiteStore:
             finally:
                 conn.close()
             self._ready = True
-            _CHECKED.add(os.path.abspath(self.path))
+            _CHECKED.add(self._key)
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         try:
@@ -230,7 +231,7 @@ class SQLiteStore:
 
     async def open(self) -> None:
         if not self._ready:
-            if os.path.abspath(self.path) in _CHECKED:  # another store of this process did
+            if self._key in _CHECKED:  # another store of this process checked the file
                 self._ready = True
                 return
             await anyio.to_thread.run_sync(self._open_sync)
@@ -381,7 +382,8 @@ class SQLiteStore:
 
     def _runs_sync(self, status: str | None, pipeline: str | None, since: float | None,
                    limit: int | None) -> list[RunRow]:
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         for column, value in (("status", status), ("pipeline", pipeline)):
             if value is not None:
                 where.append(f"{column} = ?")

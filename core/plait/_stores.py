@@ -36,10 +36,8 @@ def store_setting(value: Any) -> RunStore | str:
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
     if isinstance(value, str):
-        value = value.strip()
-        if value.lower() in (OFF, "none", "0", "false", ""):
-            return OFF
-        return value
+        location = value.strip()
+        return OFF if location.lower() in (OFF, "none", "0", "false", "") else location
     if isinstance(value, RunStore):
         return value
     raise TypeError(f"Runtime(store=...) must be a path, a location, 'off' or a "

@@ -7,7 +7,6 @@ import importlib.util
 import os
 import signal
 import sqlite3
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -82,7 +81,8 @@ WORKFLOWS = textwrap.dedent('''
 
 def load(path: Path) -> ModuleType:
     spec = importlib.util.spec_from_file_location("crash_workflows", path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -105,15 +105,17 @@ async def crash(tmp_path: Path, name: str, hang: str, sql: str, want: int) -> tu
     source.write_text(WORKFLOWS)
     db, log = tmp_path / "runs.db", tmp_path / "calls.log"
     env = {**os.environ, "PLAIT_STORE": str(db), "CRASH_LOG": str(log), "CRASH_HANG": hang}
-    child = subprocess.Popen([sys.executable, str(source), name, "run-1"], env=env)
+    child = await anyio.open_process([sys.executable, str(source), name, "run-1"], env=env,
+                                     stdout=None, stderr=None)
     try:
         with anyio.fail_after(60):
-            while count(db, sql, "run-1") < want:
-                assert child.poll() is None, "the child ended before the crash"
+            while count(db, sql, "run-1") < want:  # polling another process's file
+                assert child.returncode is None, "the child ended before the crash"
                 await anyio.sleep(0.05)
     finally:
         child.send_signal(signal.SIGKILL)
-        child.wait(timeout=30)
+        with anyio.fail_after(30):
+            await child.wait()
     assert child.returncode == -signal.SIGKILL
     return db, log
 
@@ -125,7 +127,8 @@ async def test_kill_9_in_a_chain_then_resume(tmp_path: Path,
     assert log.read_text().split() == ["s1", "s2", "s3"]
     runtime = plait.Runtime(entry_points=False, store=db)
     before = await runtime.store.load("run-1")  # type: ignore[union-attr]
-    assert before is not None and before.run.status == "running"
+    assert before is not None
+    assert before.run.status == "running"
 
     monkeypatch.setenv("CRASH_LOG", str(log))
     monkeypatch.delenv("CRASH_HANG", raising=False)
@@ -136,7 +139,8 @@ async def test_kill_9_in_a_chain_then_resume(tmp_path: Path,
     assert result.outputs["s1"] == before.steps["s1"].output == {"n": 1}
     assert result.outputs["s2"] == before.steps["s2"].output == {"n": 2}
     after = await runtime.store.load("run-1")  # type: ignore[union-attr]
-    assert after is not None and (after.run.status, after.run.attempt) == ("ok", 2)
+    assert after is not None
+    assert (after.run.status, after.run.attempt) == ("ok", 2)
 
 
 async def test_kill_9_in_a_fan_out_then_resume(tmp_path: Path,

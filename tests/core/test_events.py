@@ -170,8 +170,11 @@ async def test_a_waiting_listener_holds_the_run_back(plait_runtime: plait.Runtim
         if isinstance(event, plait.StepFinished) and event.step_id == "a":
             await release.wait()
 
+    a_ran = anyio.Event()
+
     async def a(ctx: plait.StepContext) -> int:
         started.append("a")
+        a_ran.set()
         return 1
 
     async def b(ctx: plait.StepContext) -> int:
@@ -183,8 +186,7 @@ async def test_a_waiting_listener_holds_the_run_back(plait_runtime: plait.Runtim
         async with anyio.create_task_group() as tg:
             tg.start_soon(lambda: pipe._start({}, deps=None, runtime=plait_runtime,
                                               run_id=None, listeners=(slow_reader,)))
-            while not started:  # the run store opens its file first, in a thread
-                await anyio.sleep(0.01)
+            await a_ran.wait()  # the run store may open its file first, in a thread
             for _ in range(50):
                 await anyio.lowlevel.checkpoint()
             assert started == ["a"]  # b waits for the reader, not only for a

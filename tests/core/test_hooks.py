@@ -203,8 +203,9 @@ async def test_hook_register_stores(tmp_path: Any) -> None:
     assert made == ["mine://over/there"]
     assert runtime.store is not None
     stored = await runtime.store.load(result.run_id)
-    assert stored is not None and stored.steps["only"].output == 41
-    with pytest.raises(plait.StoreError, match="nobody://x.*registered: mine, sqlite"):
+    assert stored is not None
+    assert stored.steps["only"].output == 41
+    with pytest.raises(plait.StoreError, match=r"nobody://x.*registered: mine, sqlite"):
         _ = plait.Runtime(entry_points=False, plugins=[Plugin()], store="nobody://x").store
     await runtime.aclose()
 

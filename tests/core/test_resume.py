@@ -49,7 +49,7 @@ class Flaky:
         @plait.step
         async def shout(ctx: plait.StepContext) -> list[str]:
             self.calls.append("shout")
-            words = ctx.dep("draft").words + ("c", "d")
+            words = (*ctx.dep("draft").words, "c", "d")
             return list(await ctx.map(word, words))
 
         @plait.step
@@ -73,7 +73,8 @@ async def test_a_failed_run_resumes_without_running_what_finished(
         await pipe.run({"title": "T"}, runtime=runtime, run_id="run-1")
     assert sorted(flaky.calls) == ["draft", "shout", "word:a", "word:b", "word:c", "word:d"]
     stored = await runtime.store.load("run-1")  # type: ignore[union-attr]
-    assert stored is not None and stored.run.status == "failed"
+    assert stored is not None
+    assert stored.run.status == "failed"
     assert stored.steps["draft"].record.status == "ok"
     assert stored.steps["shout"].record.status == "failed"
     assert sorted(stored.items["shout"]) == [0, 1, 2, 3]
@@ -127,10 +128,12 @@ async def test_a_stopped_run_continues_with_new_inputs(runtime: plait.Runtime) -
     pipe = plait.Pipeline("hitl", steps={"quote": quote, "contact": contact, "send": send},
                           deps={"contact": ["quote"], "send": ["quote", "contact"]})
     first = await pipe.run({"name": "Ada"}, runtime=runtime)
-    assert first.stopped_early and first.stop == plait.Stop("need an email",
+    assert first.stopped_early
+    assert first.stop == plait.Stop("need an email",
                                                             {"missing": ["email"]})
     stored = await runtime.store.load(first.run_id)  # type: ignore[union-attr]
-    assert stored is not None and stored.run.status == "stopped"
+    assert stored is not None
+    assert stored.run.status == "stopped"
     assert stored.run.stop == {"reason": "need an email", "data": {"missing": ["email"]}}
     calls.clear()
     done = await pipe.resume(first.run_id, inputs={"email": "ada@example.com"},
@@ -138,7 +141,8 @@ async def test_a_stopped_run_continues_with_new_inputs(runtime: plait.Runtime) -
     assert calls == ["contact", "send"]
     assert done.output == "40 to ada@example.com for Ada"  # old inputs kept, new merged
     stored = await runtime.store.load(first.run_id)  # type: ignore[union-attr]
-    assert stored is not None and stored.run.status == "ok"
+    assert stored is not None
+    assert stored.run.status == "ok"
     assert stored.run.inputs == {"name": "Ada", "email": "ada@example.com"}
 
 
@@ -171,7 +175,8 @@ async def test_once_runs_once_under_retries_and_resume(runtime: plait.Runtime) -
     # a new Runtime on the same file (another process, after a crash) sees it too
     other = plait.Runtime(entry_points=False, store=runtime.store.location)  # type: ignore[union-attr]
     again = await pipe.resume("order-run", runtime=other)
-    assert again.output == "ch_1 for order-7" and len(charges) == 1
+    assert again.output == "ch_1 for order-7"
+    assert len(charges) == 1
 
 
 async def test_once_without_a_store_still_dedupes_retries() -> None:
@@ -190,7 +195,8 @@ async def test_once_without_a_store_still_dedupes_retries() -> None:
 
     runtime = plait.Runtime(entry_points=False, store="off")
     result = await plait.Pipeline("p", steps={"s": s}).run(runtime=runtime)
-    assert result.output == 7 and calls == [1]
+    assert result.output == 7
+    assert calls == [1]
 
 
 AGENT = plait.Agent(model="fake:priced", max_tokens=10)
@@ -223,7 +229,8 @@ async def test_a_resumed_run_budget_counts_what_it_spent(tmp_path: Path) -> None
     with pytest.raises(plait.StepFailed) as info:
         await pipe.run({}, runtime=runtime, run_id="paid-1")
     spent = info.value.partial.usage.cost  # type: ignore[union-attr]
-    assert spent > 0 and left == [limit - spent / 2]
+    assert spent > 0
+    assert left == [limit - spent / 2]
     fail[0] = False
     result = await pipe.resume("paid-1", runtime=runtime)
     assert left[-1] == limit - spent  # the failed attempt's call is counted too
@@ -264,7 +271,8 @@ async def test_a_changed_pipeline_is_refused_naming_the_change(runtime: plait.Ru
                                             "final": plait.step(lambda ctx: "forced")},
                             deps={"final": ["draft"]})
     result = await forced.resume("r", runtime=runtime, force=True)
-    assert result.output == "forced" and flaky.calls == []
+    assert result.output == "forced"
+    assert flaky.calls == []
 
 
 async def test_resume_errors_are_typed(runtime: plait.Runtime) -> None:

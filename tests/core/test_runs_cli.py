@@ -85,7 +85,8 @@ def test_run_stop_show_resume_rm(workflow: str) -> None:
     assert resumed.exit_code == 0, resumed.output
     assert json.loads(resumed.stdout) == [0, 1, 4, 16, 25]
     shown = invoke("runs", "show", run_id).output.splitlines()
-    assert shown[0].startswith(f"wf · run {run_id}  ok") and "attempt 2" in shown[0]
+    assert shown[0].startswith(f"wf · run {run_id}  ok")
+    assert "attempt 2" in shown[0]
     assert "    fan-out: 5 of 6 items done, 1 failed" in shown
     assert "    item 3: ValueError: three is right out" in shown
     assert [r["status"] for r in listed()] == ["ok"]
@@ -93,7 +94,8 @@ def test_run_stop_show_resume_rm(workflow: str) -> None:
     assert invoke("runs", "rm", run_id[:8]).output == "removed 1 run\n"
     assert listed() == []
     missing = invoke("runs", "show", run_id)
-    assert missing.exit_code == 1 and f"no run {run_id!r}" in missing.output
+    assert missing.exit_code == 1
+    assert f"no run {run_id!r}" in missing.output
 
 
 def test_filters_and_prune(workflow: str) -> None:
@@ -106,7 +108,8 @@ def test_filters_and_prune(workflow: str) -> None:
     assert json.loads(invoke("runs", "--pipeline", "other", "--json").output) == []
     assert len(json.loads(invoke("runs", "--since", "1h", "--limit", "1", "--json").output)) == 1
     bad = invoke("runs", "--since", "yesterday")
-    assert bad.exit_code == 2 and "not a duration such as 30m" in bad.output
+    assert bad.exit_code == 2
+    assert "not a duration such as 30m" in bad.output
     assert invoke("runs", "prune", "--older-than", "1d").output.startswith("removed 0 runs")
     assert invoke("runs", "prune", "--older-than", "0s").output.startswith("removed 3 runs")
     assert listed() == []
@@ -115,4 +118,5 @@ def test_filters_and_prune(workflow: str) -> None:
 def test_recording_off_is_said(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PLAIT_STORE", "off")
     result = invoke("runs")
-    assert result.exit_code == 2 and "run recording is off" in result.output
+    assert result.exit_code == 2
+    assert "run recording is off" in result.output

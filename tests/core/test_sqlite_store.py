@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -39,7 +38,7 @@ async def test_another_programs_database_is_refused_and_kept(tmp_path: Path) -> 
     with sqlite3.connect(path) as conn:
         conn.execute("CREATE TABLE customers (id INTEGER)")
         conn.execute("INSERT INTO customers VALUES (7)")
-    with pytest.raises(plait.StoreError, match="not a plait run store.*customers"):
+    with pytest.raises(plait.StoreError, match=r"not a plait run store.*customers"):
         await plait.SQLiteStore(path).open()
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT id FROM customers").fetchall() == [(7,)]
@@ -98,13 +97,14 @@ WRITER = textwrap.dedent("""
 
 async def test_eight_processes_share_one_file_without_losing_a_row(tmp_path: Path) -> None:
     path = str(tmp_path / "runs.db")
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, path, str(n)])
-             for n in range(8)]
-    for p in procs:
-        assert p.wait(timeout=120) == 0
+    with anyio.fail_after(120):
+        async with anyio.create_task_group() as tg:
+            for n in range(8):  # run_process fails on a non-zero exit
+                tg.start_soon(anyio.run_process, [sys.executable, "-c", WRITER, path, str(n)])
     store = plait.SQLiteStore(path)
     runs = await store.runs()
-    assert len(runs) == 40 and {r.status for r in runs} == {"ok"}
+    assert len(runs) == 40
+    assert {r.status for r in runs} == {"ok"}
     for n in range(8):
         for r in range(5):
             got = await store.load(f"p{n}-r{r}")

@@ -35,8 +35,9 @@ def router(pipelines: Mapping[str, plait.Pipeline], *,
     ``POST /{name}/runs/{run_id}/resume`` to continue a recorded run (``pipe.resume``).
 
     The request body is the run's inputs (a JSON object; for a resume, the inputs merged
-    over the recorded ones); the response is the ``PipelineResult`` as JSON. A failed step answers 422 and an exceeded budget 402, both
-    with the partial result; an unknown name answers 404. Runs use ``runtime``, else the
+    over the recorded ones); the response is the ``PipelineResult`` as JSON. A failed
+    step answers 422 and an exceeded budget 402, both with the partial result; an unknown
+    name answers 404, a run that cannot be resumed 409. Runs use ``runtime``, else the
     Runtime of ``plait_fastapi.lifespan``, else plait's default Runtime.
     """
     table = _check_pipelines(pipelines)

@@ -38,6 +38,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar
 
 import anyio
+import anyio.lowlevel
 import attrs
 import plait
 import pytest
@@ -444,7 +445,8 @@ class RunStoreContract:
 
     async def test_is_a_run_store(self, store: Any) -> None:
         assert isinstance(store, plait.RunStore)
-        assert isinstance(store.location, str) and store.location
+        assert isinstance(store.location, str)
+        assert store.location
 
     async def test_unknown_run_is_none(self, store: Any) -> None:
         await store.open()
@@ -470,7 +472,8 @@ class RunStoreContract:
         await self._ready(store, _run("r1"), _step("r1", "a", 1), _step("r1", "a", 2),
                           _run("r1", status="ok", ended_at=1001.0))
         got = await store.load("r1")
-        assert got.run.status == "ok" and got.run.ended_at == 1001.0
+        assert got.run.status == "ok"
+        assert got.run.ended_at == 1001.0
         assert got.steps["a"].output == 2
         assert [r.run_id for r in await store.runs()] == ["r1"]
 
@@ -500,7 +503,7 @@ class RunStoreContract:
             store.write([_run(f"r{n}")])
             for i in range(50):
                 store.write([plait.ItemRow(f"r{n}", "fan", i, 50, i * n)])
-                await anyio.sleep(0)
+                await anyio.lowlevel.checkpoint()
 
         with anyio.fail_after(30):
             async with anyio.create_task_group() as tg:
