@@ -57,6 +57,7 @@ from ._money import Price, TokenCount, Usage, usd
 from ._orchestrator import Orchestrator, OrchestratorResult, TaskReport
 from ._pipeline import Pipeline
 from ._plugins import PluginInfo, PluginWarning
+from ._recorder import StoreWarning
 from ._results import (
     Aggregation,
     Candidate,
@@ -76,7 +77,7 @@ from ._router import Router
 from ._runtime import Runtime
 from ._sqlite_store import SQLiteStore
 from ._step import FunctionStep, Step, step
-from ._store import ItemRow, OnceRow, RunRow, RunStore, StepRow, StoredRun
+from ._store import CallRow, ItemRow, OnceRow, RunRow, RunStore, StepRow, StoredRun
 from ._sync import run_sync
 from ._targets import load_target, parse_inputs
 from ._version import __version__ as __version__
@@ -92,6 +93,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequest",
     "BudgetExceeded",
+    "CallRow",
     "Candidate",
     "Config",
     "ContentRefused",
@@ -153,6 +155,7 @@ __all__ = [
     "StepTimeout",
     "Stop",
     "StoreError",
+    "StoreWarning",
     "StoredRun",
     "TaskReport",
     "TextDelta",

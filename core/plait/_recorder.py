@@ -4,11 +4,17 @@ The recorder turns each event into a row (values through the Runtime's converter
 loop, so the row is a snapshot) and hands it to ``store.write``, which only queues it; the
 store writes in the background and a run's end awaits ``store.flush``. Its one hook, a
 ``plait_wrap_run`` wrapper, notes the pipeline of each top-level run, whose structure
-the run's row keeps so ``pipe.resume`` can tell whether recorded outputs still fit.
+the run's row keeps so ``pipe.resume`` can tell whether recorded outputs still fit; a
+``plait_wrap_model_call`` wrapper records each model call (usage, cost, latency; prompt
+and reply only with ``PLAIT_STORE_CONTENT=1``).
 """
 
 from __future__ import annotations
 
+import os
+import time
+import uuid
+import warnings
 import weakref
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
@@ -16,16 +22,24 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._durable import RunMemory, fingerprint, recorded_output, structure_of, target_of
+from ._errors import StoreError
 from ._events import ItemFinished, RunEvent, RunFailed, RunFinished, RunStarted, StepFinished
 from ._money import Usage
-from ._store import ItemRow, RunRow, RunStore, StepRow
+from ._results import ErrorInfo
+from ._store import CallRow, ItemRow, RunRow, RunStore, StepRow
 from .hookspecs import hookimpl
 
 if TYPE_CHECKING:
+    from ._context import StepContext
+    from ._model import ModelCall, ModelRequest
     from ._results import RunInfo
     from ._runtime import Runtime
 
-__all__ = ["Recorder"]
+__all__ = ["Recorder", "StoreWarning"]
+
+
+class StoreWarning(UserWarning):
+    """A run finished but the run store could not record all of it (a full disk...)."""
 
 
 @attrs.define
@@ -44,6 +58,7 @@ class Recorder:
         self._pipelines: dict[str, Any] = {}  # run id -> pipeline, until the run starts
         self._resumed: dict[str, tuple[RunMemory, float]] = {}  # set by pipe.resume
         self._live: dict[str, _Live] = {}
+        self._content = os.environ.get("PLAIT_STORE_CONTENT", "").lower() in ("1", "true", "yes")
         # per pipeline: its structure, fingerprint and target (a pipeline does not change)
         self._shapes: weakref.WeakKeyDictionary[Any, tuple[dict[str, tuple[str, ...]], str,
                                                            str | None]] = (
@@ -64,6 +79,34 @@ class Recorder:
         finally:  # the run is over (or never reported a start)
             self._pipelines.pop(run_id, None)
             self._resumed.pop(run_id, None)
+
+    @hookimpl
+    def plait_wrap_model_call(self, request: ModelRequest, provider: str,
+                              ctx: StepContext | None,
+                              call: ModelCall) -> Generator[None, Any, None] | None:
+        live = None if ctx is None else self._live.get(ctx.run_id)
+        if live is None or ctx is None:
+            return None
+        return self._timing(live, request, f"{provider}:{call.model}", ctx.path, call)
+
+    def _timing(self, live: _Live, request: ModelRequest, model: str, path: str,
+                call: ModelCall) -> Generator[None, Any, None]:
+        at, t0 = time.time(), time.perf_counter()
+        error: ErrorInfo | None = None
+        reply: str | None = None
+        try:
+            response = yield
+            reply = response.text
+        except BaseException as exc:
+            error = ErrorInfo.of(exc)
+            raise
+        finally:
+            prompt = (tuple((m.role, m.content) for m in request.messages)
+                      if self._content else None)
+            live.store.write([CallRow(
+                live.row.run_id, uuid.uuid4().hex, path, model, call.attempt, at,
+                time.perf_counter() - t0, call.usage or Usage(), error, prompt,
+                reply if self._content else None)])
 
     async def __call__(self, event: RunEvent) -> None:
         kind = type(event)
@@ -139,4 +182,8 @@ class Recorder:
             row = attrs.evolve(row, status="failed", ended_at=event.at,
                                usage=row.base + spent, error=event.error)
         live.store.write([row])
-        await live.store.flush()
+        try:
+            await live.store.flush()
+        except StoreError as exc:  # the run's result matters more than its record
+            warnings.warn(f"run {event.run_id} was not fully recorded: {exc}", StoreWarning,
+                          stacklevel=2)

@@ -32,7 +32,7 @@ from ._errors import StoreError
 from ._money import Usage
 from ._results import ErrorInfo, StepRecord
 from ._serialize import from_json, to_json
-from ._store import ItemRow, OnceRow, Row, RunRow, StepRow, StoredRun
+from ._store import CallRow, ItemRow, OnceRow, Row, RunRow, StepRow, StoredRun
 
 __all__ = ["APPLICATION_ID", "MIGRATIONS", "SQLiteStore"]
 
@@ -53,15 +53,20 @@ MIGRATIONS: list[str] = [
     CREATE TABLE once (run_id TEXT NOT NULL, name TEXT NOT NULL, data TEXT NOT NULL,
                        PRIMARY KEY (run_id, name)) WITHOUT ROWID;
     """,
+    """
+    CREATE TABLE calls (run_id TEXT NOT NULL, call_id TEXT NOT NULL, at REAL NOT NULL,
+                        data TEXT NOT NULL, PRIMARY KEY (run_id, call_id)) WITHOUT ROWID;
+    """,
 ]
 
 _UPSERT = {
     RunRow: "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?)",
     StepRow: "INSERT OR REPLACE INTO steps VALUES (?, ?, ?)",
     OnceRow: "INSERT OR REPLACE INTO once VALUES (?, ?, ?)",
+    CallRow: "INSERT OR REPLACE INTO calls VALUES (?, ?, ?, ?)",
 }
 _ITEMS = "INSERT INTO items (run_id, path, data) VALUES (?, ?, ?)"
-_TABLES = ("runs", "steps", "items", "once")
+_TABLES = ("runs", "steps", "items", "once", "calls")
 
 # Steps and items are the rows a run writes most of (one per fan-out item): they are kept
 # as compact JSON lists written by hand, not through the converter, and the items a
@@ -130,9 +135,11 @@ def _dumps_ok(value: Any) -> bool:
     return True
 
 
-def _params(row: RunRow | StepRow | OnceRow) -> tuple[Any, ...]:
+def _params(row: RunRow | StepRow | OnceRow | CallRow) -> tuple[Any, ...]:
     if isinstance(row, StepRow):
         return row.run_id, row.path, _step_data(row)
+    if isinstance(row, CallRow):
+        return row.run_id, row.call_id, row.at, to_json(row)
     if isinstance(row, RunRow):
         return row.run_id, row.pipeline, row.status, row.started_at, to_json(row)
     return row.run_id, row.name, to_json(row)
@@ -375,7 +382,9 @@ class SQLiteStore:
             once = {row.name: row.value for row in (
                 from_json(data, OnceRow) for (data,) in conn.execute(
                     "SELECT data FROM once WHERE run_id = ?", (run_id,)))}
-            return StoredRun(from_json(run[0], RunRow), steps, items, once)
+            calls = tuple(from_json(data, CallRow) for (data,) in conn.execute(
+                "SELECT data FROM calls WHERE run_id = ? ORDER BY at", (run_id,)))
+            return StoredRun(from_json(run[0], RunRow), steps, items, once, calls)
 
     async def load(self, run_id: str) -> StoredRun | None:
         return await anyio.to_thread.run_sync(self._load_sync, run_id)

@@ -18,7 +18,7 @@ import attrs
 from ._money import Usage
 from ._results import ErrorInfo, StepRecord
 
-__all__ = ["ItemRow", "OnceRow", "Row", "RunRow", "RunStatus", "RunStore", "StepRow",
+__all__ = ["CallRow", "ItemRow", "OnceRow", "Row", "RunRow", "RunStatus", "RunStore", "StepRow",
            "StoredRun"]
 
 RunStatus = Literal["running", "ok", "failed", "stopped"]
@@ -89,18 +89,39 @@ class OnceRow:
     value: Any = None
 
 
-Row = RunRow | StepRow | ItemRow | OnceRow
+@attrs.frozen
+class CallRow:
+    """One request to a model, made by the step (or fan-out item) at ``path``: its usage and
+    exact cost, latency, and error when it failed. ``prompt`` (the messages, as
+    ``[role, text]`` pairs) and ``reply`` are kept only with ``PLAIT_STORE_CONTENT=1``.
+    ``call_id`` is unique in the run."""
+
+    run_id: str
+    call_id: str
+    path: str
+    model: str  # "<provider>:<model>"
+    attempt: int
+    at: float
+    latency_s: float
+    usage: Usage = Usage()
+    error: ErrorInfo | None = None
+    prompt: tuple[tuple[str, str], ...] | None = None
+    reply: str | None = None
+
+
+Row = RunRow | StepRow | ItemRow | OnceRow | CallRow
 
 
 @attrs.frozen
 class StoredRun:
     """Everything a store holds of one run: steps by path, items by fan-out path and index,
-    ``once`` results by name."""
+    ``once`` results by name, model calls."""
 
     run: RunRow
     steps: Mapping[str, StepRow] = attrs.field(factory=dict)
     items: Mapping[str, Mapping[int, ItemRow]] = attrs.field(factory=dict)
     once: Mapping[str, Any] = attrs.field(factory=dict)
+    calls: tuple[CallRow, ...] = ()  # in the order they started
 
 
 @runtime_checkable
@@ -108,7 +129,8 @@ class RunStore(Protocol):
     """A place runs are recorded. ``write`` is called on the event loop for every record
     and must never block (queue the rows, write them in the background); the rest is
     async and may do I/O. A row replaces an earlier one with the same key (a run by id, a
-    step by run and path, an item by run, path and index, a once result by run and name).
+    step by run and path, an item by run, path and index, a once result by run and name,
+    a call by run and call id).
     Many processes and concurrent runs may share one store: none may lose a row."""
 
     location: str  # the file or URL, for messages

@@ -8,6 +8,7 @@ import textwrap
 import uuid
 from pathlib import Path
 
+import plait
 import pytest
 from click.testing import CliRunner, Result
 from plait._cli import cli
@@ -120,3 +121,25 @@ def test_recording_off_is_said(monkeypatch: pytest.MonkeyPatch) -> None:
     result = invoke("runs")
     assert result.exit_code == 2
     assert "run recording is off" in result.output
+
+
+def test_the_tree_shows_routes_calls_and_fan_out_calls() -> None:
+    from plait._cli.runs import _tree
+
+    usage = plait.Usage(5, 7, calls=1, cost=plait.usd("0.0001"))
+    record = plait.StepRecord("route", "ok", 1, 1.0, 2.0, 1.0, usage, route="billing")
+    stored = plait.StoredRun(
+        plait.RunRow("r", "support", "ok", 1.0, structure={"route": (), "fan": ("route",)},
+                     ended_at=3.0, usage=usage + usage),
+        {"route": plait.StepRow("r", "route", record, "x"),
+         "fan": plait.StepRow("r", "fan", plait.StepRecord("fan", "ok", 1, 2.0, 3.0, 1.0,
+                                                            usage))},
+        {"fan": {0: plait.ItemRow("r", "fan", 0, 1, "y", usage=usage)}},
+        calls=(plait.CallRow("r", "c1", "route", "fake:m", 1, 1.5, 0.25, usage),
+               plait.CallRow("r", "c2", "fan/0", "fake:m", 1, 2.5, 0.5, usage)))
+    assert [text for _, text in _tree(stored)][1:] == [
+        "route  ok  → billing  1 attempt  1.00 s  1 call, 5/7 tokens, $0.0001",
+        "call fake:m  0.25 s  5/7 tokens  $0.0001",
+        "fan  ok  1 attempt  1.00 s  1 call, 5/7 tokens, $0.0001",
+        "fan-out: 1 of 1 items done, 0 failed, 1 model calls, $0.0001",
+    ]

@@ -10,7 +10,8 @@ from pathlib import Path
 import anyio
 import plait
 import pytest
-from plait._sqlite_store import _CHECKED, MIGRATIONS
+from plait._serialize import to_json
+from plait._sqlite_store import _CHECKED, APPLICATION_ID, MIGRATIONS
 from plait_testing.contracts import RunStoreContract
 
 pytestmark = pytest.mark.anyio
@@ -53,6 +54,25 @@ async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     _CHECKED.clear()  # as in a new process, which has not checked the file yet
     with pytest.raises(plait.StoreError, match="newer plait"):
         await plait.SQLiteStore(path).open()
+
+
+async def test_an_older_schema_is_migrated_keeping_its_runs(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    with sqlite3.connect(path) as conn:  # a file as the first version of the schema left it
+        conn.executescript(MIGRATIONS[0])
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?)",
+                     ("old", "p", "ok", 5.0, to_json(plait.RunRow("old", "p", "ok", 5.0))))
+    _CHECKED.clear()
+    store = plait.SQLiteStore(path)
+    await store.open()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 2
+    got = await store.load("old")
+    assert got is not None
+    assert got.run == plait.RunRow("old", "p", "ok", 5.0)
+    assert got.calls == ()  # the table the second version added is there
 
 
 async def test_schema_is_versioned_and_wal(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import re
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from decimal import Decimal
 from typing import TypeVar
 
 import anyio
@@ -165,14 +166,30 @@ def _step_line(path: str, stored: StoredRun) -> str:
     return "  ".join(parts)
 
 
+def _call_lines(path: str, stored: StoredRun) -> list[str]:
+    lines = []
+    for c in stored.calls:
+        if c.path != path:
+            continue
+        u = c.usage
+        text = (f"call {c.model}  {c.latency_s:.2f} s  "
+                f"{u.input_tokens:,}/{u.output_tokens:,} tokens  {format_cost(u.cost)}")
+        lines.append(text if c.error is None else f"{text}  {c.error.type}: {c.error.message}")
+    return lines
+
+
 def _fanout_lines(path: str, stored: StoredRun) -> list[str]:
     items = stored.items.get(path)
     if not items:
         return []
     total = max(row.total for row in items.values())
     failed = [row for row in items.values() if row.error is not None]
-    lines = [f"fan-out: {len(items) - len(failed)} of {total} items done, "
-             f"{len(failed)} failed"]
+    calls = [c for c in stored.calls if c.path.startswith(path + "/")]
+    head = f"fan-out: {len(items) - len(failed)} of {total} items done, {len(failed)} failed"
+    if calls:
+        cost = sum((c.usage.cost for c in calls), Decimal(0))
+        head += f", {len(calls)} model calls, {format_cost(cost)}"
+    lines = [head]
     for row in failed[:10]:
         assert row.error is not None
         lines.append(f"item {row.index}: {row.error.type}: {row.error.message}")
@@ -198,6 +215,7 @@ def _tree(stored: StoredRun) -> list[tuple[int, str]]:
         for path in here:
             if path in stored.steps or path in run.structure:
                 lines.append((depth, _step_line(path, stored)))
+                lines.extend((depth + 1, text) for text in _call_lines(path, stored))
             lines.extend((depth + 1, text) for text in _fanout_lines(path, stored))
             visit(path + "/", depth + 1)
 

@@ -457,15 +457,21 @@ class RunStoreContract:
         run = _run("r1")
         item = plait.ItemRow("r1", "b", 2, 5, {"x": [1, 2]}, None, plait.Usage(1, 1))
         failed = plait.ItemRow("r1", "b", 3, 5, None, plait.ErrorInfo("ValueError", "bad"))
+        calls = (plait.CallRow("r1", "c1", "a", "fake:m", 1, 1000.5, 0.25,
+                               plait.Usage(5, 7, calls=1, cost=plait.usd("0.0001"))),
+                 plait.CallRow("r1", "c2", "b/3", "fake:m", 2, 1000.75, 0.5,
+                               error=plait.ErrorInfo("RateLimited", "slow down", 1),
+                               prompt=(("system", "Be brief."), ("user", "hi")), reply="yo"))
         await self._ready(store, run, _step("r1", "a", {"deep": ["ü", 1.5, True]}),
                           _step("r1", "b/inner", None, "failed"), item, failed,
-                          plait.OnceRow("r1", "charge", {"id": "ch_1"}))
+                          plait.OnceRow("r1", "charge", {"id": "ch_1"}), *reversed(calls))
         got = await store.load("r1")
         assert got.run == run
         assert got.steps == {"a": _step("r1", "a", {"deep": ["ü", 1.5, True]}),
                              "b/inner": _step("r1", "b/inner", None, "failed")}
         assert got.items == {"b": {2: item, 3: failed}}
         assert got.once == {"charge": {"id": "ch_1"}}
+        assert got.calls == calls  # in the order they started
         assert got.steps["a"].record.usage.cost == plait.usd("0.000123")  # exact, not float
 
     async def test_a_row_replaces_the_one_with_its_key(self, store: Any) -> None:
@@ -489,10 +495,18 @@ class RunStoreContract:
 
     async def test_delete_and_prune_remove_every_row(self, store: Any) -> None:
         await self._ready(store, _run("a", started_at=10.0), _step("a", "s", 1),
-                          plait.OnceRow("a", "x", 1), _run("b", started_at=20.0),
+                          plait.OnceRow("a", "x", 1),
+                          plait.ItemRow("a", "s", 0, 1, 5),
+                          plait.CallRow("a", "c", "s", "fake:m", 1, 10.0, 0.1),
+                          _run("b", started_at=20.0),
                           _run("c", started_at=30.0))
         assert await store.delete(["a", "zzz"]) == 1
         assert await store.load("a") is None
+        store.write([_run("a", started_at=10.0)])  # the same id again: nothing left over
+        await store.flush()
+        again = await store.load("a")
+        assert (again.steps, again.items, again.once, again.calls) == ({}, {}, {}, ())
+        assert await store.delete(["a"]) == 1
         assert await store.prune(before=25.0) == 1
         assert [r.run_id for r in await store.runs()] == ["c"]
 
