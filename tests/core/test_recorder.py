@@ -29,6 +29,10 @@ def asking() -> plait.Pipeline:
     return plait.Pipeline("asking", steps={"ask": ask, "fan": fan}, deps={"fan": ["ask"]})
 
 
+def files_of(directory: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in directory.glob("runs.db*"))
+
+
 def runtime_at(path: Path, fake: FakeProvider, **options: object) -> plait.Runtime:
     options.setdefault("store", path)
     return plait.Runtime(entry_points=False, settings={"fake": {
@@ -46,7 +50,8 @@ async def test_a_run_is_recorded_with_its_model_calls(tmp_path: Path) -> None:
     assert (run.pipeline, run.status, run.inputs) == ("asking", "ok", {"topic": "the sea"})
     assert run.structure == {"ask": (), "fan": ("ask",)}
     assert run.usage == result.usage
-    assert run.ended_at is not None and run.ended_at >= run.started_at
+    assert run.ended_at is not None
+    assert run.ended_at >= run.started_at
     assert stored.steps["ask"].output == "tides and moons"
     assert stored.steps["ask"].record == result.steps["ask"]
     assert {i: r.value for i, r in stored.items["fan"].items()} == {0: "tides", 1: "and",
@@ -57,8 +62,7 @@ async def test_a_run_is_recorded_with_its_model_calls(tmp_path: Path) -> None:
     assert call.usage.cost > 0
     assert call.latency_s >= 0
     assert (call.prompt, call.reply) == (None, None)  # content is not kept by default
-    data = b"".join(p.read_bytes() for p in tmp_path.glob("runs.db*"))
-    assert b"sk-secret-never-written" not in data
+    assert b"sk-secret-never-written" not in files_of(tmp_path)
 
 
 async def test_content_is_kept_only_when_asked(tmp_path: Path,
@@ -81,7 +85,8 @@ async def test_a_failed_call_is_recorded_with_its_error(tmp_path: Path) -> None:
     stored = await runtime.store.load("bad")  # type: ignore[union-attr]
     assert stored is not None
     assert stored.run.status == "failed"
-    assert stored.run.error is not None and "BadRequest" in stored.run.error.message
+    assert stored.run.error is not None
+    assert "BadRequest" in stored.run.error.message
     assert [c.error.type for c in stored.calls if c.error] == ["BadRequest"]
 
 
