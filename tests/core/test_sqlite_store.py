@@ -99,18 +99,25 @@ async def test_a_write_failure_surfaces_at_flush(tmp_path: Path) -> None:
 
 WRITER = textwrap.dedent("""
     import sys, anyio, plait
+
+    async def square(i: int) -> int:
+        await anyio.sleep(0)
+        return i * i
+
+    @plait.step
+    async def fan(ctx) -> list[int]:
+        return list(await ctx.map(square, range(40), limit=8))
+
+    pipe = plait.Pipeline("fanned", steps={"fan": fan})
+
     async def main(path, n):
-        store = plait.SQLiteStore(path)
-        await store.open()
-        for r in range(5):
-            run_id = f"p{n}-r{r}"
-            store.write([plait.RunRow(run_id, "p", "running", float(r))])
-            for i in range(40):
-                store.write([plait.ItemRow(run_id, "fan", i, 40, [n, r, i])])
-                if i % 7 == 0:
-                    await anyio.sleep(0)
-            store.write([plait.RunRow(run_id, "p", "ok", float(r))])
-        await store.aclose()
+        runtime = plait.Runtime(entry_points=False, store=path)
+        async with anyio.create_task_group() as tg:  # five concurrent runs per process
+            for r in range(5):
+                tg.start_soon(lambda r=r: pipe.run({"n": n}, runtime=runtime,
+                                                   run_id=f"p{n}-r{r}"))
+        await runtime.aclose()
+
     anyio.run(main, sys.argv[1], int(sys.argv[2]))
 """)
 
@@ -129,5 +136,7 @@ async def test_eight_processes_share_one_file_without_losing_a_row(tmp_path: Pat
         for r in range(5):
             got = await store.load(f"p{n}-r{r}")
             assert got is not None
+            assert got.run.inputs == {"n": n}
+            assert got.steps["fan"].output == [i * i for i in range(40)]
             assert [row.value for row in got.items["fan"].values()] == [
-                [n, r, i] for i in range(40)]
+                i * i for i in range(40)]
