@@ -120,6 +120,19 @@ def _item_back(run_id: str, path: str, v: list[Any]) -> ItemRow:
                    v[5], v[6])
 
 
+def _run_data(row: RunRow) -> str:
+    return json.dumps([row.pipeline, row.status, row.started_at, row.fingerprint,
+                       row.structure, row.inputs, row.ended_at, _usage(row.usage),
+                       _usage(row.base), _error(row.error), row.stop, row.attempt, row.target])
+
+
+def _run_back(run_id: str, data: str) -> RunRow:
+    v = json.loads(data)
+    return RunRow(run_id, v[0], v[1], v[2], v[3], {k: tuple(d) for k, d in v[4].items()},
+                  v[5], v[6], _usage_back(v[7]), _usage_back(v[8]), _error_back(v[9]), v[10],
+                  v[11], v[12])
+
+
 def _items_data(items: list[list[Any]]) -> str:
     try:
         return json.dumps(items)
@@ -141,7 +154,7 @@ def _params(row: RunRow | StepRow | OnceRow | CallRow) -> tuple[Any, ...]:
     if isinstance(row, CallRow):
         return row.run_id, row.call_id, row.at, to_json(row)
     if isinstance(row, RunRow):
-        return row.run_id, row.pipeline, row.status, row.started_at, to_json(row)
+        return row.run_id, row.pipeline, row.status, row.started_at, _run_data(row)
     return row.run_id, row.name, to_json(row)
 
 
@@ -367,7 +380,8 @@ class SQLiteStore:
 
     def _load_sync(self, run_id: str) -> StoredRun | None:
         with self._read() as conn:
-            run = conn.execute("SELECT data FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            run = conn.execute("SELECT run_id, data FROM runs WHERE run_id = ?",
+                               (run_id,)).fetchone()
             if run is None:
                 return None
             steps = {path: _step_back(run_id, path, data) for path, data in conn.execute(
@@ -384,7 +398,7 @@ class SQLiteStore:
                     "SELECT data FROM once WHERE run_id = ?", (run_id,)))}
             calls = tuple(from_json(data, CallRow) for (data,) in conn.execute(
                 "SELECT data FROM calls WHERE run_id = ? ORDER BY at", (run_id,)))
-            return StoredRun(from_json(run[0], RunRow), steps, items, once, calls)
+            return StoredRun(_run_back(*run), steps, items, once, calls)
 
     async def load(self, run_id: str) -> StoredRun | None:
         return await anyio.to_thread.run_sync(self._load_sync, run_id)
@@ -400,10 +414,10 @@ class SQLiteStore:
         if since is not None:
             where.append("started_at >= ?")
             params.append(since)
-        sql = ("SELECT data FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
+        sql = ("SELECT run_id, data FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
                + " ORDER BY started_at DESC" + (f" LIMIT {int(limit)}" if limit else ""))
         with self._read() as conn:
-            return [from_json(data, RunRow) for (data,) in conn.execute(sql, params)]
+            return [_run_back(run_id, data) for run_id, data in conn.execute(sql, params)]
 
     async def runs(self, *, status: str | None = None, pipeline: str | None = None,
                    since: float | None = None, limit: int | None = None) -> list[RunRow]:

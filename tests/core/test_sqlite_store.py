@@ -10,8 +10,7 @@ from pathlib import Path
 import anyio
 import plait
 import pytest
-from plait._serialize import to_json
-from plait._sqlite_store import _CHECKED, APPLICATION_ID, MIGRATIONS
+from plait._sqlite_store import _CHECKED, APPLICATION_ID, MIGRATIONS, _params
 from plait_testing.contracts import RunStoreContract
 
 pytestmark = pytest.mark.anyio
@@ -63,7 +62,7 @@ async def test_an_older_schema_is_migrated_keeping_its_runs(tmp_path: Path) -> N
         conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         conn.execute("PRAGMA user_version = 1")
         conn.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?)",
-                     ("old", "p", "ok", 5.0, to_json(plait.RunRow("old", "p", "ok", 5.0))))
+                     _params(plait.RunRow("old", "p", "ok", 5.0)))
     _CHECKED.clear()
     store = plait.SQLiteStore(path)
     await store.open()
