@@ -36,7 +36,7 @@ from ._store import CallRow, ItemRow, OnceRow, Row, RunRow, StepRow, StoredRun
 
 __all__ = ["APPLICATION_ID", "MIGRATIONS", "SQLiteStore"]
 
-_LINGER = 0.005  # seconds the writer lets rows gather before a transaction
+_LINGER = 0.001  # seconds the writer lets rows gather before a transaction
 APPLICATION_ID = 0x706C6169  # "plai": marks the file as a plait run store
 
 # MIGRATIONS[n] takes the schema from version n to n + 1; append, never edit.

@@ -46,7 +46,7 @@ def _seconds(text: str, option: str) -> float:
 
 
 def _store() -> RunStore:
-    store = Runtime(entry_points=False).store
+    store = Runtime(tracers=[]).store  # with plugins: a store plugin may own PLAIT_STORE
     if store is None:
         raise click.UsageError("run recording is off (PLAIT_STORE=off): there are no runs")
     return store
