@@ -26,7 +26,7 @@ async def main(rounds: int) -> None:
         on = plait.Runtime(entry_points=False, store=Path(tmp) / "runs.db")
         off = plait.Runtime(entry_points=False, store="off")
         await w1(on, off, rounds)
-        await w2(on, off, max(3, rounds // 6))
+        await w2(on, off, max(5, rounds // 3))
         assert on.store is not None
         recorded = len(await on.store.runs(limit=100_000))
         line("runs recorded in the store", f"{recorded:,}")
