@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -57,12 +58,16 @@ class FanOut(Step):
         return ctx.input(self.over)  # type: ignore[no-any-return]
 
     async def run(self, ctx: StepContext) -> FanOutResult:
-        worker = self.worker
-        return await map_items(scope_of(ctx), worker_call(worker, ctx), self.items(ctx),
+        return await map_items(scope_of(ctx), worker_call(self.worker, ctx), self.items(ctx),
                                limit=self.limit, on_error=self.on_error,
                                min_success=self.min_success, indexed=True,
-                               item_type=(worker.output_type if isinstance(worker, Step)
-                                          else declared_return(worker)))
+                               item_type=self.item_type)
+
+    @functools.cached_property
+    def item_type(self) -> Any:
+        """The type the worker returns for an item (what a resumed run restores)."""
+        worker = self.worker
+        return worker.output_type if isinstance(worker, Step) else declared_return(worker)
 
 
 def worker_call(worker: Any, ctx: StepContext) -> Callable[[int, Any], Awaitable[Any]]:

@@ -49,11 +49,12 @@ async def map_items(scope: StepScope, fn: Callable[..., Any], items: Iterable[An
         call = _with_policy(call, item_config.resolve(), scope.path)
     report = _reporter(scope, len(seq)) if scope.run.listeners else None
     memory = scope.run.durable
-    if not indexed:
-        item_type = declared_return(fn)
-    done = ({} if not memory.items or item_type is None
-            else memory.done_items(scope.path, item_type, scope.runtime.converter))
-    rest = Unfinished(done, seq, call, report) if done else None
+    rest = None
+    if memory.items:  # a resumed run: items recorded as done are not run again
+        kind = item_type if indexed else declared_return(fn)
+        done = ({} if kind is None
+                else memory.done_items(scope.path, kind, scope.runtime.converter))
+        rest = Unfinished(done, seq, call, report) if done else None
     job = (FanOutJob(call, seq, limit, on_error == "raise", scope.path, report=report)
            if rest is None else rest.job(limit, on_error == "raise", scope.path))
     hooks = scope.runtime.hooks

@@ -286,3 +286,29 @@ async def test_resume_errors_are_typed(runtime: plait.Runtime) -> None:
     with pytest.raises(plait.ResumeError, match="records no runs"):
         await pipe.resume(result.run_id, runtime=plait.Runtime(entry_points=False,
                                                                store="off"))
+
+
+async def test_a_declarative_fan_out_resumes_item_by_item(runtime: plait.Runtime) -> None:
+    ran: list[int] = []
+    keys: dict[int, list[str]] = {}
+    broken = {4}
+
+    async def worker(ctx: plait.StepContext, item: int) -> Draft:
+        ran.append(item)
+        keys.setdefault(item, []).append(ctx.idempotency_key)
+        if item in broken:
+            raise ValueError(f"item {item}")
+        return Draft(str(item), ("x",) * item)
+
+    pipe = plait.Pipeline("drafts", steps={"fan": plait.FanOut(worker, over="items",
+                                                               limit=2)})
+    with pytest.raises(plait.StepFailed):
+        await pipe.run({"items": list(range(6))}, runtime=runtime, run_id="fo")
+    first = sorted(ran)
+    assert 4 in first
+    ran.clear()
+    broken.clear()
+    result = await pipe.resume("fo", runtime=runtime)
+    assert sorted(ran) == [i for i in range(6) if i not in first or i == 4]
+    assert list(result.output.values) == [Draft(str(i), ("x",) * i) for i in range(6)]
+    assert keys[4] == ["fo/fan/4", "fo/fan/4"]  # the same key on both attempts
