@@ -117,3 +117,27 @@ async def test_a_corrupt_store_fails_a_run_before_any_step(tmp_path: Path) -> No
         await plait.Pipeline("p", steps={"s": s}).run(runtime=runtime)
     assert ran == []
     assert path.read_bytes() == b"\x00garbage" * 512
+
+
+def test_where_a_runtime_records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from plait._stores import default_location
+
+    monkeypatch.delenv("PLAIT_STORE")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # platformdirs on Linux
+    assert default_location() == str(tmp_path / "data" / "plait" / "runs.db")
+    store = plait.Runtime(entry_points=False).store
+    assert isinstance(store, plait.SQLiteStore)
+    assert store.location == default_location()
+    monkeypatch.setenv("PLAIT_STORE", str(tmp_path / "elsewhere.db"))
+    assert plait.Runtime(entry_points=False).store.location == str(  # type: ignore[union-attr]
+        tmp_path / "elsewhere.db")
+    for off in ("off", "OFF", " off ", False):
+        runtime = plait.Runtime(entry_points=False, store=off)
+        assert runtime.store is None
+        assert runtime.listeners == ()
+    monkeypatch.setenv("PLAIT_STORE", "off")
+    assert plait.Runtime(entry_points=False).store is None
+    mine = plait.SQLiteStore(tmp_path / "mine.db")
+    assert plait.Runtime(entry_points=False, store=mine).store is mine
+    with pytest.raises(TypeError, match=r"Runtime\(store=...\) must be a path"):
+        plait.Runtime(entry_points=False, store=42)  # type: ignore[arg-type]
