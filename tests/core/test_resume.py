@@ -312,3 +312,29 @@ async def test_a_declarative_fan_out_resumes_item_by_item(runtime: plait.Runtime
     assert sorted(ran) == [i for i in range(6) if i not in first or i == 4]
     assert list(result.output.values) == [Draft(str(i), ("x",) * i) for i in range(6)]
     assert keys[4] == ["fo/fan/4", "fo/fan/4"]  # the same key on both attempts
+
+
+def test_what_a_crashed_run_spent_counts_each_row_once() -> None:
+    from plait._resume import spent
+
+    def u(cents: int) -> plait.Usage:
+        return plait.Usage(calls=1, cost=Decimal(cents) / 100)
+
+    def step(path: str, cents: int, attempt: int) -> plait.StepRow:
+        return plait.StepRow("r", path, plait.StepRecord(path.rsplit("/")[-1], "ok",
+                                                         usage=u(cents)), 1, attempt)
+
+    def item(path: str, i: int, cents: int, attempt: int) -> plait.ItemRow:
+        return plait.ItemRow("r", path, i, 9, i, usage=u(cents), attempt=attempt)
+
+    stored = plait.StoredRun(
+        plait.RunRow("r", "p", "running", 1.0, attempt=2, base=u(100)),
+        {"a": step("a", 1000, 1),  # restored from attempt 1: already in the base
+         "b": step("b", 10, 2), "b/inner": step("b/inner", 7, 2),  # inside b's total
+         "n/x": step("n/x", 20, 2)},  # n itself never finished: its step counts
+        {"fan": {0: item("fan", 0, 1, 2), 1: item("fan", 1, 2, 2),
+                 2: item("fan", 2, 500, 1)},  # attempt 1's item: in the base
+         "b/f": {0: item("b/f", 0, 300, 2)}})  # inside b
+    assert spent(stored) == u(100) + u(10) + u(20) + u(1) + u(2)
+    ended = attrs.evolve(stored, run=attrs.evolve(stored.run, status="failed", usage=u(7)))
+    assert spent(ended) == u(7)  # an attempt that ended wrote its total
