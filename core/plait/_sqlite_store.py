@@ -1,7 +1,8 @@
 """The embedded run store: one SQLite file, shared by every process and run that uses it.
 
 - Writes never touch the event loop: ``write`` appends rows to a queue, and one writer
-  thread per store drains it in batches, each batch one transaction. ``flush`` waits (in
+  thread per store drains it in batches, each batch one transaction (the thread ends
+  after a while without rows, and the next write starts another). ``flush`` waits (in
   a worker thread) until everything queued before it is committed.
 - Many processes share the file: WAL journal, a busy timeout, and ``BEGIN IMMEDIATE``
   so writers take turns instead of failing; rows are upserts by their key, so a row
@@ -37,6 +38,7 @@ from ._store import CallRow, ItemRow, OnceRow, Row, RunRow, StepRow, StoredRun
 __all__ = ["APPLICATION_ID", "MIGRATIONS", "SQLiteStore"]
 
 _LINGER = 0.001  # seconds the writer lets rows gather before a transaction
+_IDLE = 2.0  # seconds without rows after which the writer thread ends
 APPLICATION_ID = 0x706C6169  # "plai": marks the file as a plait run store
 
 # MIGRATIONS[n] takes the schema from version n to n + 1; append, never edit.
@@ -281,9 +283,10 @@ class SQLiteStore:
         conn: sqlite3.Connection | None = None
         while True:
             with self._cond:
-                while not self._queue and not self._closing:
-                    self._cond.wait()
-                if not self._queue:
+                if not self._queue and not self._closing:
+                    self._cond.wait(_IDLE)
+                if not self._queue:  # closing, or idle: the next write starts a new writer
+                    self._thread = None
                     break
                 if not (self._flushing or self._closing or len(self._queue) >= self._batch):
                     # let rows gather, so one transaction writes many (a flush cuts it short)
@@ -359,7 +362,6 @@ class SQLiteStore:
         if thread is not None:
             thread.join()
         with self._cond:
-            self._thread = None
             self._closing = False
 
     async def aclose(self) -> None:

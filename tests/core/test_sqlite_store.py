@@ -10,6 +10,7 @@ from pathlib import Path
 import anyio
 import plait
 import pytest
+from plait import _sqlite_store
 from plait._sqlite_store import _CHECKED, APPLICATION_ID, MIGRATIONS, _params
 from plait_testing.contracts import RunStoreContract
 
@@ -139,3 +140,21 @@ async def test_eight_processes_share_one_file_without_losing_a_row(tmp_path: Pat
             assert got.steps["fan"].output == [i * i for i in range(40)]
             assert [row.value for row in got.items["fan"].values()] == [
                 i * i for i in range(40)]
+
+
+async def test_an_idle_writer_ends_and_the_next_write_starts_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_sqlite_store, "_IDLE", 0.01)
+    store = plait.SQLiteStore(tmp_path / "runs.db")
+    store.write([plait.RunRow("a", "p", "ok", 1.0)])
+    await store.flush()
+    writer = store._thread
+    assert writer is not None
+    await anyio.to_thread.run_sync(writer.join, 10)  # no rows for a while: it ends
+    assert not writer.is_alive()
+    assert store._thread is None
+    store.write([plait.RunRow("b", "p", "ok", 2.0)])
+    assert store._thread is not None
+    await store.flush()
+    assert [r.run_id for r in await store.runs()] == ["b", "a"]
+    await store.aclose()
