@@ -26,25 +26,30 @@ from ._store import ItemRow, StepRow
 if TYPE_CHECKING:
     import cattrs
 
-__all__ = ["PLAIN", "RunMemory", "Unfinished", "fingerprint", "is_plain", "recorded_output",
-           "restore_value",
-           "structure_of", "target_of"]
+__all__ = ["PLAIN", "UNRESTORABLE", "RunMemory", "Unfinished", "fingerprint", "is_plain",
+           "recorded_output", "restore_value", "structure_of", "target_of"]
 
 PLAIN = (str, int, float, bool, type(None))
 
 
-def is_plain(value: Any, data: Any) -> bool:
-    """Whether ``value`` is plain JSON data (``data`` is what the converter made of it),
-    so it can be restored without knowing its type."""
+def is_plain(value: Any) -> bool:
+    """Whether ``value`` is plain JSON data (scalars, lists, dicts with string keys), which
+    comes back from JSON as it was, so it can be restored without knowing its type."""
     kind = type(value)
-    return kind in PLAIN or (kind in (dict, list) and data == value)
+    if kind in PLAIN:
+        return True
+    if kind is list:
+        return all(is_plain(v) for v in value)
+    if kind is dict:
+        return all(type(k) is str and is_plain(v) for k, v in value.items())
+    return False
 
 
-_UNRESTORABLE: Any = object()
+UNRESTORABLE: Any = object()
 
 
 def restore_value(data: Any, plain: bool, declared: Any, conv: cattrs.Converter) -> Any:
-    """A recorded value back as it was, or ``_UNRESTORABLE``."""
+    """A recorded value back as it was, or ``UNRESTORABLE``."""
     try:
         typed = serializable_type(declared)
     except TypeError:  # an annotation that cannot be a cache key
@@ -53,8 +58,8 @@ def restore_value(data: Any, plain: bool, declared: Any, conv: cattrs.Converter)
         try:
             return conv.structure(data, declared)
         except Exception:  # the declared type changed since: run the step again
-            return _UNRESTORABLE
-    return data if plain else _UNRESTORABLE
+            return UNRESTORABLE
+    return data if plain else UNRESTORABLE
 
 
 class RunMemory:
@@ -83,7 +88,7 @@ class RunMemory:
         if row is None:
             return None
         value = restore_value(row.output, row.plain, declared, conv)
-        if value is _UNRESTORABLE:
+        if value is UNRESTORABLE:
             return None
         return row.record, value
 
@@ -96,7 +101,7 @@ class RunMemory:
         done = {}
         for index, row in rows.items():
             value = restore_value(row.value, row.plain, declared, conv)
-            if value is not _UNRESTORABLE:
+            if value is not UNRESTORABLE:
                 done[index] = (value, row.usage)
         return done
 
@@ -139,8 +144,7 @@ def recorded_output(value: Any, conv: cattrs.Converter) -> tuple[Any, bool]:
         return value, True
     if isinstance(value, FanOutResult):
         return None, False
-    data = conv.unstructure(value)
-    return data, not isinstance(value, Stop) and is_plain(value, data)
+    return conv.unstructure(value), not isinstance(value, Stop) and is_plain(value)
 
 
 def structure_of(pipeline: Any, prefix: str = "") -> dict[str, tuple[str, ...]]:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._durable import restore_value
+from ._durable import UNRESTORABLE, restore_value
 from ._step import declared_return, is_async_callable, run_in_thread
 from ._store import OnceRow
 
@@ -49,6 +49,8 @@ async def run_once(scope: StepScope, name: str, fn: Callable[..., Any],
         if name in memory.once:  # recorded by an earlier attempt of this run
             value = restore_value(memory.once[name], True, declared_return(fn),
                                   runtime.converter)
+            if value is UNRESTORABLE:  # fn's type changed since: its data, never a new call
+                value = memory.once[name]
         else:
             run_id = scope.run.info.run_id
             kwargs = {"idempotency_key": f"{run_id}/once/{name}"} if _takes_key(fn) else {}

@@ -338,3 +338,38 @@ def test_what_a_crashed_run_spent_counts_each_row_once() -> None:
     assert spent(stored) == u(100) + u(10) + u(20) + u(1) + u(2)
     ended = attrs.evolve(stored, run=attrs.evolve(stored.run, status="failed", usage=u(7)))
     assert spent(ended) == u(7)  # an attempt that ended wrote its total
+
+
+async def test_undeclared_outputs_are_restored_only_when_json_keeps_them(
+        runtime: plait.Runtime) -> None:
+    ran: list[str] = []
+    values: dict[str, Any] = {"plain": {"a": [1, "x", None]}, "int_keys": {1: "a"},
+                              "a_tuple": (1, 2), "an_object": Draft("t", ())}
+
+    def make(name: str) -> Any:
+        async def step(ctx: plait.StepContext):  # type: ignore[no-untyped-def]  # undeclared
+            ran.append(name)
+            return values[name]
+        return step
+
+    broken = [True]
+
+    @plait.step
+    async def last(ctx: plait.StepContext) -> str:
+        ran.append("last")
+        if broken[0]:
+            raise RuntimeError("first time")
+        return "done"
+
+    names = list(values)
+    pipe = plait.Pipeline("plain", steps={**{n: make(n) for n in names}, "last": last},
+                          deps={"last": names})
+    with pytest.raises(plait.StepFailed):
+        await pipe.run({}, runtime=runtime, run_id="plain-1")
+    ran.clear()
+    broken[0] = False
+    result = await pipe.resume("plain-1", runtime=runtime)
+    # JSON would hand back "1" for 1, a list for the tuple, a dict for the object: those
+    # steps run again; the plain one is restored as it was
+    assert sorted(ran) == ["a_tuple", "an_object", "int_keys", "last"]
+    assert result.outputs == {**values, "last": "done"}
