@@ -25,9 +25,11 @@ from ._errors import (
     ProviderError,
     ProviderUnavailable,
     RateLimited,
+    ResumeError,
     SerializationError,
     StepFailed,
     StepTimeout,
+    StoreError,
     UndeclaredDependency,
     UnknownExecutor,
     UnknownInput,
@@ -61,6 +63,7 @@ from ._money import Price, TokenCount, Usage, usd
 from ._orchestrator import Orchestrator, OrchestratorResult, TaskReport
 from ._pipeline import Pipeline
 from ._plugins import PluginInfo, PluginWarning
+from ._recorder import StoreWarning
 from ._results import (
     Aggregation,
     Candidate,
@@ -78,7 +81,9 @@ from ._results import (
 )
 from ._router import Router
 from ._runtime import Runtime
+from ._sqlite_store import SQLiteStore
 from ._step import FunctionStep, Step, step
+from ._store import CallRow, ItemRow, OnceRow, RunRow, RunStore, StepRow, StoredRun
 from ._sync import run_sync
 from ._targets import load_target, parse_inputs, parse_settings
 from ._version import __version__ as __version__
@@ -95,6 +100,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequest",
     "BudgetExceeded",
+    "CallRow",
     "Candidate",
     "CaseDiff",
     "CaseResult",
@@ -115,6 +121,7 @@ __all__ = [
     "ItemError",
     "ItemFinished",
     "ItemOutcome",
+    "ItemRow",
     "Limits",
     "Message",
     "MetricContext",
@@ -123,6 +130,7 @@ __all__ = [
     "ModelNotFound",
     "ModelRequest",
     "ModelResponse",
+    "OnceRow",
     "Orchestrator",
     "OrchestratorResult",
     "OutputParseError",
@@ -140,21 +148,29 @@ __all__ = [
     "ProviderUnavailable",
     "RateLimited",
     "Reply",
+    "ResumeError",
     "Router",
     "RunFailed",
     "RunFinished",
     "RunInfo",
+    "RunRow",
     "RunStarted",
+    "RunStore",
     "Runtime",
+    "SQLiteStore",
     "SerializationError",
     "Step",
     "StepContext",
     "StepFailed",
     "StepFinished",
     "StepRecord",
+    "StepRow",
     "StepStarted",
     "StepTimeout",
     "Stop",
+    "StoreError",
+    "StoreWarning",
+    "StoredRun",
     "TaskReport",
     "TextDelta",
     "TokenCount",

@@ -12,6 +12,7 @@ from ._ensemble import run_ensemble
 from ._errors import MissingInput, UndeclaredDependency
 from ._map import OnError, map_items
 from ._money import Usage
+from ._once import run_once
 from ._results import EnsembleResult, FanOutResult, Reply
 from ._scope import StepScope
 
@@ -180,6 +181,15 @@ class StepContext:
         return await run_ensemble(self._scope, agent, prompt, n=n, vary=vary,
                                   aggregate=aggregate, limit=limit, force=force,
                                   options=options)
+
+    async def once(self, name: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """Call ``fn(*args)`` once per run for ``name`` (a charge, an e-mail): a retry of
+        this step, another step, or a resumed run gets the recorded result back without
+        calling ``fn``. ``fn`` (sync or async) that takes an ``idempotency_key`` keyword
+        gets ``<run_id>/once/<name>``, stable across attempts and resumes, for the
+        external system to dedupe a crash between ``fn`` returning and the record being
+        written (see docs/guide/durability.md)."""
+        return await run_once(self._scope, name, fn, args)
 
     def child(self, step_id: str, *, item: Any = None, deps: Mapping[str, Any] | None = None,
               config: ResolvedConfig | None = None) -> StepContext:

@@ -24,6 +24,8 @@
     ├── SerializationError         an output cannot be turned into JSON (names step and path)
     ├── AggregationError           an aggregator could not decide
     ├── EvalError                  an evaluation's cases, metrics or variants are malformed
+    ├── StoreError                 a run store cannot be opened or used (names the file)
+    ├── ResumeError                a run cannot be resumed (unknown id, changed pipeline)
     └── PluginError                a plugin is missing, broken or misbehaving
         └── UnknownPlugin          no installed plugin provides a name (provider, aggregator...)
             └── UnknownExecutor    no installed plugin registered the fan-out executor named
@@ -62,9 +64,11 @@ __all__ = [
     "ProviderError",
     "ProviderUnavailable",
     "RateLimited",
+    "ResumeError",
     "SerializationError",
     "StepFailed",
     "StepTimeout",
+    "StoreError",
     "UndeclaredDependency",
     "UnknownExecutor",
     "UnknownInput",
@@ -357,6 +361,22 @@ class AggregationError(PlaitError):
 class EvalError(PlaitError):
     """``plait.evaluate`` (or ``plait eval``) was given malformed cases, metrics or
     variants; the message names the case, line or option."""
+
+
+class StoreError(PlaitError):
+    """A run store cannot be opened or used: a corrupt or foreign file, a schema from a
+    newer plait, an unknown ``PLAIT_STORE`` scheme. ``location`` names the file (or URL);
+    the file is never changed or replaced."""
+
+    def __init__(self, location: str, detail: str) -> None:
+        self.location = location
+        super().__init__(f"run store {location}: {detail}")
+
+
+class ResumeError(PlaitError):
+    """A run cannot be resumed: no store, an unknown run id, another pipeline's run, or a
+    pipeline whose structure changed so that recorded outputs no longer fit
+    (``pipe.resume(..., force=True)`` resumes anyway)."""
 
 
 class PluginError(PlaitError):

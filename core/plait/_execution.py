@@ -38,6 +38,10 @@ async def execute_step(step: Step, scope: StepScope) -> tuple[StepRecord, Any, E
     error: Exception | None = None
     hooks = scope.runtime.hooks
     run = scope.run
+    if run.durable.steps:  # a resumed run: a step that finished before is not run again
+        kept = run.durable.step(scope.path, step.output_type, scope.runtime.converter)
+        if kept is not None:
+            return kept[0], kept[1], None
     if run.listeners:
         await run.emit(StepStarted(run.info.run_id, scope.path, started))
     try:

@@ -81,10 +81,16 @@ class FanOut(Step):
         result = await map_items(scope_of(ctx), worker_call(self.worker, ctx), self.items(ctx),
                                  limit=self.limit, on_error=self.on_error,
                                  min_success=self.min_success, indexed=True,
-                                 executor=self.executor)
+                                 executor=self.executor, item_type=self.item_type)
         if result.errors and self.declares_serializable:  # items are inputs of any type
             check_serializable(ctx.runtime.converter, FanOutResult((), result.errors), ctx.path)
         return result
+
+    @functools.cached_property
+    def item_type(self) -> Any:
+        """The type the worker returns for an item (what a resumed run restores)."""
+        worker = self.worker
+        return worker.output_type if isinstance(worker, Step) else declared_return(worker)
 
 
 def worker_call(worker: Any, ctx: StepContext) -> Callable[[int, Any], Awaitable[Any]]:
@@ -92,27 +98,32 @@ def worker_call(worker: Any, ctx: StepContext) -> Callable[[int, Any], Awaitable
     runs with its own child context (so its own idempotency key). A worker step runs under
     its own config (``timeout``, ``retries``, ``validate``), per item."""
     # Each returns the item's awaitable rather than awaiting it in a coroutine of its own:
-    # one coroutine less per item.
+    # one coroutine less per item. They close over ``ctx``, not its scope: a remote
+    # executor ships a context by what it is, a scope only with everything it holds.
     hooks = ctx.runtime.hooks
-    scope = scope_of(ctx)
     call: Callable[[int, Any], Awaitable[Any]]
     if isinstance(worker, Step):
         own = Config.layered(worker.config).resolve()
         if own.timeout is None and not own.retries and not own.validate:  # the fast path
             if hooks.only_default("plait_run_step"):  # what the default would do, per item
                 def call(i: int, item: Any) -> Awaitable[Any]:
-                    return worker.run(StepContext(scope.item_child(i, item)))
+                    return worker.run(_item(ctx, i, item))
             else:
                 def call(i: int, item: Any) -> Awaitable[Any]:
                     return hooks.decide("plait_run_step", step=worker,
-                                        ctx=StepContext(scope.item_child(i, item)))
+                                        ctx=_item(ctx, i, item))
         else:
             def call(i: int, item: Any) -> Awaitable[Any]:
                 return attempt_step(worker, scope_of(ctx.child(f"{i}", item=item, config=own)))
     elif inspect.iscoroutinefunction(worker):
         def call(i: int, item: Any) -> Awaitable[Any]:
-            return worker(StepContext(scope.item_child(i, item)), item)  # type: ignore[no-any-return]
+            return worker(_item(ctx, i, item), item)  # type: ignore[no-any-return]
     else:
         def call(i: int, item: Any) -> Awaitable[Any]:
-            return run_in_thread(worker, StepContext(scope.item_child(i, item)), item)
+            return run_in_thread(worker, _item(ctx, i, item), item)
     return call
+
+
+def _item(ctx: StepContext, index: int, item: Any) -> StepContext:
+    """Item ``index``'s context: ``ctx.child(str(index), item=item)``, made cheaply."""
+    return StepContext(scope_of(ctx).item_child(index, item))

@@ -16,12 +16,13 @@ import anyio
 
 from ._budget import ITEM_METER, ItemMeter
 from ._config import Config, ResolvedConfig
+from ._durable import Unfinished
 from ._errors import FanOutError
 from ._events import ItemFinished
 from ._execution import run_attempts
 from ._money import Usage
 from ._results import ErrorInfo, FanOutJob, FanOutResult, ItemError, ItemOutcome
-from ._step import is_async_callable, run_in_thread
+from ._step import declared_return, is_async_callable, run_in_thread
 
 if TYPE_CHECKING:
     from ._scope import StepScope
@@ -33,10 +34,12 @@ OnError = Literal["raise", "collect"]
 async def map_items(scope: StepScope, fn: Callable[..., Any], items: Iterable[Any], *,
                     limit: int | None, on_error: OnError, min_success: int | None,
                     indexed: bool = False, item_config: Config | None = None,
-                    executor: str | None = None) -> FanOutResult:
+                    executor: str | None = None, item_type: Any = None) -> FanOutResult:
     """Run ``fn(item)`` (``fn(index, item)`` when ``indexed``) over ``items``; with
     ``item_config``, each item under its timeout and retries; on ``executor`` (default:
-    the Runtime's)."""
+    the Runtime's). In a resumed run, items recorded as done are restored instead of run
+    (as ``item_type``, the type ``fn`` returns; ``None`` when unknown, which restores
+    nothing)."""
     check_policy(limit, on_error, min_success)
     if isinstance(items, str | bytes) or not isinstance(items, Iterable):
         raise TypeError(f"step {scope.step_id!r}: fan-out items must be an iterable of "
@@ -45,14 +48,24 @@ async def map_items(scope: StepScope, fn: Callable[..., Any], items: Iterable[An
     call = fn if indexed else _per_item(fn)
     if item_config is not None:
         call = _with_policy(call, item_config.resolve(), scope.path)
-    job = FanOutJob(call, seq, limit, on_error == "raise", scope.path,
-                    executor or scope.runtime.default_executor,
-                    report=_reporter(scope, len(seq)) if scope.run.listeners else None)
+    report = _reporter(scope, len(seq)) if scope.run.listeners else None
+    executor = executor or scope.runtime.default_executor
+    memory = scope.run.durable
+    rest = None
+    if memory.items:  # a resumed run: items recorded as done are not run again
+        kind = item_type if indexed else declared_return(fn)
+        done = ({} if kind is None
+                else memory.done_items(scope.path, kind, scope.runtime.converter))
+        rest = Unfinished(done, seq, call, report) if done else None
+    job = (FanOutJob(call, seq, limit, on_error == "raise", scope.path, executor, report=report)
+           if rest is None else rest.job(limit, on_error == "raise", scope.path, executor))
     hooks = scope.runtime.hooks
     ctx = scope.ctx
 
     async def work() -> FanOutResult:
         outcomes = await hooks.decide("plait_execute_fanout", job=job, ctx=ctx)
+        if rest is not None:
+            outcomes = rest.merged(outcomes)
         return _collect(outcomes, seq, on_error, min_success, scope.path)
 
     result: FanOutResult = await hooks.around("plait_wrap_fanout", {"job": job, "ctx": ctx},

@@ -17,6 +17,7 @@ import anyio
 from ._budget import Budget, UsageMeter
 from ._config import NOTSET, Config, ResolvedConfig
 from ._context import StepContext, scope_of
+from ._durable import RunMemory
 from ._errors import (
     BudgetExceeded,
     PipelineDefinitionError,
@@ -30,6 +31,7 @@ from ._graph import render
 from ._inputs import InputSpec, type_schema
 from ._money import Usage
 from ._results import ErrorInfo, PipelineResult, RunInfo, StepRecord, Stop
+from ._resume import resume_run
 from ._runtime import Runtime, default_runtime
 from ._scope import RunScope, StepScope
 from ._step import Step, as_step
@@ -144,13 +146,28 @@ class Pipeline(Step):
             return await self._run_nested(inputs)
         return await self._start(inputs, deps=deps, runtime=runtime, run_id=run_id)
 
+    async def resume(self, run_id: str, inputs: Mapping[str, Any] | None = None, *,
+                     deps: Any = None, runtime: Runtime | None = None,
+                     force: bool = False) -> PipelineResult:
+        """Continue the recorded run ``run_id`` (crashed, failed or stopped) on ``runtime``'s
+        run store: steps and fan-out items recorded as done are restored, not run again;
+        the rest runs, under the same run id and idempotency keys, with the run's budget
+        already charged with what it spent. ``inputs`` are merged over the recorded ones
+        (continuing after a ``plait.Stop`` that asked for more). Raises ``ResumeError``
+        for an unknown run, another pipeline's run, or a pipeline whose steps or
+        dependencies changed since (``force=True`` restores what still matches by path).
+        """
+        return await resume_run(self, run_id, inputs, deps=deps, runtime=runtime, force=force)
+
     async def _start(self, inputs: Mapping[str, Any] | None, *, deps: Any,
                      runtime: Runtime | None, run_id: str | None,
                      listeners: tuple[Listener, ...] = (),
-                     within: Budget | None = None) -> PipelineResult:
+                     within: Budget | None = None,
+                     memory: RunMemory | None = None) -> PipelineResult:
         """A top-level run, reported to the Runtime's listeners and ``listeners``, its
-        budget inside ``within`` when given (an eval's, that every run also spends): what
-        ``run`` and the ways of running built on it share."""
+        budget inside ``within`` when given (an eval's, that every run also spends), and
+        continuing what ``memory`` recorded of an earlier attempt (a resume): what ``run``
+        and the ways of running built on it share."""
         if inputs is None:
             inputs = {}
         if self._inputs is not None:
@@ -162,8 +179,10 @@ class Pipeline(Step):
         info = RunInfo(run_id or uuid.uuid4().hex, self.label, dict(inputs))
         limit = self._resolved_run.budget
         budget = within if limit is None else Budget(limit, "run", within)
+        if budget is not None and budget is not within and memory is not None:
+            budget.spent = memory.base.cost  # a resumed run: what it already spent
         run = RunScope(runtime, info, deps, budget, UsageMeter(), prefix="",
-                       listeners=(*runtime.listeners, *listeners))
+                       listeners=(*runtime.listeners, *listeners), durable=memory)
         work = self._reported if run.listeners else self._execute
         result: PipelineResult = await runtime.hooks.around(
             "plait_wrap_run", {"pipeline": self, "run": info}, lambda: work(run))
@@ -191,7 +210,7 @@ class Pipeline(Step):
         budget = outer.budget if limit is None else Budget(limit, f"pipeline {self.name}",
                                                            outer.budget)
         run = RunScope(ctx.runtime, info, ctx.deps, budget, outer.meter, prefix=ctx.path + "/",
-                       listeners=outer.run.listeners)
+                       listeners=outer.run.listeners, durable=outer.run.durable)
         try:
             result = await self._execute(run)
         except PlaitError as exc:

@@ -59,6 +59,7 @@ _REGISTRATIONS = {
     "plait_register_converter_hooks": "converter",
     "plait_register_metrics": "metric",
     "plait_register_executors": "executor",
+    "plait_register_stores": "store",
 }
 
 
@@ -90,6 +91,7 @@ class Registry:
     converter_hooks: list[tuple[Any, Any, Any]] = attrs.field(factory=list)
     metrics: dict[str, Any] = attrs.field(factory=dict)
     executors: dict[str, Any] = attrs.field(factory=dict)
+    stores: dict[str, Any] = attrs.field(factory=dict)  # scheme -> factory(location)
     owners: dict[tuple[str, str], str] = attrs.field(factory=dict)  # (kind, name) -> plugin
 
 
@@ -233,7 +235,7 @@ class Plugins:
         registry = self.registry
         infos: list[PluginInfo] = []
         for name, plugin in self.pm.list_name_plugin():
-            if plugin is None or (name == BUILTINS and not include_builtins):
+            if plugin is None or (name.startswith(BUILTINS) and not include_builtins):
                 continue
             callers = self.pm.get_hookcallers(plugin) or ()
             hooks = tuple(sorted(h.name for h in callers if h.name.startswith("plait_")))
@@ -291,7 +293,8 @@ def _adders(reg: Registry) -> dict[str, Callable[..., str]]:
             "validator": named("validator", reg.validators), "tracer": tracer,
             "command": command, "converter": converter,
             "metric": named("metric", reg.metrics),
-            "executor": named("executor", reg.executors)}
+            "executor": named("executor", reg.executors),
+            "store": named("store", reg.stores)}
 
 
 def _check_name(kind: str, name: Any) -> None:

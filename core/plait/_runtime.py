@@ -25,7 +25,10 @@ from ._limits import LimiterRegistry
 from ._model import Limits, ProviderEnv, ProviderSpec, split_model
 from ._money import Price, price_in
 from ._plugins import BUILTINS, KNOWN_DISTRIBUTIONS, PluginInfo, Plugins, Registry
+from ._recorder import Recorder
 from ._serialize import make_converter
+from ._store import RunStore
+from ._stores import OFF, open_location, store_setting
 
 if TYPE_CHECKING:
     import cattrs
@@ -54,6 +57,9 @@ class Runtime:
       on another provider); the agent's ``price`` is then ignored, the new model's applies.
     - ``executor``: the fan-out executor every ``ctx.map`` and ``FanOut`` uses unless it
       names its own (default ``"local"``, plait's in-process pool; ``"ray"`` with plait-ray).
+    - ``store``: where runs are recorded (for ``pipe.resume`` and ``plait runs``): a
+      file path, a ``<scheme>://`` location a store plugin handles, a ``plait.RunStore``,
+      or ``"off"``. Default: ``PLAIT_STORE``, else ``runs.db`` in the user data directory.
     - ``listeners``: async callables awaited with every event of every run on this Runtime
       (``plait.RunStarted`` ... ``plait.RunFinished``); a listener that waits holds the run
       back, one that raises fails it. ``rt.listeners`` is the tuple; a Runtime reference
@@ -77,6 +83,7 @@ class Runtime:
         transport: httpx.AsyncBaseTransport | None = None,
         model_override: str | None = None,
         executor: str = "local",
+        store: RunStore | str | os.PathLike[str] | bool | None = None,
         listeners: Iterable[Listener] = (),
         context_windows: Mapping[str, int] | None = None,
     ) -> None:
@@ -119,6 +126,13 @@ class Runtime:
         self._unpriced: set[str] = set()  # models warned about once
         self._converter: cattrs.Converter | None = None
         self._limiters = self._limiter_registry()  # bad limits fail here, not at a call
+        self._store_setting = store_setting(store)  # opened on the first run, not here
+        self._store: RunStore | None = None
+        self._recorder: Recorder | None = None
+        if self._store_setting != OFF:  # record runs: one more listener, one run wrapper
+            self._recorder = Recorder(self)
+            self.listeners = (*self.listeners, self._recorder)
+            self._plugins.register(self._recorder, f"{BUILTINS}.store")
         for plugin in plugins:
             self.register(plugin)
 
@@ -264,12 +278,23 @@ class Runtime:
         return self._converter
 
     @property
+    def store(self) -> RunStore | None:
+        """The run store this Runtime records runs to (``None`` when recording is off)."""
+        setting = self._store_setting
+        if self._store is None and setting != OFF:
+            self._store = (setting if not isinstance(setting, str)
+                           else open_location(setting, self.registry))
+        return self._store
+
+    @property
     def http(self) -> httpx.AsyncClient:
         """The shared HTTP client, one per event loop the Runtime is used on."""
         return self._client.get()
 
     async def aclose(self) -> None:
         await self._client.aclose()
+        if self._store is not None:
+            await self._store.aclose()
 
     async def __aenter__(self) -> Runtime:
         return self
@@ -278,7 +303,7 @@ class Runtime:
         await self.aclose()
 
     def __repr__(self) -> str:
-        names = [n for n, _ in self.pm.list_name_plugin() if n != BUILTINS]
+        names = [n for n, _ in self.pm.list_name_plugin() if not n.startswith(BUILTINS)]
         return f"<plait.Runtime plugins={names}>"
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._budget import Budget, UsageMeter, meter_for
 from ._config import ResolvedConfig
+from ._durable import RunMemory
 from ._events import Listener, RunEvent
 from ._money import Usage
 from ._results import ErrorInfo, RunInfo, StepRecord, StepStatus
@@ -29,10 +30,12 @@ _new_scope = object.__new__
 class RunScope:
     """Per-run state shared by the steps of one run."""
 
-    __slots__ = ("budget", "deps", "info", "inputs", "listeners", "meter", "prefix", "runtime")
+    __slots__ = ("budget", "deps", "durable", "info", "inputs", "listeners", "meter", "prefix",
+                 "runtime")
 
     def __init__(self, runtime: Runtime, info: RunInfo, deps: Any, budget: Budget | None,
-                 meter: UsageMeter, prefix: str, listeners: tuple[Listener, ...] = ()) -> None:
+                 meter: UsageMeter, prefix: str, listeners: tuple[Listener, ...] = (),
+                 durable: RunMemory | None = None) -> None:
         self.runtime = runtime
         self.info = info
         self.inputs = info.inputs
@@ -41,6 +44,8 @@ class RunScope:
         self.meter = meter
         self.prefix = prefix  # "" at top level, "outer/" inside a nested pipeline
         self.listeners = listeners  # a nested pipeline's run shares its outer run's
+        # what a resumed run restores, and ctx.once results; a nested run shares its outer's
+        self.durable = durable if durable is not None else RunMemory()
 
     async def emit(self, event: RunEvent) -> None:
         """Hand ``event`` to each listener in turn (callers check ``listeners`` first, so a

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from ._router import Router
     from ._runtime import Runtime
     from ._step import Step
+    from ._store import RunStore
 
 __all__ = [
     "RegisterAggregator",
@@ -48,6 +49,7 @@ __all__ = [
     "RegisterExecutor",
     "RegisterMetric",
     "RegisterProvider",
+    "RegisterStore",
     "RegisterTracer",
     "RegisterValidator",
     "Wrapper",
@@ -106,6 +108,10 @@ class RegisterMetric(Protocol):
 class RegisterExecutor(Protocol):
     def __call__(self, name: str, executor: Callable[[FanOutJob, StepContext],
                                                      Awaitable[list[ItemOutcome]]]) -> None: ...
+
+
+class RegisterStore(Protocol):
+    def __call__(self, scheme: str, factory: Callable[[str], RunStore]) -> None: ...
 
 
 # --------------------------------------------------------------------------------------
@@ -219,6 +225,20 @@ def plait_register_executors(register: RegisterExecutor) -> None:
     by name: ``ctx.map(..., executor=name)``, ``plait.FanOut(..., executor=name)`` or
     ``plait.Runtime(executor=name)``; plait registers ``"local"`` (its bounded pool of
     anyio tasks). Import heavy libraries when the executor is called, not here.
+
+    Called for every plugin.
+    """
+
+
+@hookspec
+def plait_register_stores(register: RegisterStore) -> None:
+    """Register run stores by the scheme of their location.
+
+    ``register(scheme, factory)``: ``factory(location) -> plait.RunStore`` builds the store
+    for ``PLAIT_STORE`` (or ``Runtime(store=...)``) values that start with
+    ``<scheme>://``; it is called once per Runtime, on the first run, and must not do I/O
+    itself (the store's ``open`` does). plait registers ``sqlite`` (also used for a plain
+    file path). Check a store with ``plait_testing.contracts.RunStoreContract``.
 
     Called for every plugin.
     """

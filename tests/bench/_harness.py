@@ -9,12 +9,17 @@ elsewhere on the machine hits both alike.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import sniffio
+
+# The workload benchmarks measure the engine, so they record no runs (and never write to
+# the user's run store); bench_store.py measures recording, with stores of its own.
+os.environ.setdefault("PLAIT_STORE", "off")
 
 
 def parse_args(doc: str | None, rounds: int) -> argparse.Namespace:

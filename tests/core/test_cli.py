@@ -152,7 +152,7 @@ def test_help_lists_builtin_and_plugin_commands(install: Callable[..., str],
     assert result.exit_code == 0, result.output
     commands = result.output.split("Commands:")[1]
     assert [line.split()[0] for line in commands.strip().splitlines()] == [
-        "demo", "eval", "graph", "greet", "plugins", "run"]
+        "demo", "eval", "graph", "greet", "plugins", "run", "runs"]
     assert "Say hello (a plugin command)." in commands
 
 

@@ -189,6 +189,29 @@ async def test_hook_register_converter_hooks(plait_runtime: plait.Runtime) -> No
     assert plait_runtime.converter.unstructure(3 + 4j) == [3.0, 4.0]
 
 
+async def test_hook_register_stores(tmp_path: Any) -> None:
+    made: list[str] = []
+
+    class Plugin:
+        @plait.hookimpl
+        def plait_register_stores(self, register: Any) -> None:
+            def factory(location: str) -> plait.SQLiteStore:
+                made.append(location)
+                return plait.SQLiteStore(tmp_path / "via-plugin.db")
+            register("mine", factory)
+
+    runtime = plait.Runtime(entry_points=False, plugins=[Plugin()], store="mine://over/there")
+    result = await one_step(lambda ctx: 41).run(runtime=runtime)
+    assert made == ["mine://over/there"]
+    assert runtime.store is not None
+    stored = await runtime.store.load(result.run_id)
+    assert stored is not None
+    assert stored.steps["only"].output == 41
+    with pytest.raises(plait.StoreError, match=r"nobody://x.*registered: mine, sqlite"):
+        _ = plait.Runtime(entry_points=False, plugins=[Plugin()], store="nobody://x").store
+    await runtime.aclose()
+
+
 # -- decisions ----------------------------------------------------------------------------------
 
 async def test_hook_run_step(plait_runtime: plait.Runtime) -> None:

@@ -17,14 +17,14 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[2] / "core" / "plait"
 # Lowest first. A module may import its own layer (without a cycle) and the ones below.
 LAYERS: list[tuple[str, list[str]]] = [
     ("values", ["_version", "_money", "_config", "_errors", "_model", "_types", "_serialize",
-                "_results", "_events", "_eval_report"]),
+                "_results", "_events", "_store", "_eval_report"]),
     ("mechanisms", ["_budget", "_limits", "_structured", "_conversation", "_inputs", "_http",
-                    "_client", "_policy", "_timeouts", "_hooks"]),
-    ("runtime", ["hookspecs", "_plugins", "_runtime"]),
+                    "_client", "_policy", "_timeouts", "_hooks", "_durable", "_sqlite_store"]),
+    ("runtime", ["hookspecs", "_plugins", "_runtime", "_stores", "_recorder"]),
     ("engine", ["_step", "_scope", "_execution", "_fallback", "_calls", "_agent", "_window",
-                "_map", "_ensemble", "_answer"]),
+                "_map", "_ensemble", "_answer", "_once"]),
     ("workflows", ["_context", "_router", "_fanout", "_orchestrator", "_graph", "_pipeline",
-                   "_eval"]),
+                   "_resume", "_eval"]),
     ("faces", ["_sync", "_targets", "_console", "_eval_view", "_plot", "_builtin", "_demos",
                "_cli", "__init__"]),
 ]

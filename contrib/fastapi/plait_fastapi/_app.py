@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -26,19 +26,26 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
                          "errors, `detail` a list), or a step failed (`detail.step`, "
                          "`detail.cause`, `detail.partial`: the run so far)."},
 }
+_RESUME_ERRORS: dict[int | str, dict[str, Any]] = {
+    **_ERRORS,
+    409: {"description": "The run cannot be resumed: unknown run id, another pipeline's run, "
+                         "the pipeline changed since, or no run store (`detail.message`)."},
+}
 
 
 def router(pipelines: Mapping[str, plait.Pipeline], *,
            runtime: plait.Runtime | None = None) -> APIRouter:
-    """An ``APIRouter`` with ``POST /{name}/runs`` for each pipeline in ``pipelines``.
+    """An ``APIRouter`` with ``POST /{name}/runs`` for each pipeline in ``pipelines``, and
+    ``POST /{name}/runs/{run_id}/resume`` to continue a recorded run (``pipe.resume``).
 
-    The request body is the run's inputs (a JSON object); the response is the
-    ``PipelineResult`` as JSON. Each pipeline gets its own route, whose OpenAPI request
-    schema is ``pipe.input_schema()`` (a pipeline that declares no inputs takes any object)
-    and whose response schema has ``output`` as ``pipe.output_schema()``. Inputs that do
-    not match the declaration answer 422 in FastAPI's own validation shape; a failed step
-    answers 422 and an exceeded budget 402, both with the partial result; an unknown name
-    answers 404. Runs use ``runtime``, else the Runtime of ``plait_fastapi.lifespan``, else
+    The request body is the run's inputs (a JSON object; for a resume, the inputs merged
+    over the recorded ones); the response is the ``PipelineResult`` as JSON. Each pipeline
+    gets its own routes, whose OpenAPI request schema is ``pipe.input_schema()`` (a
+    pipeline that declares no inputs takes any object) and whose response schema has
+    ``output`` as ``pipe.output_schema()``. Inputs that do not match the declaration answer
+    422 in FastAPI's own validation shape; a failed step answers 422 and an exceeded budget
+    402, both with the partial result; an unknown name answers 404, a run that cannot be
+    resumed 409. Runs use ``runtime``, else the Runtime of ``plait_fastapi.lifespan``, else
     plait's default Runtime.
     """
     table = _check_pipelines(pipelines)
@@ -47,7 +54,8 @@ def router(pipelines: Mapping[str, plait.Pipeline], *,
         _add_route(api, name, pipe, runtime)
 
     @api.post("/{name}/runs", include_in_schema=False)
-    async def unknown_pipeline(name: str) -> Response:
+    @api.post("/{name}/runs/{run_id}/resume", include_in_schema=False)
+    async def unknown_pipeline(name: str) -> Response:  # each pipeline has routes of its own
         raise HTTPException(404, detail={
             "error": "unknown_pipeline", "message": f"no pipeline named {name!r}",
             "pipelines": sorted(table)})
@@ -61,20 +69,13 @@ def _add_route(api: APIRouter, name: str, pipe: plait.Pipeline,
 
     async def run_pipeline(request: Request) -> Response:
         inputs = check(await request.body())
-        try:
-            result = await pipe.run(inputs, runtime=runtime or current_runtime(request))
-        except plait.BudgetExceeded as exc:
-            raise HTTPException(402, detail={
-                "error": "budget_exceeded", "message": str(exc), "spent": str(exc.spent),
-                "reserved": str(exc.reserved), "limit": str(exc.limit), "scope": exc.scope,
-                "partial": _as_data(exc.partial)}) from exc
-        except plait.StepFailed as exc:
-            raise HTTPException(422, detail={
-                "error": "step_failed", "message": str(exc), "step": exc.step_id,
-                "attempts": exc.attempts,
-                "cause": {"type": type(exc.cause).__name__, "message": str(exc.cause)},
-                "partial": _as_data(exc.partial)}) from exc
-        return Response(result.to_json(), media_type="application/json")
+        return await _answer(pipe.run(inputs, runtime=runtime or current_runtime(request)))
+
+    async def resume_run(request: Request, run_id: str) -> Response:
+        raw = await request.body()  # the inputs to change; none: the recorded ones
+        inputs = check(raw, partial=True) if raw.strip() else None
+        return await _answer(pipe.resume(run_id, inputs,
+                                         runtime=runtime or current_runtime(request)))
 
     schema = pipe.input_schema()
     body = {"type": "object", "title": f"{pipe.name} inputs"} if schema is None else schema
@@ -87,6 +88,17 @@ def _add_route(api: APIRouter, name: str, pipe: plait.Pipeline,
         openapi_extra={"requestBody": {
             "required": bool(schema and schema["required"]),
             "content": {"application/json": {"schema": body}}}})
+    api.add_api_route(
+        f"/{name}/runs/{{run_id}}/resume", resume_run, methods=["POST"],
+        response_class=Response, summary=f"Resume a recorded run of the {pipe.name} pipeline",
+        operation_id=f"resume_{name}",
+        responses={200: {"description": "The PipelineResult as JSON",
+                         "content": {"application/json": {"schema": _result_schema(pipe)}}},
+                   **_RESUME_ERRORS},
+        openapi_extra={"requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": {
+                "type": "object", "title": f"{pipe.name} inputs over the recorded ones"}}}}})
 
 
 class _InputCheck:
@@ -105,7 +117,8 @@ class _InputCheck:
             with contextlib.suppress(PydanticSchemaGenerationError):
                 self.adapters[input_name] = TypeAdapter(tp)
 
-    def __call__(self, raw: bytes) -> dict[str, Any]:
+    def __call__(self, raw: bytes, *, partial: bool = False) -> dict[str, Any]:
+        """``partial``: the inputs a resume merges over the recorded ones, none required."""
         if not raw.strip():
             data: Any = {}
         else:
@@ -125,7 +138,7 @@ class _InputCheck:
             return data
         errors: list[dict[str, Any]] = [
             {"type": "missing", "loc": ("body", key), "msg": "Field required", "input": data}
-            for key in self.required if key not in data]
+            for key in self.required if key not in data and not partial]
         inputs = {}
         for key, value in data.items():
             if key not in self.types:
@@ -163,6 +176,27 @@ def _result_schema(pipe: plait.Pipeline) -> dict[str, Any]:
         "required": ["pipeline", "run_id", "output", "outputs", "steps", "usage",
                      "stopped_early", "stop"],
     }
+
+
+async def _answer(work: Awaitable[plait.PipelineResult]) -> Response:
+    """The result of a run as the response, or its error as an ``HTTPException``."""
+    try:
+        result = await work
+    except plait.ResumeError as exc:
+        raise HTTPException(409, detail={"error": "cannot_resume",
+                                         "message": str(exc)}) from exc
+    except plait.BudgetExceeded as exc:
+        raise HTTPException(402, detail={
+            "error": "budget_exceeded", "message": str(exc), "spent": str(exc.spent),
+            "reserved": str(exc.reserved), "limit": str(exc.limit), "scope": exc.scope,
+            "partial": _as_data(exc.partial)}) from exc
+    except plait.StepFailed as exc:
+        raise HTTPException(422, detail={
+            "error": "step_failed", "message": str(exc), "step": exc.step_id,
+            "attempts": exc.attempts,
+            "cause": {"type": type(exc.cause).__name__, "message": str(exc.cause)},
+            "partial": _as_data(exc.partial)}) from exc
+    return Response(result.to_json(), media_type="application/json")
 
 
 def lifespan(runtime: plait.Runtime | None = None, **options: Any,

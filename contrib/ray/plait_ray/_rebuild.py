@@ -41,7 +41,8 @@ def runtime(token: str, spec: bytes) -> Runtime:
 def _build(spec: Mapping[str, Any]) -> Runtime:
     built = Runtime(entry_points=spec["entry_points"], settings=spec["settings"],
                     prices=spec["prices"], limits=spec["limits"], tracers=spec["tracers"],
-                    transport=spec["transport"], model_override=spec["model_override"])
+                    transport=spec["transport"], model_override=spec["model_override"],
+                    store="off")  # the driver records the run, remote items included
     for name, plugin in spec["plugins"]:
         built.register(plugin, name)
     return built

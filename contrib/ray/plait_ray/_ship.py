@@ -37,7 +37,7 @@ def runtime_spec(runtime: Runtime) -> dict[str, Any]:
     plugins = runtime._plugins
     return {
         "plugins": [(name, plugin) for name, plugin in runtime.pm.list_name_plugin()
-                    if plugin is not None and name != BUILTINS
+                    if plugin is not None and not name.startswith(BUILTINS)  # ours, a store's
                     and name not in plugins._installed and not name.startswith("tracer:")],
         "entry_points": plugins._autoload,
         "tracers": plugins._tracer_names,

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 from plait._context import StepContext, scope_of
 from plait._map import local_executor
 from plait._money import Price, price_in
-from plait.hookspecs import RegisterExecutor, RegisterTracer, hookimpl
+from plait._sqlite_store import SQLiteStore
+from plait.hookspecs import RegisterExecutor, RegisterStore, RegisterTracer, hookimpl
 
 from .metrics import plait_register_metrics as plait_register_metrics
 from .progress import ProgressDisplay
@@ -42,6 +43,11 @@ def _local(job: FanOutJob, ctx: StepContext) -> Any:
 @hookimpl(trylast=True)
 def plait_price(model: str, table: Mapping[str, Price]) -> Price | None:
     return price_in(table, model)
+
+
+@hookimpl
+def plait_register_stores(register: RegisterStore) -> None:
+    register("sqlite", SQLiteStore)
 
 
 @hookimpl(trylast=True)

@@ -24,6 +24,7 @@ from .eval import eval_command
 from .graph import show_graph
 from .plugins import show_plugins
 from .run import run_target
+from .runs import runs
 
 __all__ = ["main"]
 
@@ -208,6 +209,9 @@ def graph(target: str, fmt: Any) -> None:
     """Print the DAG of a pipeline: routers, fan-outs, ensembles, orchestrators and nested
     pipelines drawn as such. Paste Mermaid into a Markdown ```mermaid block."""
     show_graph(target, fmt)
+
+
+cli.add_command(runs)
 
 
 def main() -> None:

@@ -37,6 +37,8 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar
 
+import anyio
+import anyio.lowlevel
 import attrs
 import plait
 import pytest
@@ -44,7 +46,8 @@ import pytest
 from ._fake import PRICES, FakeProvider, Reply, Responder
 from ._registration import provider_plugin
 
-__all__ = ["AggregatorContract", "EnsembleOutcome", "ProviderContract", "ScriptedEnsemble"]
+__all__ = ["AggregatorContract", "EnsembleOutcome", "ProviderContract", "RunStoreContract",
+           "ScriptedEnsemble"]
 
 _SECRET_SHAPED = re.compile(r"sk-[A-Za-z0-9_-]{6,}|Bearer\s+\S+", re.IGNORECASE)
 
@@ -408,3 +411,120 @@ class AggregatorContract:
 
 def _conversation(request: plait.ModelRequest) -> tuple[tuple[str, str], ...]:
     return tuple((m.role, m.content) for m in request.messages)
+
+
+def _run(run_id: str, **changes: Any) -> plait.RunRow:
+    fields: dict[str, Any] = {"pipeline": "p", "status": "running", "started_at": 1000.0,
+                              "structure": {"a": (), "b": ("a",)}, "fingerprint": "f1",
+                              "inputs": {"text": "héllo", "n": [1, {"k": None}]}}
+    fields.update(changes)
+    return plait.RunRow(run_id, **fields)
+
+
+def _step(run_id: str, path: str, output: Any, status: Any = "ok") -> plait.StepRow:
+    usage = plait.Usage(3, 4, cost=plait.usd("0.000123"))
+    return plait.StepRow(run_id, path, plait.StepRecord(path, status, 1, 1.0, 2.0, 1.0, usage),
+                         output)
+
+
+@pytest.mark.anyio
+class RunStoreContract:
+    """What every run store must do, checked through the ``plait.RunStore`` methods.
+
+    Fixture to supply: ``store``, a fresh, empty store (yield it; the contract closes it).
+    """
+
+    @pytest.fixture
+    def store(self) -> Any:
+        pytest.fail(f"{type(self).__name__} must define a `store` fixture")
+
+    async def _ready(self, store: Any, *rows: Any) -> None:
+        await store.open()
+        store.write(list(rows))
+        await store.flush()
+
+    async def test_is_a_run_store(self, store: Any) -> None:
+        assert isinstance(store, plait.RunStore)
+        assert isinstance(store.location, str)
+        assert store.location
+
+    async def test_unknown_run_is_none(self, store: Any) -> None:
+        await store.open()
+        assert await store.load("nope") is None
+        assert await store.runs() == []
+
+    async def test_rows_come_back_equal(self, store: Any) -> None:
+        run = _run("r1")
+        item = plait.ItemRow("r1", "b", 2, 5, {"x": [1, 2]}, None, plait.Usage(1, 1))
+        failed = plait.ItemRow("r1", "b", 3, 5, None, plait.ErrorInfo("ValueError", "bad"))
+        calls = (plait.CallRow("r1", "c1", "a", "fake:m", 1, 1000.5, 0.25,
+                               plait.Usage(5, 7, calls=1, cost=plait.usd("0.0001"))),
+                 plait.CallRow("r1", "c2", "b/3", "fake:m", 2, 1000.75, 0.5,
+                               error=plait.ErrorInfo("RateLimited", "slow down", 1),
+                               prompt=(("system", "Be brief."), ("user", "hi")), reply="yo"))
+        await self._ready(store, run, _step("r1", "a", {"deep": ["ü", 1.5, True]}),
+                          _step("r1", "b/inner", None, "failed"), item, failed,
+                          plait.OnceRow("r1", "charge", {"id": "ch_1"}), *reversed(calls))
+        got = await store.load("r1")
+        assert got.run == run
+        assert got.steps == {"a": _step("r1", "a", {"deep": ["ü", 1.5, True]}),
+                             "b/inner": _step("r1", "b/inner", None, "failed")}
+        assert got.items == {"b": {2: item, 3: failed}}
+        assert got.once == {"charge": {"id": "ch_1"}}
+        assert got.calls == calls  # in the order they started
+        assert got.steps["a"].record.usage.cost == plait.usd("0.000123")  # exact, not float
+
+    async def test_a_row_replaces_the_one_with_its_key(self, store: Any) -> None:
+        await self._ready(store, _run("r1"), _step("r1", "a", 1), _step("r1", "a", 2),
+                          _run("r1", status="ok", ended_at=1001.0))
+        got = await store.load("r1")
+        assert got.run.status == "ok"
+        assert got.run.ended_at == 1001.0
+        assert got.steps["a"].output == 2
+        assert [r.run_id for r in await store.runs()] == ["r1"]
+
+    async def test_runs_filters_newest_first(self, store: Any) -> None:
+        await self._ready(store, _run("old", started_at=10.0, status="ok"),
+                          _run("mid", started_at=20.0, status="failed", pipeline="q"),
+                          _run("new", started_at=30.0, status="ok"))
+        assert [r.run_id for r in await store.runs()] == ["new", "mid", "old"]
+        assert [r.run_id for r in await store.runs(status="ok")] == ["new", "old"]
+        assert [r.run_id for r in await store.runs(pipeline="q")] == ["mid"]
+        assert [r.run_id for r in await store.runs(since=20.0)] == ["new", "mid"]
+        assert [r.run_id for r in await store.runs(limit=1)] == ["new"]
+
+    async def test_delete_and_prune_remove_every_row(self, store: Any) -> None:
+        await self._ready(store, _run("a", started_at=10.0), _step("a", "s", 1),
+                          plait.OnceRow("a", "x", 1),
+                          plait.ItemRow("a", "s", 0, 1, 5),
+                          plait.CallRow("a", "c", "s", "fake:m", 1, 10.0, 0.1),
+                          _run("b", started_at=20.0),
+                          _run("c", started_at=30.0))
+        assert await store.delete(["a", "zzz"]) == 1
+        assert await store.load("a") is None
+        store.write([_run("a", started_at=10.0)])  # the same id again: nothing left over
+        await store.flush()
+        again = await store.load("a")
+        assert (again.steps, again.items, again.once, again.calls) == ({}, {}, {}, ())
+        assert await store.delete(["a"]) == 1
+        assert await store.prune(before=25.0) == 1
+        assert [r.run_id for r in await store.runs()] == ["c"]
+
+    async def test_concurrent_runs_lose_no_row(self, store: Any) -> None:
+        await store.open()
+
+        async def one_run(n: int) -> None:
+            store.write([_run(f"r{n}")])
+            for i in range(50):
+                store.write([plait.ItemRow(f"r{n}", "fan", i, 50, i * n)])
+                await anyio.lowlevel.checkpoint()
+
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                for n in range(8):
+                    tg.start_soon(one_run, n)
+            await store.flush()
+        for n in range(8):
+            got = await store.load(f"r{n}")
+            assert {i: r.value for i, r in got.items["fan"].items()} == {
+                i: i * n for i in range(50)}

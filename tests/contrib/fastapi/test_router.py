@@ -153,6 +153,31 @@ async def test_an_early_stop_is_a_normal_result(client: httpx.AsyncClient) -> No
     assert result.stop == plait.Stop("need an email", {"missing": ["email"]})
 
 
+async def test_a_stopped_run_resumes_with_the_missing_input(client: httpx.AsyncClient) -> None:
+    stopped = plait.PipelineResult.from_json((await client.post("/p/signup/runs")).text)
+    assert stopped.stopped_early
+    response = await client.post(f"/p/signup/runs/{stopped.run_id}/resume",
+                                 json={"email": "ada@example.com"})
+    assert response.status_code == 200
+    result = plait.PipelineResult.from_json(response.text)
+    assert (result.run_id, result.output) == (stopped.run_id, "ada@example.com")
+    assert not result.stopped_early
+
+
+async def test_a_run_that_cannot_resume_answers_409(client: httpx.AsyncClient) -> None:
+    response = await client.post("/p/signup/runs/no-such-run/resume")
+    assert response.status_code == 409
+    detail = response.json()["detail"]
+    assert detail["error"] == "cannot_resume"
+    assert "no run 'no-such-run'" in detail["message"]
+    done = plait.PipelineResult.from_json(
+        (await client.post("/p/double/runs", json={"amount": "2"})).text)
+    response = await client.post(f"/p/signup/runs/{done.run_id}/resume")
+    assert response.status_code == 409
+    assert "a run of pipeline 'double'" in response.json()["detail"]["message"]
+    assert (await client.post("/p/nope/runs/x/resume")).status_code == 404
+
+
 @pytest.mark.parametrize("body", [[1, 2], "text", 3])
 async def test_a_body_that_is_not_an_object_is_refused_by_fastapi(
         client: httpx.AsyncClient, body: object) -> None:
@@ -165,6 +190,8 @@ async def test_the_route_is_documented_in_openapi(client: httpx.AsyncClient) -> 
     spec = (await client.get("/openapi.json")).json()
     operation = spec["paths"]["/p/shout/runs"]["post"]
     assert set(operation["responses"]) >= {"200", "402", "404", "422"}
+    operation = spec["paths"]["/p/shout/runs/{run_id}/resume"]["post"]
+    assert set(operation["responses"]) >= {"200", "402", "404", "409", "422"}
 
 
 async def test_runs_are_concurrent_and_independent(client: httpx.AsyncClient) -> None:

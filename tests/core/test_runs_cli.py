@@ -1,0 +1,145 @@
+"""`plait runs`: list with filters, show as a tree, resume, rm, prune (plain text off a
+terminal, JSON on request)."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import uuid
+from pathlib import Path
+
+import plait
+import pytest
+from click.testing import CliRunner, Result
+from plait._cli import cli
+
+WORKFLOW = textwrap.dedent("""
+    import plait
+
+    @plait.step
+    async def a(ctx) -> int:
+        return 1
+
+    @plait.step
+    async def b(ctx):
+        if not ctx.input("ok", ""):
+            return plait.Stop("need ok", {"missing": ["ok"]})
+        return ctx.dep("a") + 1
+
+    async def square(x: int) -> int:
+        if x == 3:
+            raise ValueError("three is right out")
+        return x * x
+
+    @plait.step
+    async def fan(ctx) -> list[int]:
+        return list(await ctx.map(square, range(6), on_error="collect"))
+
+    pipe = plait.Pipeline("wf", {"a": a, "b": b, "fan": fan}, {"b": ["a"], "fan": ["a", "b"]})
+""")
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), prog_name="plait")
+
+
+@pytest.fixture
+def workflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A workflow module on the path and a store of this test's own; the module name is
+    fresh so each test imports its own copy."""
+    name = f"wf_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text(WORKFLOW)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PLAIT_STORE", str(tmp_path / "runs.db"))
+    return name
+
+
+def listed() -> list[dict[str, object]]:
+    result = invoke("runs", "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)  # type: ignore[no-any-return]
+
+
+def test_run_stop_show_resume_rm(workflow: str) -> None:
+    assert invoke("run", f"{workflow}:pipe").exit_code == 0
+    [run] = listed()
+    assert (run["pipeline"], run["status"], run["target"]) == ("wf", "stopped",
+                                                              f"{workflow}:pipe")
+    run_id = str(run["run_id"])
+
+    table = invoke("runs")
+    assert table.exit_code == 0
+    assert table.output.splitlines()[0].split() == [
+        "ID", "PIPELINE", "STATUS", "STARTED", "LATENCY", "CALLS", "TOKENS", "COST"]
+    assert table.output.splitlines()[1].split()[:3] == [run_id[:12], "wf", "stopped"]
+
+    shown = invoke("runs", "show", run_id[:6])
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    assert lines[0].startswith(f"wf · run {run_id}  stopped")
+    assert "  stopped: need ok" in lines
+    assert any(line.startswith("  b  stopped  1 attempt") for line in lines)
+    assert "  fan  not finished" in lines
+
+    resumed = invoke("runs", "resume", run_id[:6], "-i", "ok=yes")
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads(resumed.stdout) == [0, 1, 4, 16, 25]
+    shown = invoke("runs", "show", run_id).output.splitlines()
+    assert shown[0].startswith(f"wf · run {run_id}  ok")
+    assert "attempt 2" in shown[0]
+    assert "    fan-out: 5 of 6 items done, 1 failed" in shown
+    assert "    item 3: ValueError: three is right out" in shown
+    assert [r["status"] for r in listed()] == ["ok"]
+
+    assert invoke("runs", "rm", run_id[:8]).output == "removed 1 run\n"
+    assert listed() == []
+    missing = invoke("runs", "show", run_id)
+    assert missing.exit_code == 1
+    assert f"no run {run_id!r}" in missing.output
+
+
+def test_filters_and_prune(workflow: str) -> None:
+    for _ in range(2):
+        assert invoke("run", f"{workflow}:pipe", "-i", "ok=1").exit_code == 0
+    assert invoke("run", f"{workflow}:pipe").exit_code == 0
+    assert [r["status"] for r in listed()] == ["stopped", "ok", "ok"]
+    ok = json.loads(invoke("runs", "--status", "ok", "--json").output)
+    assert len(ok) == 2
+    assert json.loads(invoke("runs", "--pipeline", "other", "--json").output) == []
+    assert len(json.loads(invoke("runs", "--since", "1h", "--limit", "1", "--json").output)) == 1
+    bad = invoke("runs", "--since", "yesterday")
+    assert bad.exit_code == 2
+    assert "not a duration such as 30m" in bad.output
+    assert invoke("runs", "prune", "--older-than", "1d").output.startswith("removed 0 runs")
+    assert invoke("runs", "prune", "--older-than", "0s").output.startswith("removed 3 runs")
+    assert listed() == []
+
+
+def test_recording_off_is_said(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLAIT_STORE", "off")
+    result = invoke("runs")
+    assert result.exit_code == 2
+    assert "run recording is off" in result.output
+
+
+def test_the_tree_shows_routes_calls_and_fan_out_calls() -> None:
+    from plait._cli.runs import _tree
+
+    usage = plait.Usage(5, 7, calls=1, cost=plait.usd("0.0001"))
+    record = plait.StepRecord("route", "ok", 1, 1.0, 2.0, 1.0, usage, route="billing")
+    stored = plait.StoredRun(
+        plait.RunRow("r", "support", "ok", 1.0, structure={"route": (), "fan": ("route",)},
+                     ended_at=3.0, usage=usage + usage),
+        {"route": plait.StepRow("r", "route", record, "x"),
+         "fan": plait.StepRow("r", "fan", plait.StepRecord("fan", "ok", 1, 2.0, 3.0, 1.0,
+                                                            usage))},
+        {"fan": {0: plait.ItemRow("r", "fan", 0, 1, "y", usage=usage)}},
+        calls=(plait.CallRow("r", "c1", "route", "fake:m", 1, 1.5, 0.25, usage),
+               plait.CallRow("r", "c2", "fan/0", "fake:m", 1, 2.5, 0.5, usage)))
+    assert [text for _, text in _tree(stored)][1:] == [
+        "route  ok  → billing  1 attempt  1.00 s  1 call, 5/7 tokens, $0.0001",
+        "call fake:m  0.25 s  5/7 tokens  $0.0001",
+        "fan  ok  1 attempt  1.00 s  1 call, 5/7 tokens, $0.0001",
+        "fan-out: 1 of 1 items done, 0 failed, 1 model calls, $0.0001",
+    ]
