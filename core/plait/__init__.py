@@ -26,6 +26,7 @@ from ._errors import (
     SerializationError,
     StepFailed,
     StepTimeout,
+    StreamInterrupted,
     UndeclaredDependency,
     UnknownPlugin,
     UnknownPrice,
@@ -41,7 +42,17 @@ from ._http import (
     post_json,
     token_count,
 )
-from ._model import Limits, Message, ModelCall, ModelRequest, ModelResponse, Provider, ProviderEnv
+from ._model import (
+    Limits,
+    Message,
+    ModelCall,
+    ModelRequest,
+    ModelResponse,
+    Provider,
+    ProviderEnv,
+    StreamChunk,
+    StreamingProvider,
+)
 from ._money import Price, TokenCount, Usage, usd
 from ._orchestrator import Orchestrator, OrchestratorResult, TaskReport
 from ._pipeline import Pipeline
@@ -64,6 +75,7 @@ from ._results import (
 from ._router import Router
 from ._runtime import Runtime
 from ._step import FunctionStep, Step, step
+from ._stream import ModelStream
 from ._sync import run_sync
 from ._targets import load_target, parse_inputs
 from ._version import __version__ as __version__
@@ -99,6 +111,7 @@ __all__ = [
     "ModelNotFound",
     "ModelRequest",
     "ModelResponse",
+    "ModelStream",
     "Orchestrator",
     "OrchestratorResult",
     "OutputParseError",
@@ -126,6 +139,9 @@ __all__ = [
     "StepRecord",
     "StepTimeout",
     "Stop",
+    "StreamChunk",
+    "StreamInterrupted",
+    "StreamingProvider",
     "TaskReport",
     "TokenCount",
     "UndeclaredDependency",

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import attrs
 
-from ._budget import Budget, UsageMeter, meter_for
+from ._budget import Budget, Reservation, UsageMeter, meter_for
 from ._config import NOTSET, Config, ResolvedConfig
 from ._errors import (
     OutputParseError,
@@ -37,7 +37,7 @@ from ._errors import (
     ValidationFailed,
 )
 from ._model import Message, ModelCall, ModelRequest, ModelResponse, split_model
-from ._money import Price, Usage
+from ._money import Price, TokenCount, Usage
 from ._policy import MAX_RETRY_AFTER, backoff, gate, retryable
 from ._results import Reply
 
@@ -139,14 +139,61 @@ def prepare(runtime: Runtime, agent: Agent, overrides: Mapping[str, Any],
                  price, max_tokens, budget, meter, None if scope is None else scope.ctx)
 
 
-async def send_once(runtime: Runtime, plan: _Plan, request: ModelRequest,
-                    attempt: int) -> tuple[ModelResponse, Usage]:
-    """One request: reserve -> limit -> wrap -> settle -> meter."""
+@attrs.frozen
+class Held:
+    """What one request holds while it runs: its worst case in the budgets and, in
+    tokens, in the limiters (``estimate`` is its input's upper bound)."""
+
+    estimate: int
+    worst_tokens: int
+    reservation: Reservation | None
+
+
+def hold(plan: _Plan, request: ModelRequest) -> Held:
+    """Reserve ``request``'s worst case in every budget over the call (or raise
+    ``BudgetExceeded`` at once)."""
     estimate = estimate_input_tokens(request)
-    worst_tokens = estimate + (plan.max_tokens or 0)
     reservation = None
     if plan.budget is not None and plan.price is not None:
         reservation = plan.budget.reserve(plan.price.worst_case(estimate, plan.max_tokens or 0))
+    return Held(estimate, estimate + (plan.max_tokens or 0), reservation)
+
+
+def price_call(plan: _Plan, call: ModelCall, tokens: TokenCount) -> None:
+    """Set ``call.usage``: the tokens and their exact cost (before wrappers see it)."""
+    cost = plan.price.cost(tokens) if plan.price is not None else Decimal(0)
+    call.usage = Usage.of_call(tokens, cost)
+
+
+def settle(runtime: Runtime, plan: _Plan, held: Held, call: ModelCall) -> None:
+    """An answered request: swap the reservations for its real cost and tokens, charge."""
+    assert call.usage is not None, "priced when the response arrived"
+    if held.reservation is not None:
+        held.reservation.settle(call.usage.cost)
+    runtime.limits().settle(plan.provider_name, plan.model, held.worst_tokens,
+                            call.usage.input_tokens + call.usage.output_tokens)
+    if plan.meter is not None:
+        plan.meter.add(call.usage)
+
+
+def unwind(runtime: Runtime, plan: _Plan, held: Held, exc: BaseException, sent: bool) -> None:
+    """A request that failed with ``exc``: keep what it may be billed, free the rest."""
+    if sent and plan.meter is not None:
+        plan.meter.add(_UNANSWERED)
+    if held.reservation is not None:
+        if sent and _may_be_billed(exc):
+            held.reservation.keep()
+        else:
+            held.reservation.release()
+    if isinstance(exc, RateLimited) and exc.retry_after:  # every call to it waits
+        runtime.limits().cool_down(plan.provider_name, plan.model,
+                                   min(exc.retry_after, MAX_RETRY_AFTER))
+
+
+async def send_once(runtime: Runtime, plan: _Plan, request: ModelRequest,
+                    attempt: int) -> tuple[ModelResponse, Usage]:
+    """One request: reserve -> limit -> wrap -> settle -> meter."""
+    held = hold(plan, request)
     call = ModelCall(plan.provider_name, plan.model, plan.price, attempt)
     sent = False
 
@@ -154,13 +201,11 @@ async def send_once(runtime: Runtime, plan: _Plan, request: ModelRequest,
         nonlocal sent
         sent = True
         response = await _complete(plan.provider, request, plan.provider_name)
-        cost = plan.price.cost(response.usage) if plan.price is not None else Decimal(0)
-        call.usage = Usage.of_call(response.usage, cost)
+        price_call(plan, call, response.usage)
         return response
 
-    limiters = runtime.limits()
     try:
-        async with limiters.acquire(plan.provider_name, plan.model, worst_tokens):
+        async with runtime.limits().acquire(plan.provider_name, plan.model, held.worst_tokens):
             if runtime.hooks.wraps("plait_wrap_model_call"):
                 response = await runtime.hooks.around(
                     "plait_wrap_model_call",
@@ -170,24 +215,10 @@ async def send_once(runtime: Runtime, plan: _Plan, request: ModelRequest,
             else:  # nothing to wrap it in: the hot path of every call
                 response = await complete()
     except BaseException as exc:
-        if sent and plan.meter is not None:
-            plan.meter.add(_UNANSWERED)
-        if reservation is not None:
-            if sent and _may_be_billed(exc):
-                reservation.keep()
-            else:
-                reservation.release()
-        if isinstance(exc, RateLimited) and exc.retry_after:  # every call to it waits
-            limiters.cool_down(plan.provider_name, plan.model,
-                               min(exc.retry_after, MAX_RETRY_AFTER))
+        unwind(runtime, plan, held, exc, sent)
         raise
+    settle(runtime, plan, held, call)
     assert call.usage is not None, "set when the response arrived"
-    if reservation is not None:
-        reservation.settle(call.usage.cost)
-    limiters.settle(plan.provider_name, plan.model, worst_tokens,
-                    response.usage.input_tokens + response.usage.output_tokens)
-    if plan.meter is not None:
-        plan.meter.add(call.usage)
     return response, call.usage
 
 
@@ -195,22 +226,15 @@ async def call_model(runtime: Runtime, agent: Agent, prompt: str,
                      overrides: Mapping[str, Any], *, scope: StepScope | None = None,
                      meter: UsageMeter | None = None) -> Reply:
     """Ask ``agent``; charged to ``scope``'s budget and meter (or ``meter``) when given."""
-    if not isinstance(prompt, str):
-        raise TypeError(f"a prompt must be a str, got {type(prompt).__name__}")
     plan = prepare(runtime, agent, overrides, scope, meter)
     agent, spec = plan.agent, plan.agent.spec
-    messages: tuple[Message, ...] = (
-        *([Message("system", agent.system)] if agent.system else []),
-        Message("user", prompt),
-    )
+    messages = opening(agent, prompt)
     where = "agent.ask" if scope is None else scope.path
     total = Usage()
     attempt = 0
     while True:
         attempt += 1
-        request = ModelRequest(
-            plan.model, messages, agent.temperature, plan.max_tokens, agent.stop, agent.seed,
-            spec.schema, spec.name, plan.timeout, agent.extra)
+        request = request_for(plan, messages)
         try:
             response, usage = await send_once(runtime, plan, request, attempt)
         except ProviderError as exc:
@@ -235,6 +259,21 @@ async def call_model(runtime: Runtime, agent: Agent, prompt: str,
             continue
         return Reply(output, response.text, total, response.model or plan.model, attempt,
                      response.finish_reason)
+
+
+def opening(agent: Agent, prompt: str) -> tuple[Message, ...]:
+    """The first request's messages: the agent's system prompt, then ``prompt``."""
+    if not isinstance(prompt, str):
+        raise TypeError(f"a prompt must be a str, got {type(prompt).__name__}")
+    return (*([Message("system", agent.system)] if agent.system else []),
+            Message("user", prompt))
+
+
+def request_for(plan: _Plan, messages: tuple[Message, ...]) -> ModelRequest:
+    agent = plan.agent
+    return ModelRequest(plan.model, messages, agent.temperature, plan.max_tokens, agent.stop,
+                        agent.seed, agent.spec.schema, agent.spec.name, plan.timeout,
+                        agent.extra)
 
 
 async def _complete(provider: Any, request: ModelRequest, name: str) -> ModelResponse:

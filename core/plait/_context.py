@@ -14,6 +14,7 @@ from ._map import OnError, map_items
 from ._money import Usage
 from ._results import EnsembleResult, FanOutResult, Reply
 from ._scope import StepScope
+from ._stream import ModelStream
 
 if TYPE_CHECKING:
     from ._agent import Agent
@@ -31,7 +32,7 @@ class StepContext:
     - ``dep(step_id)``: the output of a *declared* dependency (anything else raises
       ``UndeclaredDependency``: a step cannot see what it did not ask for).
     - ``deps``: your application objects (``pipe.run(inputs, deps=...)``).
-    - ``ask`` / ``map`` / ``ensemble``: model calls, fan-outs and ensembles that count
+    - ``ask`` / ``stream`` / ``map`` / ``ensemble``: model calls, fan-outs and ensembles that count
       against the run's budget and usage.
     - ``run_id``, ``step_id``, ``path``, ``idempotency_key`` (stable across retries of this
       step), ``attempt``, ``usage`` (this step's so far), ``config`` (resolved), ``item``
@@ -147,6 +148,16 @@ class StepContext:
         """
         return await call_model(self._scope.runtime, agent, prompt, overrides,
                                 scope=self._scope)
+
+    def stream(self, agent: Agent, prompt: str, **overrides: Any) -> ModelStream:
+        """Call a model and read its reply as it is written, like ``ask`` otherwise::
+
+            async with ctx.stream(agent, prompt) as stream:
+                async for text in stream:
+                    ...
+            reply = stream.reply
+        """
+        return ModelStream(self._scope.runtime, agent, prompt, overrides, scope=self._scope)
 
     async def map(self, fn: Callable[[Any], Any], items: Iterable[Any], *,
                   limit: int | None = None, on_error: OnError = "raise",

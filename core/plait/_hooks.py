@@ -6,7 +6,9 @@ last), each with only the arguments it names:
 
 - ``decide``: a decision hook, first non-``None`` answer wins (``firstresult``);
 - ``around``: a wrapper hook around awaited work (one-``yield`` generators, driven in
-  this task: entered in hook order, left in reverse);
+  this task: entered in hook order, left in reverse); ``enter`` does the same for work
+  that is not one ``await`` (a stream read by its caller), returning the ``Entered``
+  wrappers to leave with the result or the error;
 - ``implementations``: for registration hooks, which the plugin loader calls one
   plugin at a time so a broken one can be set aside.
 
@@ -23,7 +25,7 @@ import pluggy
 
 from ._errors import PluginError
 
-__all__ = ["Hooks", "call_impl"]
+__all__ = ["Entered", "Hooks", "call_impl"]
 
 T = TypeVar("T")
 
@@ -84,23 +86,30 @@ class Hooks:
     async def around(self, hook: str, kwargs: Mapping[str, Any],
                      work: Callable[[], Awaitable[T]]) -> T:
         """Await ``work()`` inside every wrapper implementing ``hook``."""
-        impls = self.implementations(hook)
-        if not impls:
+        if not self.implementations(hook):
             return await work()
-        entered: list[tuple[str, Any]] = []
+        entered = self.enter(hook, kwargs)
         try:
-            for impl in impls:
-                gen = self._enter(hook, impl, kwargs)
-                if gen is not None:
-                    entered.append((impl.plugin_name, gen))
             result = await work()
         except BaseException as exc:
-            for name, gen in reversed(entered):
-                _throw(hook, name, gen, exc)
+            entered.throw(exc)
             raise
-        for name, gen in reversed(entered):
-            _send(hook, name, gen, result)
+        entered.send(result)
         return result
+
+    def enter(self, hook: str, kwargs: Mapping[str, Any]) -> Entered:
+        """Run every wrapper of ``hook`` up to its ``yield``; leave them through the
+        ``Entered`` (in this task) once the work is done."""
+        entered = Entered(hook)
+        try:
+            for impl in self.implementations(hook):
+                gen = self._enter(hook, impl, kwargs)
+                if gen is not None:
+                    entered.gens.append((impl.plugin_name, gen))
+        except BaseException as exc:
+            entered.throw(exc)
+            raise
+        return entered
 
     def _enter(self, hook: str, impl: pluggy.HookImpl, kwargs: Mapping[str, Any]) -> Any:
         """Run one wrapper up to its ``yield``; whatever it raises is the plugin's fault."""
@@ -115,6 +124,27 @@ class Hooks:
             raise PluginError(f"{hook} wrapper of plugin {impl.plugin_name!r} failed before "
                               f"the work started: {type(exc).__name__}: {exc}") from exc
         return gen
+
+
+class Entered:
+    """Wrappers of one hook that are waiting at their ``yield``: leave them once, with
+    ``send(result)`` or ``throw(error)``, in reverse order of entry."""
+
+    __slots__ = ("gens", "hook")
+
+    def __init__(self, hook: str) -> None:
+        self.hook = hook
+        self.gens: list[tuple[str, Any]] = []
+
+    def send(self, result: Any) -> None:
+        gens, self.gens = self.gens, []
+        for name, gen in reversed(gens):
+            _send(self.hook, name, gen, result)
+
+    def throw(self, exc: BaseException) -> None:
+        gens, self.gens = self.gens, []
+        for name, gen in reversed(gens):
+            _throw(self.hook, name, gen, exc)
 
 
 def _send(hook: str, name: str, gen: Any, result: Any) -> None:

@@ -21,7 +21,8 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("mechanisms", ["_budget", "_limits", "_structured", "_http", "_client", "_policy",
                     "_hooks"]),
     ("runtime", ["hookspecs", "_plugins", "_runtime"]),
-    ("engine", ["_step", "_scope", "_execution", "_calls", "_agent", "_map", "_ensemble"]),
+    ("engine", ["_step", "_scope", "_execution", "_calls", "_stream", "_agent", "_map",
+                "_ensemble"]),
     ("workflows", ["_context", "_router", "_fanout", "_orchestrator", "_pipeline"]),
     ("faces", ["_sync", "_targets", "_console", "_builtin", "_demos", "_cli", "__init__"]),
 ]

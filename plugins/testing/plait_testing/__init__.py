@@ -1,6 +1,7 @@
 """plait-testing: test plait workflows and plugins without a model or a network.
 
-- ``FakeProvider``: a deterministic provider for ``fake:<anything>`` models.
+- ``FakeProvider``: a deterministic provider for ``fake:<anything>`` models (it streams
+  too; ``Chunks`` scripts a stream piece by piece).
 - ``provider_plugin``: register any provider object on a Runtime (for one test).
 - ``MockVendor``: a vendor's HTTP API behind ``httpx.MockTransport``, for a provider's tests,
   with ``registered_providers``, ``registration_imports``, ``assert_no_secret`` and
@@ -13,6 +14,7 @@
 from ._fake import (
     HANG,
     PRICES,
+    Chunks,
     FakeProvider,
     Reply,
     Responder,
@@ -25,6 +27,7 @@ from ._vendor import MockVendor, assert_no_secret, registered_providers, registr
 __all__ = [
     "HANG",
     "PRICES",
+    "Chunks",
     "FakeProvider",
     "MockVendor",
     "Reply",
