@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 
 from ._errors import StepTimeout
+from ._events import StepFinished, StepStarted
 from ._policy import backoff, gate, should_retry
-from ._results import StepRecord, Stop
+from ._results import StepRecord, StepStatus, Stop
 from ._serialize import check_serializable
 
 if TYPE_CHECKING:
@@ -24,15 +25,20 @@ T = TypeVar("T")
 
 
 async def execute_step(step: Step, scope: StepScope) -> tuple[StepRecord, Any, Exception | None]:
-    """Run a step to completion; never raises except on cancellation.
+    """Run a step to completion; never raises except on cancellation (or when a run
+    listener raises).
 
-    Returns its record, its output (when it succeeded) and its error (when it failed).
+    Returns its record (status ``ok``, ``stopped`` or ``failed``), its output (when it
+    succeeded) and its error (when it failed).
     """
     started = time.time()
     t0 = time.perf_counter()
     value: Any = None
     error: Exception | None = None
     hooks = scope.runtime.hooks
+    run = scope.run
+    if run.listeners:
+        await run.emit(StepStarted(run.info.run_id, scope.path, started))
     try:
         if hooks.wraps("plait_wrap_step"):
             value = await hooks.around(
@@ -44,8 +50,12 @@ async def execute_step(step: Step, scope: StepScope) -> tuple[StepRecord, Any, E
             value = await _checked(step, scope)
     except Exception as exc:
         error = exc
-    return scope.record("ok" if error is None else "failed", started,
-                        time.perf_counter() - t0, error), value, error
+    status: StepStatus = ("failed" if error is not None
+                          else "stopped" if isinstance(value, Stop) else "ok")
+    record = scope.record(status, started, time.perf_counter() - t0, error)
+    if run.listeners:
+        await run.emit(StepFinished(run.info.run_id, scope.path, record, value, time.time()))
+    return record, value, error
 
 
 async def _checked(step: Step, scope: StepScope) -> Any:

@@ -8,6 +8,7 @@ and turns the executor's outcomes into a ``FanOutResult`` or a ``FanOutError``.
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -16,6 +17,7 @@ import anyio
 from ._budget import ITEM_METER, ItemMeter
 from ._config import Config, ResolvedConfig
 from ._errors import FanOutError
+from ._events import ItemFinished
 from ._execution import run_attempts
 from ._money import Usage
 from ._results import ErrorInfo, FanOutJob, FanOutResult, ItemError, ItemOutcome
@@ -41,7 +43,8 @@ async def map_items(scope: StepScope, fn: Callable[..., Any], items: Iterable[An
     call = fn if indexed else _per_item(fn)
     if item_config is not None:
         call = _with_policy(call, item_config.resolve(), scope.path)
-    job = FanOutJob(call, seq, limit, on_error == "raise", scope.path)
+    job = FanOutJob(call, seq, limit, on_error == "raise", scope.path,
+                    report=_reporter(scope, len(seq)) if scope.run.listeners else None)
     hooks = scope.runtime.hooks
     ctx = scope.ctx
 
@@ -52,6 +55,16 @@ async def map_items(scope: StepScope, fn: Callable[..., Any], items: Iterable[An
     result: FanOutResult = await hooks.around("plait_wrap_fanout", {"job": job, "ctx": ctx},
                                               work)
     return result
+
+
+def _reporter(scope: StepScope, total: int) -> Callable[[ItemOutcome], Awaitable[None]]:
+    run = scope.run
+
+    async def report(outcome: ItemOutcome) -> None:
+        error = None if outcome.error is None else ErrorInfo.of(outcome.error)
+        await run.emit(ItemFinished(run.info.run_id, scope.path, outcome.index, total,
+                                    outcome.value, error, outcome.usage, time.time()))
+    return report
 
 
 def _with_policy(call: Callable[[int, Any], Awaitable[Any]], cfg: ResolvedConfig,
@@ -101,14 +114,14 @@ async def local_executor(job: FanOutJob, scope: StepScope) -> list[ItemOutcome]:
             try:
                 value = await job.fn(i, job.items[i])
             except Exception as exc:
-                outcomes[i] = ItemOutcome(i, None, exc, item.usage)
-                job.item_done(i)
+                outcomes[i] = outcome = ItemOutcome(i, None, exc, item.usage)
+                await job.finish(outcome)
                 if job.fail_fast:
                     tg.cancel_scope.cancel()
                     return
             else:
-                outcomes[i] = ItemOutcome(i, value, None, item.usage)
-                job.item_done(i)
+                outcomes[i] = outcome = ItemOutcome(i, value, None, item.usage)
+                await job.finish(outcome)
 
     async with anyio.create_task_group() as tg:
         for _ in range(n if job.limit is None else min(job.limit, n)):

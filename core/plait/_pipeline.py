@@ -7,20 +7,21 @@ dependents; everything else runs to the end and every completed output is kept.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import anyio
-import attrs
 
 from ._budget import Budget, UsageMeter
 from ._config import NOTSET, Config, ResolvedConfig
 from ._context import StepContext, scope_of
 from ._errors import BudgetExceeded, PipelineDefinitionError, PlaitError, StepFailed
+from ._events import Listener, RunFailed, RunFinished, RunStarted
 from ._execution import execute_step
 from ._money import Usage
-from ._results import PipelineResult, RunInfo, StepRecord, Stop
+from ._results import ErrorInfo, PipelineResult, RunInfo, StepRecord, Stop
 from ._runtime import Runtime, default_runtime
 from ._scope import RunScope, StepScope
 from ._step import Step, as_step
@@ -103,6 +104,13 @@ class Pipeline(Step):
         """
         if isinstance(inputs, StepContext):
             return await self._run_nested(inputs)
+        return await self._start(inputs, deps=deps, runtime=runtime, run_id=run_id)
+
+    async def _start(self, inputs: Mapping[str, Any] | None, *, deps: Any,
+                     runtime: Runtime | None, run_id: str | None,
+                     listeners: tuple[Listener, ...] = ()) -> PipelineResult:
+        """A top-level run, reported to the Runtime's listeners and ``listeners`` (what
+        ``run`` and the ways of running built on it share)."""
         if inputs is None:
             inputs = {}
         if not isinstance(inputs, Mapping):
@@ -112,9 +120,23 @@ class Pipeline(Step):
         info = RunInfo(run_id or uuid.uuid4().hex, self.label, dict(inputs))
         limit = self._resolved_run.budget
         budget = None if limit is None else Budget(limit, "run")
-        run = RunScope(runtime, info, deps, budget, UsageMeter(), prefix="")
+        run = RunScope(runtime, info, deps, budget, UsageMeter(), prefix="",
+                       listeners=(*runtime.listeners, *listeners))
+        work = self._reported if run.listeners else self._execute
         result: PipelineResult = await runtime.hooks.around(
-            "plait_wrap_run", {"pipeline": self, "run": info}, lambda: self._execute(run))
+            "plait_wrap_run", {"pipeline": self, "run": info}, lambda: work(run))
+        return result
+
+    async def _reported(self, run: RunScope) -> PipelineResult:
+        run_id = run.info.run_id
+        await run.emit(RunStarted(run_id, run.info.pipeline, run.inputs, time.time()))
+        try:
+            result = await self._execute(run)
+        except Exception as exc:
+            partial = exc.partial if isinstance(exc, PlaitError) else None
+            await run.emit(RunFailed(run_id, ErrorInfo.of(exc), partial, time.time()))
+            raise
+        await run.emit(RunFinished(run_id, result, time.time()))
         return result
 
     async def _run_nested(self, ctx: StepContext) -> Any:
@@ -124,7 +146,8 @@ class Pipeline(Step):
         limit = self._resolved_run.budget
         budget = outer.budget if limit is None else Budget(limit, f"pipeline {self.name}",
                                                            outer.budget)
-        run = RunScope(ctx.runtime, info, ctx.deps, budget, outer.meter, prefix=ctx.path + "/")
+        run = RunScope(ctx.runtime, info, ctx.deps, budget, outer.meter, prefix=ctx.path + "/",
+                       listeners=outer.run.listeners)
         try:
             result = await self._execute(run)
         except PlaitError as exc:
@@ -142,6 +165,7 @@ class Pipeline(Step):
         started: set[str] = set()
         failures: list[tuple[str, Exception, int]] = []
         stops: list[Stop] = []
+        broken: list[Exception] = []  # a run listener that raised
         n = self._resolved_run.max_concurrency
         limiter = anyio.CapacityLimiter(n) if n is not None else None
 
@@ -153,11 +177,17 @@ class Pipeline(Step):
                 while sid is not None:
                     started.add(sid)
                     scope = self._scope(state, sid, outputs)
-                    if limiter is None:
-                        record, value, error = await execute_step(self._steps[sid], scope)
-                    else:
-                        async with limiter:
+                    try:  # execute_step keeps a step's own errors: only a listener raises
+                        if limiter is None:
                             record, value, error = await execute_step(self._steps[sid], scope)
+                        else:
+                            async with limiter:
+                                record, value, error = await execute_step(self._steps[sid],
+                                                                          scope)
+                    except Exception as exc:
+                        broken.append(exc)
+                        tg.cancel_scope.cancel()
+                        return
                     if error is not None:
                         records[sid] = record
                         failures.append((sid, error, record.attempts))
@@ -165,7 +195,7 @@ class Pipeline(Step):
                         return
                     outputs[sid] = value
                     if isinstance(value, Stop):
-                        records[sid] = attrs.evolve(record, status="stopped")
+                        records[sid] = record
                         stops.append(value)
                         tg.cancel_scope.cancel()
                         return
@@ -182,6 +212,8 @@ class Pipeline(Step):
             for sid in self._roots:  # in tasks: context variables steps set stay in the run
                 tg.start_soon(run_from, sid)
 
+        if broken:
+            raise broken[0]
         steps = {
             sid: records.get(sid) or StepRecord(sid, "cancelled" if sid in started else "skipped")
             for sid in self._steps

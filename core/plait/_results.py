@@ -120,9 +120,11 @@ class ItemError:
 class FanOutJob:
     """A fan-out as executors see it: ``await fn(index, item)`` for every item.
 
-    An executor calls ``job.item_done(index)`` as each item finishes (succeeded or
-    failed). That is a plain call, not a hook: progress displays append a callback to
-    ``on_item_done`` in their ``plait_wrap_fanout`` to count items without a hook per item.
+    An executor awaits ``job.finish(outcome)`` as each item finishes (succeeded or
+    failed): that counts it for progress displays (which append a callback to
+    ``on_item_done`` in their ``plait_wrap_fanout``, so there is no hook per item) and
+    reports its outcome to the run's listeners (``plait.ItemFinished``: a stream of the
+    run, a run store). ``item_done(index)`` alone only counts it.
     """
 
     fn: Callable[[int, Any], Awaitable[Any]]
@@ -130,13 +132,22 @@ class FanOutJob:
     limit: int | None
     fail_fast: bool  # stop starting items after the first error
     label: str  # the step path, for traces and progress displays
+    # set by the engine when the run has listeners; None costs an item nothing
+    report: Callable[[ItemOutcome], Awaitable[None]] | None = attrs.field(
+        default=None, kw_only=True, eq=False, repr=False)
     on_item_done: list[Callable[[int], None]] = attrs.field(
         init=False, factory=list, eq=False, repr=False)
 
     def item_done(self, index: int) -> None:
-        """Tell whoever listens that item ``index`` finished."""
+        """Tell whoever counts items that item ``index`` finished."""
         for callback in self.on_item_done:
             callback(index)
+
+    async def finish(self, outcome: ItemOutcome) -> None:
+        """Item ``outcome.index`` finished: count it and report its outcome."""
+        self.item_done(outcome.index)
+        if self.report is not None:
+            await self.report(outcome)
 
 
 @attrs.frozen

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._client import SharedClient
 from ._errors import PluginError, UnknownPlugin
+from ._events import Listener
 from ._hooks import Hooks
 from ._limits import LimiterRegistry
 from ._model import Limits, ProviderEnv, ProviderSpec, split_model
@@ -49,6 +50,10 @@ class Runtime:
     - ``model_override``: ``"<provider>:<model>"`` used for every model call made on this
       Runtime instead of the agent's own model (``plait run --model``, trying a workflow
       on another provider); the agent's ``price`` is then ignored, the new model's applies.
+    - ``listeners``: async callables awaited with every event of every run on this Runtime
+      (``plait.RunStarted`` ... ``plait.RunFinished``); a listener that waits holds the run
+      back, one that raises fails it. ``rt.listeners`` is the tuple; a Runtime reference
+      such as a run store appends its own.
 
     Use ``async with plait.Runtime() as rt`` (or ``await rt.aclose()``) to close the HTTP
     client when you own the runtime.
@@ -65,6 +70,7 @@ class Runtime:
         tracers: Iterable[str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         model_override: str | None = None,
+        listeners: Iterable[Listener] = (),
     ) -> None:
         if entry_points is None:
             entry_points = not os.environ.get("PLAIT_DISABLE_PLUGIN_AUTOLOAD")
@@ -86,6 +92,11 @@ class Runtime:
         if model_override is not None:
             split_model(model_override)  # a malformed name fails here, not on the first call
         self.model_override = model_override
+        self.listeners: tuple[Listener, ...] = tuple(listeners)
+        for listener in self.listeners:
+            if not callable(listener):
+                raise TypeError(f"Runtime(listeners=...) takes async callables of an event, "
+                                f"got {listener!r}")
         self._providers: dict[str, Any] = {}
         self._price_cache: dict[tuple[str, str], Price | None] = {}
         self._converter: cattrs.Converter | None = None

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._budget import Budget, UsageMeter, meter_for
 from ._config import ResolvedConfig
+from ._events import Listener, RunEvent
 from ._results import ErrorInfo, RunInfo, StepRecord, StepStatus
 
 if TYPE_CHECKING:
@@ -25,10 +26,10 @@ __all__ = ["RunScope", "StepScope"]
 class RunScope:
     """Per-run state shared by the steps of one run."""
 
-    __slots__ = ("budget", "deps", "info", "inputs", "meter", "prefix", "runtime")
+    __slots__ = ("budget", "deps", "info", "inputs", "listeners", "meter", "prefix", "runtime")
 
     def __init__(self, runtime: Runtime, info: RunInfo, deps: Any, budget: Budget | None,
-                 meter: UsageMeter, prefix: str) -> None:
+                 meter: UsageMeter, prefix: str, listeners: tuple[Listener, ...] = ()) -> None:
         self.runtime = runtime
         self.info = info
         self.inputs = info.inputs
@@ -36,6 +37,13 @@ class RunScope:
         self.budget = budget
         self.meter = meter
         self.prefix = prefix  # "" at top level, "outer/" inside a nested pipeline
+        self.listeners = listeners  # a nested pipeline's run shares its outer run's
+
+    async def emit(self, event: RunEvent) -> None:
+        """Hand ``event`` to each listener in turn (callers check ``listeners`` first, so a
+        run nobody listens to builds no events)."""
+        for listener in self.listeners:
+            await listener(event)
 
 
 class StepScope:

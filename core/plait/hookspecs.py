@@ -210,8 +210,9 @@ def plait_execute_fanout(job: FanOutJob, ctx: StepContext) -> Awaitable[list[Ite
 
     Return an awaitable of one ``plait.ItemOutcome`` per item, in input order; when
     ``job.fail_fast`` is true, items not yet started may be left out after the first
-    error. Call ``job.item_done(index)`` as each item finishes, so progress displays can
-    count items without a hook per item. The default runs a bounded pool of anyio tasks
+    error. Await ``job.finish(outcome)`` as each item finishes, so progress displays can
+    count items without a hook per item and the run's listeners (a stream, a run store)
+    see each outcome. The default runs a bounded pool of anyio tasks
     in this process; an executor plugin can send the work elsewhere (threads, processes,
     a Ray cluster).
 

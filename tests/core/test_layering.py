@@ -17,7 +17,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[2] / "core" / "plait"
 # Lowest first. A module may import its own layer (without a cycle) and the ones below.
 LAYERS: list[tuple[str, list[str]]] = [
     ("values", ["_version", "_money", "_config", "_errors", "_model", "_serialize",
-                "_results"]),
+                "_results", "_events"]),
     ("mechanisms", ["_budget", "_limits", "_structured", "_http", "_client", "_policy",
                     "_hooks"]),
     ("runtime", ["hookspecs", "_plugins", "_runtime"]),
