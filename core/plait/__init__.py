@@ -82,6 +82,7 @@ from ._results import (
     Stop,
 )
 from ._router import Router
+from ._run_stream import RunStream
 from ._runtime import Runtime
 from ._step import FunctionStep, Step, step
 from ._stream import ModelStream
@@ -144,6 +145,7 @@ __all__ = [
     "RunFinished",
     "RunInfo",
     "RunStarted",
+    "RunStream",
     "Runtime",
     "SerializationError",
     "Step",

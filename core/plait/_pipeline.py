@@ -22,6 +22,7 @@ from ._events import Listener, RunFailed, RunFinished, RunStarted
 from ._execution import execute_step
 from ._money import Usage
 from ._results import ErrorInfo, PipelineResult, RunInfo, StepRecord, Stop
+from ._run_stream import DEFAULT_BUFFER, RunStream
 from ._runtime import Runtime, default_runtime
 from ._scope import RunScope, StepScope
 from ._step import Step, as_step
@@ -105,6 +106,21 @@ class Pipeline(Step):
         if isinstance(inputs, StepContext):
             return await self._run_nested(inputs)
         return await self._start(inputs, deps=deps, runtime=runtime, run_id=run_id)
+
+    def stream(self, inputs: Mapping[str, Any] | None = None, *, deps: Any = None,
+               runtime: Runtime | None = None, run_id: str | None = None,
+               buffer: int = DEFAULT_BUFFER) -> RunStream:
+        """Run the pipeline and read its events as they happen::
+
+            async for event in pipe.stream({"text": ...}, deps=app_deps):
+                ...  # RunStarted, StepStarted, TextDelta, StepFinished, ..., RunFinished
+
+        At most ``buffer`` events wait for the reader; then the run waits (backpressure).
+        To stop early, read inside ``async with pipe.stream(...) as events:``: leaving the
+        block cancels the run.
+        """
+        return RunStream(self, inputs, deps=deps, runtime=runtime, run_id=run_id,
+                         buffer=buffer)
 
     async def _start(self, inputs: Mapping[str, Any] | None, *, deps: Any,
                      runtime: Runtime | None, run_id: str | None,

@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +43,7 @@ from ._calls import (
     unwind,
 )
 from ._errors import PlaitError, ProviderError, StreamInterrupted
+from ._events import TextDelta
 from ._hooks import Entered
 from ._http import json_or_none
 from ._model import ModelCall, ModelRequest, ModelResponse, StreamChunk
@@ -60,8 +61,6 @@ __all__ = ["IN_FLIGHT_TOKENS", "ModelStream"]
 # Tokens a server may have generated past the last chunk read when a stream is left.
 IN_FLIGHT_TOKENS = 64
 _WRAP = "plait_wrap_model_call"
-
-OnText = Callable[[str], Awaitable[None]]
 
 
 class ModelStream:
@@ -81,19 +80,17 @@ class ModelStream:
     """
 
     __slots__ = ("_call", "_chunks", "_entered", "_finish", "_held", "_limit", "_model",
-                 "_on_text", "_opened", "_overrides", "_parts", "_pending", "_plan",
+                 "_opened", "_overrides", "_parts", "_pending", "_plan",
                  "_prompt", "_reply", "_request", "_runtime", "_scope", "_sent", "_state",
                  "_tokens", "agent")
 
     def __init__(self, runtime: Runtime, agent: Agent, prompt: str,
-                 overrides: Mapping[str, Any], *, scope: StepScope | None = None,
-                 on_text: OnText | None = None) -> None:
+                 overrides: Mapping[str, Any], *, scope: StepScope | None = None) -> None:
         self.agent = agent
         self._runtime = runtime
         self._prompt = prompt
         self._overrides = overrides
         self._scope = scope
-        self._on_text = on_text
         self._state = "new"  # -> open -> done | left
         self._parts: list[str] = []
         self._pending: str | None = None  # the first text, read while entering
@@ -236,8 +233,10 @@ class ModelStream:
         return chunk
 
     async def _delivered(self, text: str) -> None:
-        if self._on_text is not None:
-            await self._on_text(text)
+        scope = self._scope
+        if scope is not None and scope.run.listeners:
+            await scope.run.emit(TextDelta(scope.run.info.run_id, scope.path, text,
+                                           time.time()))
 
     async def _done(self) -> None:
         """The stream ended: settle, leave the wrappers, parse and validate."""

@@ -23,7 +23,8 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("runtime", ["hookspecs", "_plugins", "_runtime"]),
     ("engine", ["_step", "_scope", "_execution", "_calls", "_stream", "_agent", "_map",
                 "_ensemble"]),
-    ("workflows", ["_context", "_router", "_fanout", "_orchestrator", "_pipeline"]),
+    ("workflows", ["_context", "_router", "_fanout", "_orchestrator", "_run_stream",
+                   "_pipeline"]),
     ("faces", ["_sync", "_targets", "_console", "_builtin", "_demos", "_cli", "__init__"]),
 ]
 

@@ -72,6 +72,7 @@ EXPORTED = [
     "RunFinished",
     "RunInfo",
     "RunStarted",
+    "RunStream",
     "Runtime",
     "SerializationError",
     "Step",
