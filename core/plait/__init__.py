@@ -49,6 +49,7 @@ from ._http import (
     json_excerpt,
     json_or_none,
     post_json,
+    stream_post,
     token_count,
 )
 from ._model import (
@@ -178,6 +179,7 @@ __all__ = [
     "post_json",
     "run_sync",
     "step",
+    "stream_post",
     "token_count",
     "usd",
 ]
