@@ -21,9 +21,10 @@ from anyio.streams.memory import MemoryObjectSendStream
 from ._errors import PlaitError
 from ._events import RunEvent, RunFailed, RunFinished
 
+from ._runtime import Runtime, default_runtime
+
 if TYPE_CHECKING:
     from ._pipeline import Pipeline
-    from ._runtime import Runtime
 
 __all__ = ["DEFAULT_BUFFER", "RunStream"]
 
@@ -40,20 +41,22 @@ class RunStream:
     The last event is ``RunFinished`` (with the ``PipelineResult``, also for a run stopped
     early) or ``RunFailed`` (with the error and the partial result); an error before the
     run began (bad inputs) is raised instead. Leaving the ``async with`` block, or
-    ``aclose()``, before the end cancels the run. Without ``async with``, read the stream
+    ``aclose()``, before the end cancels the run. ``runtime`` is the Runtime running it:
+    ``runtime.converter.unstructure(event)`` is an event as JSON data. Without ``async with``, read the stream
     to its end (or call ``aclose``): a loop left by ``break`` leaves the run's task group
     open in the reader's task, so stop early only inside ``async with``.
     """
 
     __slots__ = ("_args", "_buffer", "_error", "_pipe", "_receive", "_send", "_state", "_tg",
-                 "_with")
+                 "_with", "runtime")
 
     def __init__(self, pipe: Pipeline, inputs: Mapping[str, Any] | None, *, deps: Any,
                  runtime: Runtime | None, run_id: str | None, buffer: int) -> None:
         if isinstance(buffer, bool) or not isinstance(buffer, int) or buffer < 1:
             raise ValueError(f"pipe.stream: buffer must be an int >= 1, got {buffer!r}")
         self._pipe = pipe
-        self._args = (inputs, deps, runtime, run_id)
+        self.runtime = runtime or default_runtime()  # its converter turns events into JSON
+        self._args = (inputs, deps, self.runtime, run_id)
         self._buffer = buffer
         self._state = "new"  # -> open -> closed
         self._error: BaseException | None = None

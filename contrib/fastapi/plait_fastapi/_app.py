@@ -7,10 +7,11 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
+import anyio
 import plait
 from fastapi import APIRouter, Body, HTTPException, Request, Response
 
-__all__ = ["STATE_KEY", "current_runtime", "lifespan", "router"]
+__all__ = ["STATE_KEY", "EventStreamResponse", "current_runtime", "lifespan", "router"]
 
 STATE_KEY = "plait_runtime"
 """The name of the Runtime in the app's lifespan state (``request.state.plait_runtime``)."""
@@ -29,9 +30,11 @@ def router(pipelines: Mapping[str, plait.Pipeline], *,
     """An ``APIRouter`` with ``POST /{name}/runs`` for each pipeline in ``pipelines``.
 
     The request body is the run's inputs (a JSON object); the response is the
-    ``PipelineResult`` as JSON. A failed step answers 422 and an exceeded budget 402, both
-    with the partial result; an unknown name answers 404. Runs use ``runtime``, else the
-    Runtime of ``plait_fastapi.lifespan``, else plait's default Runtime.
+    ``PipelineResult`` as JSON, or, asked with ``Accept: text/event-stream`` or
+    ``?stream=true``, the run's events as Server-Sent Events (``EventStreamResponse``). A
+    failed step answers 422 and an exceeded budget 402, both with the partial result; an
+    unknown name answers 404. Runs use ``runtime``, else the Runtime of
+    ``plait_fastapi.lifespan``, else plait's default Runtime.
     """
     table = _check_pipelines(pipelines)
     api = APIRouter()
@@ -40,12 +43,16 @@ def router(pipelines: Mapping[str, plait.Pipeline], *,
               summary="Run a pipeline",
               response_description="The PipelineResult as JSON")
     async def run_pipeline(request: Request, name: str,
-                           inputs: dict[str, Any] | None = Body(default=None)) -> Response:
+                           inputs: dict[str, Any] | None = Body(default=None),
+                           stream: bool = False) -> Response:
         pipe = table.get(name)
         if pipe is None:
             raise HTTPException(404, detail={
                 "error": "unknown_pipeline", "message": f"no pipeline named {name!r}",
                 "pipelines": sorted(table)})
+        if stream or "text/event-stream" in request.headers.get("accept", ""):
+            return EventStreamResponse(pipe.stream(
+                inputs or {}, runtime=runtime or current_runtime(request)))
         try:
             result = await pipe.run(inputs or {},
                                     runtime=runtime or current_runtime(request))
@@ -63,6 +70,47 @@ def router(pipelines: Mapping[str, plait.Pipeline], *,
         return Response(result.to_json(), media_type="application/json")
 
     return api
+
+
+class EventStreamResponse(Response):
+    """A run's events as Server-Sent Events: ``event: <type>`` (``RunStarted``,
+    ``StepFinished``, ``TextDelta``...) and ``data: <the event as JSON>``, one per run event,
+    the last ``RunFinished`` or ``RunFailed``.
+
+    The run goes while the response is sent, at the client's pace (a slow client holds it
+    back); a client that disconnects cancels it.
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(self, events: plait.RunStream) -> None:  # no body: no Content-Length
+        self.events = events
+        self.status_code = 200
+        self.background = None
+        self.init_headers({"cache-control": "no-store", "x-accel-buffering": "no"})
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        converter = self.events.runtime.converter
+        async with anyio.create_task_group() as tg:
+
+            async def watch() -> None:  # the body was read: what comes next is the end
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(watch)
+            try:
+                async with self.events as events:
+                    async for event in events:
+                        data = json.dumps(converter.unstructure(event))
+                        block = f"event: {type(event).__name__}\ndata: {data}\n\n"
+                        await send({"type": "http.response.body", "body": block.encode(),
+                                    "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            except OSError:
+                pass  # the client is gone (ASGI 2.4 servers raise on send): the run stopped
+            tg.cancel_scope.cancel()
 
 
 def lifespan(runtime: plait.Runtime | None = None, **options: Any,
