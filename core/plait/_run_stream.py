@@ -20,7 +20,6 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from ._errors import PlaitError
 from ._events import RunEvent, RunFailed, RunFinished
-
 from ._runtime import Runtime, default_runtime
 
 if TYPE_CHECKING:
@@ -41,10 +40,11 @@ class RunStream:
     The last event is ``RunFinished`` (with the ``PipelineResult``, also for a run stopped
     early) or ``RunFailed`` (with the error and the partial result); an error before the
     run began (bad inputs) is raised instead. Leaving the ``async with`` block, or
-    ``aclose()``, before the end cancels the run. ``runtime`` is the Runtime running it:
-    ``runtime.converter.unstructure(event)`` is an event as JSON data. Without ``async with``, read the stream
+    ``aclose()``, before the end cancels the run. Without ``async with``, read the stream
     to its end (or call ``aclose``): a loop left by ``break`` leaves the run's task group
-    open in the reader's task, so stop early only inside ``async with``.
+    open in the reader's task, so stop early only inside ``async with``. ``runtime`` is
+    the Runtime running it: ``runtime.converter.unstructure(event)`` is an event as JSON
+    data.
     """
 
     __slots__ = ("_args", "_buffer", "_error", "_pipe", "_receive", "_send", "_state", "_tg",

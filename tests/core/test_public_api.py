@@ -105,6 +105,7 @@ EXPORTED = [
     "post_json",
     "run_sync",
     "step",
+    "stream_post",
     "token_count",
     "usd",
 ]

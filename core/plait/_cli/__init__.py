@@ -94,14 +94,16 @@ def plugins(show_all: bool, hook: str | None, as_json: bool) -> None:
 @click.option("--model", metavar="PROVIDER:MODEL",
               help="Use this model for every agent of the run (e.g. local:smollm2).")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
+@click.option("--stream", is_flag=True,
+              help="Print the output step's text as it is written (its streamed model calls).")
 def run(target: str, inputs: tuple[str, ...], input_json: Any, model: str | None,
-        as_json: bool) -> None:
+        as_json: bool, stream: bool) -> None:
     """Run a pipeline or step: MODULE:OBJECT, imported with the current directory on the path.
 
     Prints the output on stdout and a table of the steps (status, attempts, latency,
     tokens, cost) on stderr.
     """
-    run_target(target, inputs, input_json, model, as_json=as_json)
+    run_target(target, inputs, input_json, model, as_json=as_json, stream=stream)
 
 
 @cli.command()
