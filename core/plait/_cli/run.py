@@ -37,10 +37,12 @@ def run_target(target: str, pairs: tuple[str, ...], input_json: IO[str] | None,
 
     async def main() -> PipelineResult:
         async with runtime:
+            result: PipelineResult
             if printer is not None:
-                return await pipeline._start(inputs, deps=None, runtime=runtime, run_id=None,
-                                             listeners=(printer,))
-            result: PipelineResult = await pipeline.run(inputs, runtime=runtime)
+                result = await pipeline._start(inputs, deps=None, runtime=runtime, run_id=None,
+                                               listeners=(printer,))
+            else:
+                result = await pipeline.run(inputs, runtime=runtime)
             return result
 
     t0 = time.perf_counter()

@@ -38,6 +38,10 @@ STEP_ATTEMPT = "plait.step.attempt"  # on model-call spans: the attempt making t
 ROUTE = "plait.route"
 PROVIDER = "plait.provider"  # the Agent's model prefix, "openai" in "openai:gpt-4o"
 COST = "plait.cost_usd"  # an exact decimal, as a string
+STREAMED = "plait.streamed"  # on model-call spans: made through ctx.stream
+# on streamed model-call spans: seconds from the request to its first text (the span's
+# counterpart of the GenAI metric gen_ai.server.time_to_first_token)
+TIME_TO_FIRST_TOKEN = "plait.time_to_first_token_s"
 BUDGET_LEFT = "plait.budget.remaining_usd"
 USAGE_INPUT = "plait.usage.input_tokens"
 USAGE_OUTPUT = "plait.usage.output_tokens"
