@@ -97,49 +97,21 @@ class ChatCompletionsProvider:
     async def stream(self, request: plait.ModelRequest) -> AsyncIterator[plait.StreamChunk]:
         """The reply as Server-Sent Events (``stream``, with ``include_usage`` so the last
         event carries the usage)."""
+        import httpx_sse  # with httpx, on first use: registration stays light
+
         base_url = self.base_url
         headers = self._headers(request.model)
         json_mode = request.json_schema is not None and base_url in self._json_mode_only
-        started = False
-        try:
-            async for chunk in self._events(base_url, headers, request, json_mode=json_mode):
-                started = True
-                yield chunk
-        except plait.ProviderError as exc:
-            if started or not self._falls_back(exc, base_url, request, json_mode):
-                raise
-            async for chunk in self._events(base_url, headers, request, json_mode=True):
-                yield chunk
-
-    def _falls_back(self, exc: plait.ProviderError, base_url: str,
-                    request: plait.ModelRequest, json_mode: bool) -> bool:
-        """Did the server refuse ``json_schema`` itself? Then it gets JSON mode from now on."""
-        # 400 from most servers; llama.cpp's server answers 500 with pydantic's error
-        refused = isinstance(exc, plait.BadRequest) or exc.status in (422, 500)
-        if (json_mode or request.json_schema is None or not refused
-                or not _rejects_json_schema(exc.message)):
-            return False
-        self._json_mode_only.add(base_url)
-        return True
-
-    async def _events(self, base_url: str, headers: Mapping[str, str],
-                      request: plait.ModelRequest, *,
-                      json_mode: bool) -> AsyncIterator[plait.StreamChunk]:
-        body = _body(request, openai_host=urlsplit(base_url).hostname == OPENAI_HOST,
-                     json_mode=json_mode)
-        body["stream"] = True
-        body["stream_options"] = {"include_usage": True}
         name = self._env.name
-        timeout = request.timeout or self._env.settings.get("timeout")
-        async with plait.stream_post(
-            self._env.http, f"{base_url}/chat/completions", json=body, headers=headers,
-            timeout=float(timeout) if timeout else None, provider=name, model=request.model,
-            error=functools.partial(_error, provider=name, model=request.model,
-                                    secret_headers=self._profile.secret_headers),
-            secret_headers=self._profile.secret_headers,
-        ) as response:
-            import httpx_sse  # with httpx, on first use: registration stays light
-
+        async with contextlib.AsyncExitStack() as stack:
+            try:  # a server refusing json_schema says so with the status, before any event
+                response = await stack.enter_async_context(
+                    self._stream_post(base_url, headers, request, json_mode=json_mode))
+            except plait.ProviderError as exc:
+                if not self._falls_back(exc, base_url, request, json_mode):
+                    raise
+                response = await stack.enter_async_context(
+                    self._stream_post(base_url, headers, request, json_mode=True))
             # Read to the body's end, past [DONE] and an error event (the server closes
             # after either): httpx's body iterators are generators that warn when left
             # unfinished.
@@ -156,8 +128,36 @@ class ChatCompletionsProvider:
                         continue
                     if chunk is not None:
                         yield chunk
-            if failed is not None:
-                raise failed
+        if failed is not None:
+            raise failed
+
+    def _falls_back(self, exc: plait.ProviderError, base_url: str,
+                    request: plait.ModelRequest, json_mode: bool) -> bool:
+        """Did the server refuse ``json_schema`` itself? Then it gets JSON mode from now on."""
+        # 400 from most servers; llama.cpp's server answers 500 with pydantic's error
+        refused = isinstance(exc, plait.BadRequest) or exc.status in (422, 500)
+        if (json_mode or request.json_schema is None or not refused
+                or not _rejects_json_schema(exc.message)):
+            return False
+        self._json_mode_only.add(base_url)
+        return True
+
+    def _stream_post(self, base_url: str, headers: Mapping[str, str],
+                     request: plait.ModelRequest, *,
+                     json_mode: bool) -> contextlib.AbstractAsyncContextManager[httpx.Response]:
+        body = _body(request, openai_host=urlsplit(base_url).hostname == OPENAI_HOST,
+                     json_mode=json_mode)
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+        name = self._env.name
+        timeout = request.timeout or self._env.settings.get("timeout")
+        return plait.stream_post(
+            self._env.http, f"{base_url}/chat/completions", json=body, headers=headers,
+            timeout=float(timeout) if timeout else None, provider=name, model=request.model,
+            error=functools.partial(_error, provider=name, model=request.model,
+                                    secret_headers=self._profile.secret_headers),
+            secret_headers=self._profile.secret_headers,
+        )
 
     def _headers(self, model: str) -> dict[str, str]:
         settings = self._env.settings
