@@ -18,6 +18,15 @@ __all__ = ["stream_chunk"]
 
 def stream_chunk(data: Any, *, provider: str, model: str) -> plait.StreamChunk | None:
     """The chunk one event says, ``None`` for an event with nothing in it (the role)."""
+    try:  # nearly every event: one piece of text and nothing else (its cost is per token)
+        choice = data["choices"][0]
+        delta = choice["delta"]
+        text = delta["content"]
+        if (type(text) is str and text and choice["finish_reason"] is None
+                and data.get("usage") is None and not delta.get("refusal")):
+            return plait.StreamChunk(text)  # the model comes with the last event's usage
+    except (KeyError, IndexError, TypeError):
+        pass  # not that shape: read it in full
     where: dict[str, Any] = {"provider": provider, "model": model}
     if not isinstance(data, dict):
         raise plait.ProviderError(f"unexpected stream event: {plait.json_excerpt(data)}",
