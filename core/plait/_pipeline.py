@@ -116,8 +116,8 @@ class Pipeline(Step):
                 ...  # RunStarted, StepStarted, TextDelta, StepFinished, ..., RunFinished
 
         At most ``buffer`` events wait for the reader; then the run waits (backpressure).
-        To stop early, read inside ``async with pipe.stream(...) as events:``: leaving the
-        block cancels the run.
+        Leaving the loop early cancels the run; inside ``async with pipe.stream(...) as
+        events:`` leaving the block also waits for it to unwind.
         """
         return RunStream(self, inputs, deps=deps, runtime=runtime, run_id=run_id,
                          buffer=buffer)

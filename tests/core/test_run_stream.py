@@ -173,3 +173,22 @@ async def test_aclose_cancels_a_run_read_without_async_with() -> None:
                 break
         await events.aclose()
     assert cancelled == [True]
+
+
+async def test_breaking_out_of_a_bare_loop_cancels_the_run() -> None:
+    cancelled = anyio.Event()
+
+    @plait.step
+    async def forever(ctx: plait.StepContext) -> None:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            cancelled.set()
+
+    pipe = plait.Pipeline("p", steps={"s": forever})
+    with anyio.fail_after(10):
+        async for event in pipe.stream():
+            if isinstance(event, plait.StepStarted):
+                break  # no async with, no aclose: the dropped stream cancels its run
+        await cancelled.wait()
+    # leaving fail_after's scope works: the stream left no scope of its own in this task
