@@ -30,6 +30,7 @@ from ._errors import (
     StepFailed,
     StepTimeout,
     StoreError,
+    StreamInterrupted,
     UndeclaredDependency,
     UnknownExecutor,
     UnknownInput,
@@ -56,9 +57,20 @@ from ._http import (
     json_excerpt,
     json_or_none,
     post_json,
+    stream_post,
     token_count,
 )
-from ._model import Limits, Message, ModelCall, ModelRequest, ModelResponse, Provider, ProviderEnv
+from ._model import (
+    Limits,
+    Message,
+    ModelCall,
+    ModelRequest,
+    ModelResponse,
+    Provider,
+    ProviderEnv,
+    StreamChunk,
+    StreamingProvider,
+)
 from ._money import Price, TokenCount, Usage, usd
 from ._orchestrator import Orchestrator, OrchestratorResult, TaskReport
 from ._pipeline import Pipeline
@@ -80,10 +92,12 @@ from ._results import (
     Stop,
 )
 from ._router import Router
+from ._run_stream import RunStream
 from ._runtime import Runtime
 from ._sqlite_store import SQLiteStore
 from ._step import FunctionStep, Step, step
 from ._store import CallRow, ItemRow, OnceRow, RunRow, RunStore, StepRow, StoredRun
+from ._stream import ModelStream
 from ._sync import run_sync
 from ._targets import load_target, parse_inputs, parse_settings
 from ._version import __version__ as __version__
@@ -130,6 +144,7 @@ __all__ = [
     "ModelNotFound",
     "ModelRequest",
     "ModelResponse",
+    "ModelStream",
     "OnceRow",
     "Orchestrator",
     "OrchestratorResult",
@@ -156,6 +171,7 @@ __all__ = [
     "RunRow",
     "RunStarted",
     "RunStore",
+    "RunStream",
     "Runtime",
     "SQLiteStore",
     "SerializationError",
@@ -171,6 +187,9 @@ __all__ = [
     "StoreError",
     "StoreWarning",
     "StoredRun",
+    "StreamChunk",
+    "StreamInterrupted",
+    "StreamingProvider",
     "TaskReport",
     "TextDelta",
     "TokenCount",
@@ -196,6 +215,7 @@ __all__ = [
     "post_json",
     "run_sync",
     "step",
+    "stream_post",
     "token_count",
     "usd",
 ]

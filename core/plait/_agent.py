@@ -16,6 +16,7 @@ from ._results import Reply
 from ._runtime import default_runtime
 from ._serialize import _default_converter
 from ._step import Step, render_prompt
+from ._stream import ModelStream
 
 if TYPE_CHECKING:
     from ._context import StepContext
@@ -118,13 +119,20 @@ class Agent:
         """Ask outside a pipeline (no run budget); inside a step use ``ctx.ask``."""
         return await call_model(runtime or default_runtime(), self, prompt, overrides)
 
+    def stream(self, prompt: str, *, runtime: Runtime | None = None,
+               **overrides: Any) -> ModelStream:
+        """Ask outside a pipeline and read the reply as it is written (see ``ctx.stream``)."""
+        return ModelStream(runtime or default_runtime(), self, prompt, overrides)
+
     def as_step(self, prompt: str | Callable[[StepContext], str | Awaitable[str]], *,
-                name: str | None = None, **config: Any) -> AgentStep:
+                name: str | None = None, stream: bool = False, **config: Any) -> AgentStep:
         """A one-call step. ``prompt`` is a function of the context, or a template
         formatted with the run inputs and dependency outputs (``"Summarize: {text}"``).
         Keywords are the step's ``plait.Config`` (``timeout``, ``retries``, ``validate``...).
+        ``stream=True`` makes the call through ``ctx.stream``, so ``pipe.stream`` shows
+        its text as it is written.
         """
-        return AgentStep(self, prompt, Config(**config), name)
+        return AgentStep(self, prompt, Config(**config), name, stream=stream)
 
 
 class AgentStep(Step):
@@ -133,7 +141,7 @@ class AgentStep(Step):
     validates_itself = True  # validators re-ask inside the call instead of failing after
 
     def __init__(self, agent: Agent, prompt: str | Callable[[StepContext], Any],
-                 config: Config, name: str | None) -> None:
+                 config: Config, name: str | None, *, stream: bool = False) -> None:
         if not (isinstance(prompt, str) or callable(prompt)):
             raise TypeError(f"as_step takes a prompt string or a function of the context, "
                             f"got {prompt!r}")
@@ -141,6 +149,7 @@ class AgentStep(Step):
         self.prompt = prompt
         self.config = config
         self.name = name or agent.name or f"ask {agent.model}"
+        self.stream = stream
 
     @property
     def output_type(self) -> Any:
@@ -148,5 +157,10 @@ class AgentStep(Step):
 
     async def run(self, ctx: StepContext) -> Any:
         text = await render_prompt(self.prompt, ctx)
+        if self.stream:
+            async with ctx.stream(self.agent, text, validate=ctx.config.validate) as stream:
+                async for _ in stream:
+                    pass
+            return stream.reply.output
         reply = await ctx.ask(self.agent, text, validate=ctx.config.validate)
         return reply.output

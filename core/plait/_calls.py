@@ -26,7 +26,7 @@ import attrs
 
 from ._answer import HOOK as ANSWER_HOOK
 from ._answer import answer
-from ._budget import Budget, UsageMeter, meter_for
+from ._budget import Budget, Reservation, UsageMeter, meter_for
 from ._config import NOTSET, Config, ResolvedConfig
 from ._conversation import as_turns
 from ._errors import (
@@ -41,7 +41,7 @@ from ._errors import (
 )
 from ._fallback import with_fallback
 from ._model import Message, ModelCall, ModelRequest, ModelResponse, split_model
-from ._money import Price, Usage
+from ._money import Price, TokenCount, Usage
 from ._policy import MAX_RETRY_AFTER, backoff, gate, retryable
 from ._results import Reply
 
@@ -97,6 +97,7 @@ class _Plan:
     budget: Budget | None
     meter: UsageMeter | None
     ctx: StepContext | None
+    window: int | None  # the model's context window, when its provider declares one
 
 
 def prepare(runtime: Runtime, agent: Agent, overrides: Mapping[str, Any],
@@ -142,7 +143,8 @@ def prepare(runtime: Runtime, agent: Agent, overrides: Mapping[str, Any],
     if meter is None and scope is not None:
         meter = meter_for(scope, scope.meter)
     return _Plan(agent, cfg, retries, overrides.get("timeout"), provider_name, model, provider,
-                 price, max_tokens, budget, meter, None if scope is None else scope.ctx)
+                 price, max_tokens, budget, meter, None if scope is None else scope.ctx,
+                 runtime.context_window(provider_name, model))
 
 
 async def send_once(runtime: Runtime, plan: _Plan, request: ModelRequest,
@@ -153,14 +155,62 @@ async def send_once(runtime: Runtime, plan: _Plan, request: ModelRequest,
     return await answer(runtime, plan, request, attempt, _send_once)
 
 
-async def _send_once(runtime: Runtime, plan: _Plan, request: ModelRequest,
-                     attempt: int) -> tuple[ModelResponse, Usage]:
-    """One request: reserve -> limit -> wrap -> settle -> meter."""
+@attrs.frozen
+class Held:
+    """What one request holds while it runs: its worst case in the budgets and, in
+    tokens, in the limiters (``estimate`` is its input's upper bound)."""
+
+    estimate: int
+    worst_tokens: int
+    reservation: Reservation | None
+
+
+def hold(plan: _Plan, request: ModelRequest) -> Held:
+    """Reserve ``request``'s worst case in every budget over the call (or raise
+    ``BudgetExceeded`` at once)."""
     estimate = estimate_input_tokens(request)
-    worst_tokens = estimate + (plan.max_tokens or 0)
     reservation = None
     if plan.budget is not None and plan.price is not None:
         reservation = plan.budget.reserve(plan.price.worst_case(estimate, plan.max_tokens or 0))
+    return Held(estimate, estimate + (plan.max_tokens or 0), reservation)
+
+
+def price_call(plan: _Plan, call: ModelCall, tokens: TokenCount) -> None:
+    """Set ``call.usage``: the tokens and their exact cost, unknown for an unpriced model
+    (before wrappers see it)."""
+    cost = plan.price.cost(tokens) if plan.price is not None else None
+    call.usage = Usage.of_call(tokens, cost)
+
+
+def settle(runtime: Runtime, plan: _Plan, held: Held, call: ModelCall) -> None:
+    """An answered request: swap the reservations for its real cost and tokens, charge."""
+    assert call.usage is not None, "priced when the response arrived"
+    if held.reservation is not None:
+        held.reservation.settle(call.usage.cost)
+    runtime.limits().settle(plan.provider_name, plan.model, held.worst_tokens,
+                            call.usage.input_tokens + call.usage.output_tokens)
+    if plan.meter is not None:
+        plan.meter.add(call.usage, f"{plan.provider_name}:{plan.model}")
+
+
+def unwind(runtime: Runtime, plan: _Plan, held: Held, exc: BaseException, sent: bool) -> None:
+    """A request that failed with ``exc``: keep what it may be billed, free the rest."""
+    if sent and plan.meter is not None:
+        plan.meter.add(_UNANSWERED, f"{plan.provider_name}:{plan.model}")
+    if held.reservation is not None:
+        if sent and _may_be_billed(exc):
+            held.reservation.keep()
+        else:
+            held.reservation.release()
+    if isinstance(exc, RateLimited) and exc.retry_after:  # every call to it waits
+        runtime.limits().cool_down(plan.provider_name, plan.model,
+                                   min(exc.retry_after, MAX_RETRY_AFTER))
+
+
+async def _send_once(runtime: Runtime, plan: _Plan, request: ModelRequest,
+                     attempt: int) -> tuple[ModelResponse, Usage]:
+    """One request: reserve -> limit -> wrap -> settle -> meter."""
+    held = hold(plan, request)
     call = ModelCall(plan.provider_name, plan.model, plan.price, attempt)
     sent = False
 
@@ -168,13 +218,11 @@ async def _send_once(runtime: Runtime, plan: _Plan, request: ModelRequest,
         nonlocal sent
         sent = True
         response = await _complete(plan.provider, request, plan.provider_name)
-        cost = plan.price.cost(response.usage) if plan.price is not None else None
-        call.usage = Usage.of_call(response.usage, cost)
+        price_call(plan, call, response.usage)
         return response
 
-    limiters = runtime.limits()
     try:
-        async with limiters.acquire(plan.provider_name, plan.model, worst_tokens):
+        async with runtime.limits().acquire(plan.provider_name, plan.model, held.worst_tokens):
             if runtime.hooks.wraps("plait_wrap_model_call"):
                 response = await runtime.hooks.around(
                     "plait_wrap_model_call",
@@ -184,24 +232,10 @@ async def _send_once(runtime: Runtime, plan: _Plan, request: ModelRequest,
             else:  # nothing to wrap it in: the hot path of every call
                 response = await complete()
     except BaseException as exc:
-        if sent and plan.meter is not None:
-            plan.meter.add(_UNANSWERED, f"{plan.provider_name}:{plan.model}")
-        if reservation is not None:
-            if sent and _may_be_billed(exc):
-                reservation.keep()
-            else:
-                reservation.release()
-        if isinstance(exc, RateLimited) and exc.retry_after:  # every call to it waits
-            limiters.cool_down(plan.provider_name, plan.model,
-                               min(exc.retry_after, MAX_RETRY_AFTER))
+        unwind(runtime, plan, held, exc, sent)
         raise
+    settle(runtime, plan, held, call)
     assert call.usage is not None, "set when the response arrived"
-    if reservation is not None:
-        reservation.settle(call.usage.cost)
-    limiters.settle(plan.provider_name, plan.model, worst_tokens,
-                    response.usage.input_tokens + response.usage.output_tokens)
-    if plan.meter is not None:
-        plan.meter.add(call.usage, f"{plan.provider_name}:{plan.model}")
     return response, call.usage
 
 
@@ -213,27 +247,15 @@ async def call_model(runtime: Runtime, agent: Agent, prompt: str | Sequence[Mess
     if fallback and agent.fallback and runtime.model_override is None:
         return await with_fallback(call_model, runtime, agent, prompt, overrides,
                                    scope=scope, meter=meter)
-    turns = as_turns(prompt)
     plan = prepare(runtime, agent, overrides, scope, meter)
     agent, spec = plan.agent, plan.agent.spec
-    messages: tuple[Message, ...] = (
-        *([Message("system", agent.system)] if agent.system else []),
-        *agent.shots,
-        *turns,
-    )
+    messages = opening(agent, prompt)
     where = "agent.ask" if scope is None else scope.path
-    window = runtime.context_window(plan.provider_name, plan.model)
     total = Usage()
     attempt = 0
     while True:
         attempt += 1
-        request = ModelRequest(
-            plan.model, messages, agent.temperature, plan.max_tokens, agent.stop, agent.seed,
-            spec.schema, spec.name, plan.timeout, agent.extra)
-        if window is not None:  # refused before anything is sent or reserved
-            needed = estimate_input_tokens(request) + (plan.max_tokens or 0)
-            if needed > window:
-                raise ContextTooLong(f"{plan.provider_name}:{plan.model}", needed, window)
+        request = request_for(plan, messages)
         try:
             response, usage = await send_once(runtime, plan, request, attempt)
         except ProviderError as exc:
@@ -258,6 +280,27 @@ async def call_model(runtime: Runtime, agent: Agent, prompt: str | Sequence[Mess
             continue
         return Reply(output, response.text, total, response.model or plan.model, attempt,
                      response.finish_reason)
+
+
+def opening(agent: Agent, prompt: str | Sequence[Message]) -> tuple[Message, ...]:
+    """The first request's messages: the agent's system prompt and few-shot turns, then
+    the prompt (a string, or the turns of a conversation)."""
+    return (*([Message("system", agent.system)] if agent.system else []), *agent.shots,
+            *as_turns(prompt))
+
+
+def request_for(plan: _Plan, messages: tuple[Message, ...]) -> ModelRequest:
+    """The request for ``messages``; refused with ``ContextTooLong`` before anything is
+    sent or reserved when it may not fit the model's window."""
+    agent = plan.agent
+    request = ModelRequest(plan.model, messages, agent.temperature, plan.max_tokens,
+                           agent.stop, agent.seed, agent.spec.schema, agent.spec.name,
+                           plan.timeout, agent.extra)
+    if plan.window is not None:
+        needed = estimate_input_tokens(request) + (plan.max_tokens or 0)
+        if needed > plan.window:
+            raise ContextTooLong(f"{plan.provider_name}:{plan.model}", needed, plan.window)
+    return request
 
 
 async def _complete(provider: Any, request: ModelRequest, name: str) -> ModelResponse:

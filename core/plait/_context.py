@@ -15,6 +15,7 @@ from ._money import Usage
 from ._once import run_once
 from ._results import EnsembleResult, FanOutResult, Reply
 from ._scope import StepScope
+from ._stream import ModelStream
 
 if TYPE_CHECKING:
     from ._agent import Agent
@@ -33,7 +34,7 @@ class StepContext:
     - ``dep(step_id)``: the output of a *declared* dependency (anything else raises
       ``UndeclaredDependency``: a step cannot see what it did not ask for).
     - ``deps``: your application objects (``pipe.run(inputs, deps=...)``).
-    - ``ask`` / ``map`` / ``ensemble``: model calls, fan-outs and ensembles that count
+    - ``ask`` / ``stream`` / ``map`` / ``ensemble``: model calls, fan-outs and ensembles that count
       against the run's budget and usage.
     - ``run_id``, ``step_id``, ``path``, ``idempotency_key`` (stable across retries of this
       step), ``attempt``, ``usage`` (this step's so far), ``config`` (resolved), ``item``
@@ -152,6 +153,16 @@ class StepContext:
         """
         return await call_model(self._scope.runtime, agent, prompt, overrides,
                                 scope=self._scope)
+
+    def stream(self, agent: Agent, prompt: str, **overrides: Any) -> ModelStream:
+        """Call a model and read its reply as it is written, like ``ask`` otherwise::
+
+            async with ctx.stream(agent, prompt) as stream:
+                async for text in stream:
+                    ...
+            reply = stream.reply
+        """
+        return ModelStream(self._scope.runtime, agent, prompt, overrides, scope=self._scope)
 
     async def map(self, fn: Callable[[Any], Any], items: Iterable[Any], *,
                   limit: int | None = None, on_error: OnError = "raise",

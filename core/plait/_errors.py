@@ -18,7 +18,8 @@
     │   ├── ModelNotFound          404
     │   ├── BadRequest             400 and other client errors, with the provider's message
     │   ├── ProviderUnavailable    5xx, connection failures and request timeouts (retryable)
-    │   └── ContentRefused         the model refused or a safety filter blocked the reply
+    │   ├── ContentRefused         the model refused or a safety filter blocked the reply
+    │   └── StreamInterrupted      a streamed reply broke after it started (.text, .cause)
     ├── OutputParseError           a reply could not be parsed into the agent's output type
     ├── ValidationFailed           a validation gate rejected a step's output
     ├── SerializationError         an output cannot be turned into JSON (names step and path)
@@ -69,6 +70,7 @@ __all__ = [
     "StepFailed",
     "StepTimeout",
     "StoreError",
+    "StreamInterrupted",
     "UndeclaredDependency",
     "UnknownExecutor",
     "UnknownInput",
@@ -321,6 +323,22 @@ class ProviderUnavailable(ProviderError):
 
 class ContentRefused(ProviderError):
     """The model refused, or a safety filter blocked the reply."""
+
+
+class StreamInterrupted(ProviderError):
+    """A streamed reply failed after text had arrived: ``text`` is what came, ``cause``
+    the provider's typed error (a dropped connection, an error event in the stream).
+
+    Not retried by the call (the caller has seen the text); as retryable for a step's
+    retries as its cause.
+    """
+
+    def __init__(self, text: str, cause: ProviderError) -> None:
+        self.text = text
+        self.cause = cause
+        self.retryable = cause.retryable
+        super().__init__(f"the stream broke after {len(text)} characters: {cause.message}",
+                         provider=cause.provider, model=cause.model, status=cause.status)
 
 
 class OutputParseError(PlaitError):

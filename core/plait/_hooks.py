@@ -6,7 +6,9 @@ last), each with only the arguments it names:
 
 - ``decide``: a decision hook, first non-``None`` answer wins (``firstresult``);
 - ``around``: a wrapper hook around awaited work (one-``yield`` generators, sync or
-  async, driven in this task: entered in hook order, left in reverse);
+  async, driven in this task: entered in hook order, left in reverse); ``enter`` does
+  the same for work that is not one ``await`` (a stream read by its caller), returning
+  the ``Entered`` wrappers to leave with the result or the error;
 - ``implementations``: for registration hooks, which the plugin loader calls one
   plugin at a time so a broken one can be set aside.
 
@@ -26,7 +28,7 @@ import pluggy
 from ._errors import PluginError
 from ._timeouts import timed_out
 
-__all__ = ["Hooks", "call_impl"]
+__all__ = ["Entered", "Hooks", "call_impl"]
 
 T = TypeVar("T")
 
@@ -94,33 +96,32 @@ class Hooks:
     async def around(self, hook: str, kwargs: Mapping[str, Any],
                      work: Callable[[], Awaitable[T]]) -> T:
         """Await ``work()`` inside every wrapper implementing ``hook``."""
-        impls = self.implementations(hook)
-        if not impls:
+        if not self.implementations(hook):
             return await work()
-        entered: list[tuple[str, Any]] = []
+        entered = await self.enter(hook, kwargs)
         try:
-            for impl in impls:
+            result = await work()
+        except BaseException as exc:
+            await entered.throw(exc)
+            raise
+        await entered.send(result)
+        return result
+
+    async def enter(self, hook: str, kwargs: Mapping[str, Any]) -> Entered:
+        """Run every wrapper of ``hook`` up to its ``yield``; leave them through the
+        ``Entered`` (in this task) once the work is done."""
+        entered = Entered(hook)
+        try:
+            for impl in self.implementations(hook):
                 gen = self._enter(hook, impl, kwargs)
                 if inspect.isasyncgen(gen):
                     await _aenter(hook, impl.plugin_name, gen)
                 if gen is not None:
-                    entered.append((impl.plugin_name, gen))
-            result = await work()
+                    entered.gens.append((impl.plugin_name, gen))
         except BaseException as exc:
-            # a timeout's cancellation is shown to wrappers as the StepTimeout it becomes
-            shown = timed_out(exc) or exc
-            for name, gen in reversed(entered):
-                if inspect.isasyncgen(gen):
-                    await _athrow(hook, name, gen, exc, shown)
-                else:
-                    _throw(hook, name, gen, exc, shown)
+            await entered.throw(exc)
             raise
-        for name, gen in reversed(entered):
-            if inspect.isasyncgen(gen):
-                await _asend(hook, name, gen, result)
-            else:
-                _send(hook, name, gen, result)
-        return result
+        return entered
 
     def _enter(self, hook: str, impl: pluggy.HookImpl, kwargs: Mapping[str, Any]) -> Any:
         """Run one wrapper up to its ``yield`` (an async one is only called: ``_aenter``
@@ -134,6 +135,35 @@ class Hooks:
         except Exception as exc:
             raise _failed_first(hook, impl.plugin_name, exc) from exc
         return gen
+
+
+class Entered:
+    """Wrappers of one hook that are waiting at their ``yield``: leave them once, with
+    ``send(result)`` or ``throw(error)``, in reverse order of entry."""
+
+    __slots__ = ("gens", "hook")
+
+    def __init__(self, hook: str) -> None:
+        self.hook = hook
+        self.gens: list[tuple[str, Any]] = []
+
+    async def send(self, result: Any) -> None:
+        gens, self.gens = self.gens, []
+        for name, gen in reversed(gens):
+            if inspect.isasyncgen(gen):
+                await _asend(self.hook, name, gen, result)
+            else:
+                _send(self.hook, name, gen, result)
+
+    async def throw(self, exc: BaseException) -> None:
+        # a timeout's cancellation is shown to wrappers as the StepTimeout it becomes
+        shown = timed_out(exc) or exc
+        gens, self.gens = self.gens, []
+        for name, gen in reversed(gens):
+            if inspect.isasyncgen(gen):
+                await _athrow(self.hook, name, gen, exc, shown)
+            else:
+                _throw(self.hook, name, gen, exc, shown)
 
 
 async def _aenter(hook: str, name: str, gen: Any) -> None:

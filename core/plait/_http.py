@@ -2,14 +2,15 @@
 and the small readers of a vendor's reply.
 
 ``post_json`` is a provider's whole exchange: POST a JSON body, get the decoded reply or a
-typed error. Under it, ``error_for_response`` turns an error status into the matching
-``ProviderError`` and ``http_errors`` translates what httpx raises (timeouts, dropped
-connections) and a reply body that is not JSON. Messages carry the vendor's own words,
-never request headers. A vendor may echo a key back, so every message has the exact
-secrets its request carried replaced by ``[redacted]`` (the values of ``Authorization``,
-``x-api-key``, ``api-key``, ``x-goog-api-key`` and any header the caller names in
-``secret_headers``, and of key-like URL query parameters such as ``key=``), then any
-other credential-looking token.
+typed error; ``stream_post`` is the same for a streamed reply (Server-Sent Events), as an
+``async with`` around the open response. Under them, ``error_for_response`` turns an
+error status into the matching ``ProviderError`` and ``http_errors`` translates what
+httpx raises (timeouts, dropped connections) and a reply body that is not JSON. Messages
+carry the vendor's own words, never request headers. A vendor may echo a key back, so
+every message has the exact secrets its request carried replaced by ``[redacted]`` (the
+values of ``Authorization``, ``x-api-key``, ``api-key``, ``x-goog-api-key`` and any header
+the caller names in ``secret_headers``, and of key-like URL query parameters such as
+``key=``), then any other credential-looking token.
 
 ``token_count``, ``json_or_none`` and ``json_excerpt`` read a decoded reply the same way
 in every provider: usage fields, structured output sent as text, and the glimpse of an
@@ -25,7 +26,7 @@ import contextlib
 import json
 import math
 import re
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +49,7 @@ __all__ = [
     "json_or_none",
     "parse_retry_after",
     "post_json",
+    "stream_post",
     "token_count",
 ]
 
@@ -207,6 +209,48 @@ async def post_json(
                                          secret_headers=secret_headers)
             raise error(response)
         return response.json()
+
+
+@contextlib.asynccontextmanager
+async def stream_post(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    json: Any,
+    headers: Mapping[str, str],
+    timeout: float | None,  # noqa: ASYNC109  # httpx's per-request timeout, not a cancel scope
+    provider: str,
+    model: str,
+    error: Callable[[httpx.Response], ProviderError] | None = None,
+    secret_headers: Collection[str] = (),
+) -> AsyncIterator[httpx.Response]:
+    """POST ``json`` to ``url`` and hold the response open while its body streams in.
+
+    As ``post_json``: an error status raises ``error(response)`` (its body read first, so
+    the vendor's message is in it), and a timeout or a failed connection, when sending or
+    while the body is read inside the block, raises ``ProviderUnavailable``. Leaving the
+    block closes the response (and the connection, if the body was not read to its end)::
+
+        async with plait.stream_post(env.http, url, json=body, headers=headers,
+                                     timeout=request.timeout, provider=env.name,
+                                     model=request.model) as response:
+            async for event in httpx_sse.EventSource(response).aiter_sse():
+                ...
+    """
+    request = client.build_request("POST", url, json=json, headers=headers,
+                                   timeout=client.timeout if timeout is None else timeout)
+    with _http_errors(provider, model, secret_headers, request):
+        response = await client.send(request, stream=True)
+        try:
+            if response.is_error:
+                await response.aread()
+                if error is None:
+                    raise error_for_response(response, provider=provider, model=model,
+                                             secret_headers=secret_headers)
+                raise error(response)
+            yield response
+        finally:
+            await response.aclose()
 
 
 def token_count(value: Any) -> int:

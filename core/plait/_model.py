@@ -2,12 +2,14 @@
 
 A provider plugin translates a ``ModelRequest`` into one vendor's API and the answer
 back into a ``ModelResponse``. It needs no base class: any object with
-``async def complete(self, request) -> ModelResponse`` is a provider.
+``async def complete(self, request) -> ModelResponse`` is a provider. A provider that can
+stream adds ``stream(self, request)``, an async generator of ``StreamChunk`` values (see
+``StreamingProvider``); plait streams any other provider as one chunk.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import attrs
@@ -27,6 +29,8 @@ __all__ = [
     "ProviderEnv",
     "ProviderFactory",
     "ProviderSpec",
+    "StreamChunk",
+    "StreamingProvider",
     "split_model",
 ]
 
@@ -122,6 +126,23 @@ class ModelCall:
     price: Price | None
     attempt: int
     usage: Usage | None = None
+    streamed: bool = False  # made through ctx.stream / agent.stream
+    first_token_s: float | None = None  # a stream's seconds from sending to its first text
+
+
+@attrs.frozen
+class StreamChunk:
+    """One piece of a streamed reply, as a provider's ``stream`` yields it.
+
+    ``text`` is the new text only (a delta, possibly empty). The last chunk carries the
+    reply's ``usage`` and ``finish_reason``; a vendor that reports usage in pieces (input
+    first, output at the end) may send it more than once, and the last one given wins.
+    """
+
+    text: str = ""
+    usage: TokenCount | None = None
+    finish_reason: str | None = None
+    model: str | None = None  # the model the provider says answered, when it says
 
 
 @runtime_checkable
@@ -129,6 +150,19 @@ class Provider(Protocol):
     """A model provider: one async method."""
 
     async def complete(self, request: ModelRequest) -> ModelResponse: ...
+
+
+@runtime_checkable
+class StreamingProvider(Provider, Protocol):
+    """A provider that can also stream: ``stream`` is an async generator of chunks.
+
+    It raises the same typed errors as ``complete``, before its first chunk (the request
+    was refused: plait may retry it) or after (the stream broke: plait reports it as
+    ``StreamInterrupted`` with the text received). plait closes the generator early when
+    the caller stops reading, so release the connection in ``finally`` or ``async with``.
+    """
+
+    def stream(self, request: ModelRequest) -> AsyncIterator[StreamChunk]: ...
 
 
 def _check_concurrency(_inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:

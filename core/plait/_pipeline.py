@@ -32,6 +32,7 @@ from ._inputs import InputSpec, type_schema
 from ._money import Usage
 from ._results import ErrorInfo, PipelineResult, RunInfo, StepRecord, Stop
 from ._resume import resume_run
+from ._run_stream import DEFAULT_BUFFER, RunStream
 from ._runtime import Runtime, default_runtime
 from ._scope import RunScope, StepScope
 from ._step import Step, as_step
@@ -158,6 +159,21 @@ class Pipeline(Step):
         dependencies changed since (``force=True`` restores what still matches by path).
         """
         return await resume_run(self, run_id, inputs, deps=deps, runtime=runtime, force=force)
+
+    def stream(self, inputs: Mapping[str, Any] | None = None, *, deps: Any = None,
+               runtime: Runtime | None = None, run_id: str | None = None,
+               buffer: int = DEFAULT_BUFFER) -> RunStream:
+        """Run the pipeline and read its events as they happen::
+
+            async for event in pipe.stream({"text": ...}, deps=app_deps):
+                ...  # RunStarted, StepStarted, TextDelta, StepFinished, ..., RunFinished
+
+        At most ``buffer`` events wait for the reader; then the run waits (backpressure).
+        Leaving the loop early cancels the run; inside ``async with pipe.stream(...) as
+        events:`` leaving the block also waits for it to unwind.
+        """
+        return RunStream(self, inputs, deps=deps, runtime=runtime, run_id=run_id,
+                         buffer=buffer)
 
     async def _start(self, inputs: Mapping[str, Any] | None, *, deps: Any,
                      runtime: Runtime | None, run_id: str | None,

@@ -128,6 +128,9 @@ def plait_register_providers(register: RegisterProvider) -> None:
     - ``name``: the prefix in ``Agent(model="<name>:<model>")``.
     - ``factory(env: plait.ProviderEnv) -> provider``: called once per Runtime on first
       use; the provider is any object with ``async def complete(request) -> ModelResponse``.
+      It may also stream: ``stream(request)``, an async generator of ``plait.StreamChunk``
+      (text deltas, then a last chunk with ``usage`` and ``finish_reason``); without it
+      ``ctx.stream`` gets the ``complete`` reply as one chunk.
       ``env.http`` is the Runtime's shared ``httpx.AsyncClient``; ``env.settings`` holds
       ``Runtime(settings={name: {...}})``.
     - ``prices``: ``{model: plait.Price}`` in USD per million tokens (users can override).
@@ -380,5 +383,8 @@ def plait_wrap_model_call(
     ``call`` carries the price the request is charged at and its attempt number, and
     by the time the response is sent in, ``call.usage`` holds its tokens and exact cost
     (so a tracer never prices a call itself). Called once per request (re-asks and
-    retries are separate requests), never per token. Called for every plugin.
+    retries are separate requests), never per token: for a stream (``call.streamed``) the
+    response sent in is the assembled reply, ``call.first_token_s`` the seconds to its
+    first text, and a stream the reader left early is sent in with ``finish_reason``
+    ``"abandoned"``. Called for every plugin.
     """

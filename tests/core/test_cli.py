@@ -74,6 +74,20 @@ pipe = plait.Pipeline("flow", steps={"shout": shout, "ask": ask}, deps={"ask": [
 failing = plait.Pipeline("failing", steps={"shout": shout, "boom": boom, "ask": ask},
                          deps={"ask": ["shout"]}, output="ask")
 numbers = [1, 2, 3]
+streamed = plait.Pipeline("streamed", steps={"shout": shout,
+                                              "say": echo.as_step("echo: {shout}", stream=True)},
+                          deps={"say": ["shout"]})
+
+
+@plait.step
+async def narrate(ctx):
+    async with ctx.stream(echo, "once upon a time") as stream:
+        async for _ in stream:
+            pass
+    return len(stream.reply.text)
+
+
+narrated = plait.Pipeline("narrated", steps={"narrate": narrate})
 """
 
 
@@ -342,6 +356,27 @@ def test_run_prints_output_and_step_table(flows: str) -> None:
     ]
     assert all(row[3].endswith(" s") for row in rows.values())
     assert "1 model call, 2 tokens in, 2 out, cost unknown (1 unpriced)" in result.stderr
+
+
+def test_run_stream_prints_the_output_steps_text_as_it_arrives(flows: str) -> None:
+    result = invoke("run", f"{flows}:streamed", "--input", "text=hi there", "--stream")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "echo: HI THERE\n"  # streamed in pieces, not printed again
+    assert list(table_rows(result.stderr)) == ["shout", "say"]
+
+
+def test_run_stream_prints_the_text_then_an_output_that_differs(flows: str) -> None:
+    assert invoke("run", f"{flows}:narrated").stdout == "16\n"
+    result = invoke("run", f"{flows}:narrated", "--stream")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "once upon a time\n16\n"
+
+
+def test_run_stream_of_an_output_that_does_not_stream_prints_it_at_the_end(
+        flows: str) -> None:
+    result = invoke("run", f"{flows}:pipe", "--input", "text=hi", "--stream")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "echo: HI\n"
 
 
 def test_run_json(flows: str) -> None:

@@ -83,6 +83,20 @@ async def test_one_line_per_step_and_one_per_run(
     }
 
 
+async def test_a_streamed_call_is_logged_with_its_usage(
+    log_path: Path, runtime: tuple[plait.Runtime, FakeProvider]
+) -> None:
+    rt, fake = runtime
+    fake.script("Tea is a drink.")
+    agent = plait.Agent(model="fake:priced", max_tokens=10)
+    pipe = plait.Pipeline("faq", steps={"answer": agent.as_step("Explain tea.", stream=True)})
+    result = await pipe.run({}, runtime=rt)
+    answer, run = _lines(log_path)
+    assert (answer["step"], answer["status"]) == ("answer", "ok")
+    assert (answer["input_tokens"], answer["output_tokens"], answer["calls"]) == (2, 4, 1)
+    assert run["cost_usd"] == str(result.usage.cost) != "0"
+
+
 async def test_failures_are_logged_with_their_error(
     log_path: Path, runtime: tuple[plait.Runtime, FakeProvider]
 ) -> None:

@@ -1,6 +1,7 @@
 """plait-fastapi: serve plait pipelines from FastAPI, through FastAPI's own extension points.
 
-- ``router(pipelines, runtime=None)``: an ``APIRouter`` with ``POST /{name}/runs``.
+- ``router(pipelines, runtime=None)``: an ``APIRouter`` with ``POST /{name}/runs`` (the
+  result as JSON, or the run's events as Server-Sent Events: ``EventStreamResponse``).
 - ``lifespan(runtime=None, **options)``: a lifespan that owns a ``plait.Runtime``.
 - ``current_runtime``: a dependency giving that Runtime to your own endpoints.
 - ``plait serve MODULE:OBJECT``: the CLI command this distribution's plait plugin adds.
@@ -14,9 +15,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._app import STATE_KEY, current_runtime, lifespan, router
+    from ._app import STATE_KEY, EventStreamResponse, current_runtime, lifespan, router
 
-__all__ = ["STATE_KEY", "current_runtime", "lifespan", "router"]
+__all__ = ["STATE_KEY", "EventStreamResponse", "current_runtime", "lifespan", "router"]
 
 __version__ = "0.1.0"
 

@@ -8,12 +8,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
+import anyio
 import plait
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import PydanticSchemaGenerationError, TypeAdapter, ValidationError
 
-__all__ = ["STATE_KEY", "current_runtime", "lifespan", "router"]
+__all__ = ["STATE_KEY", "EventStreamResponse", "current_runtime", "lifespan", "router"]
 
 STATE_KEY = "plait_runtime"
 """The name of the Runtime in the app's lifespan state (``request.state.plait_runtime``)."""
@@ -39,14 +40,15 @@ def router(pipelines: Mapping[str, plait.Pipeline], *,
     ``POST /{name}/runs/{run_id}/resume`` to continue a recorded run (``pipe.resume``).
 
     The request body is the run's inputs (a JSON object; for a resume, the inputs merged
-    over the recorded ones); the response is the ``PipelineResult`` as JSON. Each pipeline
-    gets its own routes, whose OpenAPI request schema is ``pipe.input_schema()`` (a
-    pipeline that declares no inputs takes any object) and whose response schema has
-    ``output`` as ``pipe.output_schema()``. Inputs that do not match the declaration answer
-    422 in FastAPI's own validation shape; a failed step answers 422 and an exceeded budget
-    402, both with the partial result; an unknown name answers 404, a run that cannot be
-    resumed 409. Runs use ``runtime``, else the Runtime of ``plait_fastapi.lifespan``, else
-    plait's default Runtime.
+    over the recorded ones); the response is the ``PipelineResult`` as JSON, or, asked
+    with ``Accept: text/event-stream`` or ``?stream=true``, the run's events as
+    Server-Sent Events (``EventStreamResponse``). Each pipeline gets its own routes, whose
+    OpenAPI request schema is ``pipe.input_schema()`` (a pipeline that declares no inputs
+    takes any object) and whose response schema has ``output`` as ``pipe.output_schema()``.
+    Inputs that do not match the declaration answer 422 in FastAPI's own validation shape;
+    a failed step answers 422 and an exceeded budget 402, both with the partial result; an
+    unknown name answers 404, a run that cannot be resumed 409. Runs use ``runtime``, else
+    the Runtime of ``plait_fastapi.lifespan``, else plait's default Runtime.
     """
     table = _check_pipelines(pipelines)
     api = APIRouter()
@@ -67,8 +69,11 @@ def _add_route(api: APIRouter, name: str, pipe: plait.Pipeline,
                runtime: plait.Runtime | None) -> None:
     check = _InputCheck(pipe)
 
-    async def run_pipeline(request: Request) -> Response:
+    async def run_pipeline(request: Request, stream: bool = False) -> Response:
         inputs = check(await request.body())
+        if stream or "text/event-stream" in request.headers.get("accept", ""):
+            return EventStreamResponse(pipe.stream(
+                inputs, runtime=runtime or current_runtime(request)))
         return await _answer(pipe.run(inputs, runtime=runtime or current_runtime(request)))
 
     async def resume_run(request: Request, run_id: str) -> Response:
@@ -82,8 +87,10 @@ def _add_route(api: APIRouter, name: str, pipe: plait.Pipeline,
     api.add_api_route(
         f"/{name}/runs", run_pipeline, methods=["POST"], response_class=Response,
         summary=f"Run the {pipe.name} pipeline", operation_id=f"run_{name}",
-        responses={200: {"description": "The PipelineResult as JSON",
-                         "content": {"application/json": {"schema": _result_schema(pipe)}}},
+        responses={200: {"description": "The PipelineResult as JSON, or the run's events "
+                                        "(?stream=true or Accept: text/event-stream)",
+                         "content": {"application/json": {"schema": _result_schema(pipe)},
+                                     "text/event-stream": {}}},
                    **_ERRORS},
         openapi_extra={"requestBody": {
             "required": bool(schema and schema["required"]),
@@ -197,6 +204,47 @@ async def _answer(work: Awaitable[plait.PipelineResult]) -> Response:
             "cause": {"type": type(exc.cause).__name__, "message": str(exc.cause)},
             "partial": _as_data(exc.partial)}) from exc
     return Response(result.to_json(), media_type="application/json")
+
+
+class EventStreamResponse(Response):
+    """A run's events as Server-Sent Events: ``event: <type>`` (``RunStarted``,
+    ``StepFinished``, ``TextDelta``...) and ``data: <the event as JSON>``, one per run event,
+    the last ``RunFinished`` or ``RunFailed``.
+
+    The run goes while the response is sent, at the client's pace (a slow client holds it
+    back); a client that disconnects cancels it.
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(self, events: plait.RunStream) -> None:  # no body: no Content-Length
+        self.events = events
+        self.status_code = 200
+        self.background = None
+        self.init_headers({"cache-control": "no-store", "x-accel-buffering": "no"})
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        converter = self.events.runtime.converter
+        async with anyio.create_task_group() as tg:
+
+            async def watch() -> None:  # the body was read: what comes next is the end
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(watch)
+            try:
+                async with self.events as events:
+                    async for event in events:
+                        data = json.dumps(converter.unstructure(event))
+                        block = f"event: {type(event).__name__}\ndata: {data}\n\n"
+                        await send({"type": "http.response.body", "body": block.encode(),
+                                    "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            except OSError:
+                pass  # the client is gone (ASGI 2.4 servers raise on send): the run stopped
+            tg.cancel_scope.cancel()
 
 
 def lifespan(runtime: plait.Runtime | None = None, **options: Any,

@@ -130,15 +130,17 @@ def plugins(show_all: bool, hook: str | None, as_json: bool) -> None:
               help="A provider setting (repeatable), e.g. llamacpp.base_url=http://...:8081/v1.")
 @click.option("--traceback", "-v", "show_traceback", is_flag=True,
               help="On a failure, also print the Python traceback of what the step raised.")
+@click.option("--stream", is_flag=True,
+              help="Print the output step's text as it is written (its streamed model calls).")
 def run(target: str, inputs: tuple[str, ...], input_json: Any, model: str | None,
-        as_json: bool, show_traceback: bool, settings: tuple[str, ...]) -> None:
+        as_json: bool, show_traceback: bool, settings: tuple[str, ...], stream: bool) -> None:
     """Run a pipeline or step: MODULE:OBJECT, imported with the current directory on the path.
 
     Prints the output on stdout and a table of the steps (status, attempts, latency,
     tokens, cost) on stderr.
     """
     run_target(target, inputs, input_json, model, as_json=as_json,
-               show_traceback=show_traceback, settings=parse_settings(settings))
+               show_traceback=show_traceback, settings=parse_settings(settings), stream=stream)
 
 
 @cli.command("eval", short_help="Score a pipeline on labelled cases, variants side by side.")

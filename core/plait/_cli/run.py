@@ -24,6 +24,7 @@ from plait._console import (
     usage_line,
 )
 from plait._errors import PlaitError, StepFailed, UnknownInput
+from plait._events import RunEvent, TextDelta
 from plait._results import PipelineResult
 from plait._runtime import Runtime
 from plait._targets import load_target, parse_inputs
@@ -33,7 +34,8 @@ __all__ = ["run_target"]
 
 def run_target(target: str, pairs: tuple[str, ...], input_json: IO[str] | None,
                model: str | None, *, as_json: bool, show_traceback: bool = False,
-               settings: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+               settings: Mapping[str, Mapping[str, Any]] | None = None,
+               stream: bool = False) -> None:
     pipeline = load_target(target)
     inputs = parse_inputs(pairs, input_json)
     _check_input_names(pipeline, inputs)
@@ -44,9 +46,16 @@ def run_target(target: str, pairs: tuple[str, ...], input_json: IO[str] | None,
     check_model(model, runtime)
     check_settings(settings or {}, runtime)
 
+    printer = _OutputText(pipeline.output) if stream and not as_json else None
+
     async def main() -> PipelineResult:
         async with runtime:
-            result: PipelineResult = await pipeline.run(inputs, runtime=runtime)
+            result: PipelineResult
+            if printer is not None:
+                result = await pipeline._start(inputs, deps=None, runtime=runtime, run_id=None,
+                                               listeners=(printer,))
+            else:
+                result = await pipeline.run(inputs, runtime=runtime)
             return result
 
     t0 = time.perf_counter()
@@ -67,9 +76,11 @@ def run_target(target: str, pairs: tuple[str, ...], input_json: IO[str] | None,
         click.echo(result.to_json(indent=2))
         return
 
+    if printer is not None and printer.text:
+        click.echo()  # the streamed text is the output; end its line
     if result.stopped_early and result.stop is not None:
         click.echo(f"stopped early: {result.stop.reason}", err=True)
-    else:
+    elif printer is None or result.output != printer.text:
         click.echo(format_value(result.output, runtime))
     _report(result, runtime, time.perf_counter() - t0)
 
@@ -81,6 +92,21 @@ def _check_input_names(pipeline: Any, inputs: dict[str, Any]) -> None:
         if name not in declared:
             raise click.BadParameter(str(UnknownInput(pipeline.name, name, list(declared))),
                                      param_hint="'--input'")
+
+
+class _OutputText:
+    """A run listener printing the output step's streamed text as it arrives (``--stream``):
+    what its ``ctx.stream`` calls, or ``agent.as_step(..., stream=True)``, receive."""
+
+    def __init__(self, output: str) -> None:
+        self._output = output
+        self.text = ""
+
+    async def __call__(self, event: RunEvent) -> None:
+        if isinstance(event, TextDelta) and (event.step_id == self._output or
+                                             event.step_id.startswith(self._output + "/")):
+            self.text += event.text
+            click.echo(event.text, nl=False)
 
 
 def _report(result: PipelineResult, runtime: Runtime, seconds: float) -> None:

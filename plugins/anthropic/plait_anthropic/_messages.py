@@ -7,12 +7,16 @@ JSON schema; the tool call's input is the answer.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 
 import plait
+
+from ._events import EventReader
 
 __all__ = ["AnthropicProvider"]
 
@@ -33,7 +37,8 @@ _FINISH = {
 
 
 class AnthropicProvider:
-    """``async complete(request)`` over the Runtime's shared httpx client."""
+    """``async complete(request)`` and ``stream(request)`` over the Runtime's shared httpx
+    client."""
 
     def __init__(self, env: plait.ProviderEnv) -> None:
         self._env = env
@@ -48,6 +53,31 @@ class AnthropicProvider:
         return str(url).rstrip("/")
 
     async def complete(self, request: plait.ModelRequest) -> plait.ModelResponse:
+        data = await plait.post_json(self._env.http, f"{self.base_url}/v1/messages",
+                                     **self._exchange(request))
+        return self._response(data, request)
+
+    async def stream(self, request: plait.ModelRequest) -> AsyncIterator[plait.StreamChunk]:
+        """The reply as Server-Sent Events (``"stream": true``): text deltas (the tool
+        input's JSON for structured output), the usage with the final ``message_delta``."""
+        exchange = self._exchange(request)
+        exchange["json"]["stream"] = True
+        reader = EventReader(request, self._env.name, _FINISH, _usage)
+        async with plait.stream_post(self._env.http, f"{self.base_url}/v1/messages",
+                                     **exchange) as response:
+            import httpx_sse  # with httpx, on first use: registration stays light
+
+            # Read to the body's end (the server closes after message_stop or an error):
+            # httpx's body iterators are generators that warn when left unfinished.
+            async with contextlib.aclosing(httpx_sse.EventSource(response).aiter_sse()) as events:
+                async for event in events:
+                    chunk = reader.read(event.event, event.data)
+                    if chunk is not None:
+                        yield chunk
+        reader.finished()
+
+    def _exchange(self, request: plait.ModelRequest) -> dict[str, Any]:
+        """What ``post_json`` / ``stream_post`` are called with, but the URL."""
         name, settings = self._env.name, self._env.settings
         key = settings.get("api_key") or os.environ.get(KEY_VAR)
         if not key:
@@ -56,19 +86,14 @@ class AnthropicProvider:
                 provider=name,
                 model=request.model,
             )
-        headers = {"x-api-key": str(key), "anthropic-version": API_VERSION}
-        body = _body(request, settings.get("max_tokens") or DEFAULT_MAX_TOKENS)
         timeout = request.timeout or settings.get("timeout")
-        data = await plait.post_json(
-            self._env.http,
-            f"{self.base_url}/v1/messages",
-            json=body,
-            headers=headers,
-            timeout=float(timeout) if timeout else None,
-            provider=name,
-            model=request.model,
-        )
-        return self._response(data, request)
+        return {
+            "json": _body(request, settings.get("max_tokens") or DEFAULT_MAX_TOKENS),
+            "headers": {"x-api-key": str(key), "anthropic-version": API_VERSION},
+            "timeout": float(timeout) if timeout else None,
+            "provider": name,
+            "model": request.model,
+        }
 
     def _response(self, data: Any, request: plait.ModelRequest) -> plait.ModelResponse:
         where: dict[str, Any] = {"provider": self._env.name, "model": request.model}

@@ -7,9 +7,12 @@ I/O.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import json
 import os
 import re
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -31,7 +34,8 @@ _BLOCKED = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "
 
 
 class GeminiProvider:
-    """``async complete(request)`` over the Runtime's shared httpx client."""
+    """``async complete(request)`` and ``stream(request)`` over the Runtime's shared httpx
+    client."""
 
     def __init__(self, env: plait.ProviderEnv) -> None:
         self._env = env
@@ -44,6 +48,51 @@ class GeminiProvider:
         return str(self._env.settings.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
 
     async def complete(self, request: plait.ModelRequest) -> plait.ModelResponse:
+        url, exchange = self._exchange(request, "generateContent")
+        data = await plait.post_json(self._env.http, url, **exchange)
+        return self._response(data, request)
+
+    async def stream(self, request: plait.ModelRequest) -> AsyncIterator[plait.StreamChunk]:
+        """``streamGenerateContent?alt=sse``: each event is a partial reply of the same
+        shape as a whole one; the one with a finish reason carries the final usage."""
+        url, exchange = self._exchange(request, "streamGenerateContent")
+        failed: plait.ProviderError | None = None
+        async with plait.stream_post(self._env.http, f"{url}?alt=sse",
+                                     **exchange) as response:
+            import httpx_sse  # with httpx, on first use: registration stays light
+
+            # Read to the body's end (the server closes after an error event): httpx's
+            # body iterators are generators that warn when left unfinished.
+            async with contextlib.aclosing(httpx_sse.EventSource(response).aiter_sse()) as events:
+                async for event in events:
+                    if failed is not None:
+                        continue
+                    try:
+                        chunk = self._chunk(json.loads(event.data), request)
+                    except plait.ProviderError as exc:
+                        failed = exc
+                        continue
+                    if chunk is not None:
+                        yield chunk
+        if failed is not None:
+            raise failed
+
+    def _chunk(self, data: Any, request: plait.ModelRequest) -> plait.StreamChunk | None:
+        where: dict[str, Any] = {"provider": self._env.name, "model": request.model}
+        if isinstance(data, dict) and isinstance(data.get("error"), dict):
+            raise _event_error(data["error"], where)
+        if isinstance(data, dict) and not data.get("candidates") and "promptFeedback" not in data:
+            return None  # usage alone, before the last event says it again
+        response = self._response(data, request)
+        finished = response.finish_reason is not None
+        if not (response.text or finished):
+            return None
+        return plait.StreamChunk(response.text, response.usage if finished else None,
+                                 response.finish_reason, response.model)
+
+    def _exchange(self, request: plait.ModelRequest, method: str) -> tuple[str, dict[str, Any]]:
+        """The URL of ``method`` for the model and what ``post_json`` / ``stream_post``
+        are called with."""
         name, settings = self._env.name, self._env.settings
         key = settings.get("api_key") or next(
             (os.environ[v] for v in KEY_VARS if os.environ.get(v)), None
@@ -56,19 +105,16 @@ class GeminiProvider:
                 model=request.model,
             )
         model = request.model.removeprefix("models/")
-        url = f"{self.base_url}/v1beta/models/{quote(model, safe='')}:generateContent"
+        url = f"{self.base_url}/v1beta/models/{quote(model, safe='')}:{method}"
         timeout = request.timeout or settings.get("timeout")
-        data = await plait.post_json(
-            self._env.http,
-            url,
-            json=_body(request),
-            headers={"x-goog-api-key": str(key)},
-            timeout=float(timeout) if timeout else None,
-            provider=name,
-            model=request.model,
-            error=functools.partial(_error, provider=name, model=request.model),
-        )
-        return self._response(data, request)
+        return url, {
+            "json": _body(request),
+            "headers": {"x-goog-api-key": str(key)},
+            "timeout": float(timeout) if timeout else None,
+            "provider": name,
+            "model": request.model,
+            "error": functools.partial(_error, provider=name, model=request.model),
+        }
 
     def _response(self, data: Any, request: plait.ModelRequest) -> plait.ModelResponse:
         where: dict[str, Any] = {"provider": self._env.name, "model": request.model}
@@ -152,6 +198,17 @@ def _error(response: httpx.Response, *, provider: str, model: str) -> plait.Prov
         delays = (d.get("retryDelay") for d in details if "retryDelay" in d)
         error.retry_after = next((s for s in map(_seconds, delays) if s is not None), None)
     return error
+
+
+def _event_error(error: dict[str, Any], where: dict[str, Any]) -> plait.ProviderError:
+    """An error sent as a stream event (``{"error": {"code", "message", "status"}}``)."""
+    message = str(error.get("message") or "the server sent an error event")
+    code, status = error.get("code"), str(error.get("status") or "")
+    if code == 429 or status == "RESOURCE_EXHAUSTED":
+        return plait.RateLimited(message, status=None, **where)
+    if (isinstance(code, int) and code >= 500) or status in ("UNAVAILABLE", "INTERNAL"):
+        return plait.ProviderUnavailable(message, **where)
+    return plait.ProviderError(message, **where)
 
 
 def _details(response: httpx.Response) -> list[dict[str, Any]]:

@@ -37,9 +37,10 @@ exception cannot propagate; not worth the risk for a bounded generation.)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -214,12 +215,36 @@ class LocalProvider:
                 model = await self._model(request.model)
                 completion = await self._generate(model, _chat_arguments(request))
         except TimeoutError:
-            raise plait.ProviderUnavailable(
-                f"no reply within {request.timeout:g}s (the generation finishes in the "
-                "background before its model instance takes another request)",
-                provider="local", model=request.model,
-            ) from None
+            raise _no_reply(request) from None
         return _response(completion, model.name, structured=request.json_schema is not None)
+
+    async def stream(self, request: plait.ModelRequest) -> AsyncIterator[plait.StreamChunk]:
+        """llama-cpp's ``stream=True``: a piece of text per token, pulled one at a time by
+        worker threads (see ``_Generation``). llama.cpp reports no usage while streaming,
+        so none is given (plait counts the call from its text; the model is free)."""
+        try:
+            with anyio.fail_after(request.timeout):
+                model = await self._model(request.model)
+        except TimeoutError:
+            raise _no_reply(request) from None
+        arguments = {**_chat_arguments(request), "stream": True}
+        generation = _Generation(model, arguments)
+        async with model.queue():
+            try:
+                while True:
+                    try:
+                        with anyio.fail_after(request.timeout):
+                            piece = await anyio.to_thread.run_sync(generation.next,
+                                                                   abandon_on_cancel=True)
+                    except TimeoutError:
+                        raise _no_reply(request) from None
+                    if piece is None:
+                        return
+                    chunk = _piece(piece, model.name)
+                    if chunk is not None:
+                        yield chunk
+            finally:
+                generation.close()  # a thread still inside a token closes it after
 
     async def _model(self, name: str) -> _LoadedModel:
         model = self._by_name.get(name)
@@ -240,7 +265,7 @@ class LocalProvider:
 
     async def _generate(self, model: _LoadedModel, arguments: dict[str, Any]) -> Any:
         abandoned = threading.Event()
-        prompt = "\0".join(f"{m['role']}\0{m['content']}" for m in arguments["messages"])
+        prompt = _prompt_key(arguments)
 
         def run() -> Any:
             instance = model.pool.claim(prompt, abandoned)
@@ -259,6 +284,99 @@ class LocalProvider:
                 raise
 
 
+class _Generation:
+    """One streamed generation, advanced a token at a time by whichever worker thread
+    ``next`` runs in; one at a time (its lock), on the instance it claims first.
+
+    The claim is released by the thread that ends the generation, never by the event loop:
+    ``close`` (the reader left) ends it at once when no thread is inside a token, and
+    otherwise leaves it to that thread, which sees ``abandoned`` as the token returns. So
+    an abandoned stream stops generating after at most one more token, and its instance is
+    not handed on while llama.cpp still runs in it.
+    """
+
+    def __init__(self, model: _LoadedModel, arguments: dict[str, Any]) -> None:
+        self._model = model
+        self._arguments = arguments
+        self._prompt = _prompt_key(arguments)
+        self._lock = threading.Lock()
+        self._abandoned = threading.Event()
+        self._instance: _Instance | None = None
+        self._pieces: Any = None  # llama-cpp's generator of chunks
+        self._done = False
+
+    def next(self) -> Any:
+        """The next chunk, ``None`` at the end (runs in a worker thread)."""
+        with self._lock:
+            piece = self._step()
+        if self._abandoned.is_set():  # close() may have found the lock taken: end it here
+            self._end_if_free()
+        return piece
+
+    def close(self) -> None:
+        self._abandoned.set()
+        self._end_if_free()
+
+    def _step(self) -> Any:
+        if self._done or self._abandoned.is_set():
+            self._end()
+            return None
+        if self._instance is None:
+            self._instance = self._model.pool.claim(self._prompt, self._abandoned)
+            if self._instance is None:
+                self._done = True
+                return None
+            self._pieces = _call(self._instance.llama, self._model.name, self._arguments)
+        piece = None
+        try:
+            with _llama_errors(self._model.name):
+                piece = next(self._pieces, None)
+        finally:
+            if piece is None:  # the end, or an error: either way the generation is over
+                self._end()
+        return piece
+
+    def _end_if_free(self) -> None:
+        if self._lock.acquire(blocking=False):
+            try:
+                self._end()
+            finally:
+                self._lock.release()
+
+    def _end(self) -> None:
+        """Close llama-cpp's generator and hand the instance back (holding the lock)."""
+        if self._done:
+            return
+        self._done = True
+        if self._pieces is not None:
+            self._pieces.close()
+        if self._instance is not None:
+            self._model.pool.release(self._instance, self._prompt)
+
+
+def _no_reply(request: plait.ModelRequest) -> plait.ProviderUnavailable:
+    return plait.ProviderUnavailable(
+        f"no reply within {request.timeout:g}s (the generation finishes in the "
+        "background before its model instance takes another request)",
+        provider="local", model=request.model,
+    )
+
+
+def _prompt_key(arguments: Mapping[str, Any]) -> str:
+    """The prompt as the pool matches prefixes on it."""
+    return "\0".join(f"{m['role']}\0{m['content']}" for m in arguments["messages"])
+
+
+def _piece(chunk: Any, model: str) -> plait.StreamChunk | None:
+    """A chunk of llama-cpp's stream (the Chat Completions chunk shape)."""
+    choice = chunk["choices"][0]
+    text = (choice.get("delta") or {}).get("content") or ""
+    finish_reason = choice.get("finish_reason")
+    if not (text or finish_reason):
+        return None
+    return plait.StreamChunk(text, finish_reason=finish_reason, model=model)
+
+
 def _shared(a: str, b: str) -> int:
     """How many leading characters ``a`` and ``b`` have in common."""
     n = 0
@@ -271,8 +389,14 @@ def _shared(a: str, b: str) -> int:
 
 def _call(llama: ChatModel, name: str, arguments: dict[str, Any]) -> Any:
     """One llama.cpp chat completion, its exceptions translated (runs in a worker thread)."""
-    try:
+    with _llama_errors(name):
         return llama.create_chat_completion(**arguments)
+
+
+@contextlib.contextmanager
+def _llama_errors(name: str) -> Iterator[None]:
+    try:
+        yield
     except (ValueError, TypeError) as exc:  # context overflow, unknown extra field
         raise plait.BadRequest(str(exc), provider="local", model=name) from exc
     except Exception as exc:

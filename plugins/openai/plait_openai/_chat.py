@@ -8,16 +8,21 @@ so building the provider does no I/O.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import attrs
 import plait
+
+from ._events import stream_chunk
+from ._readers import content_text as _text
+from ._readers import usage_of as _usage
 
 if TYPE_CHECKING:
     import httpx
@@ -54,7 +59,8 @@ class Profile:
 
 
 class ChatCompletionsProvider:
-    """``async complete(request)`` over the Runtime's shared httpx client."""
+    """``async complete(request)`` and ``stream(request)`` over the Runtime's shared httpx
+    client."""
 
     def __init__(self, profile: Profile, env: plait.ProviderEnv) -> None:
         self._profile = profile
@@ -83,14 +89,75 @@ class ChatCompletionsProvider:
         try:
             data = await self._post(base_url, headers, request, json_mode=json_mode)
         except plait.ProviderError as exc:
-            # 400 from most servers; llama.cpp's server answers 500 with pydantic's error
-            refused = isinstance(exc, plait.BadRequest) or exc.status in (422, 500)
-            if (json_mode or request.json_schema is None or not refused
-                    or not _rejects_json_schema(exc.message)):
+            if not self._falls_back(exc, base_url, request, json_mode):
                 raise
-            self._json_mode_only.add(base_url)
             data = await self._post(base_url, headers, request, json_mode=True)
         return self._response(data, request)
+
+    async def stream(self, request: plait.ModelRequest) -> AsyncIterator[plait.StreamChunk]:
+        """The reply as Server-Sent Events (``stream``, with ``include_usage`` so the last
+        event carries the usage)."""
+        import httpx_sse  # with httpx, on first use: registration stays light
+
+        base_url = self.base_url
+        headers = self._headers(request.model)
+        json_mode = request.json_schema is not None and base_url in self._json_mode_only
+        name = self._env.name
+        async with contextlib.AsyncExitStack() as stack:
+            try:  # a server refusing json_schema says so with the status, before any event
+                response = await stack.enter_async_context(
+                    self._stream_post(base_url, headers, request, json_mode=json_mode))
+            except plait.ProviderError as exc:
+                if not self._falls_back(exc, base_url, request, json_mode):
+                    raise
+                response = await stack.enter_async_context(
+                    self._stream_post(base_url, headers, request, json_mode=True))
+            # Read to the body's end, past [DONE] and an error event (the server closes
+            # after either): httpx's body iterators are generators that warn when left
+            # unfinished.
+            failed: plait.ProviderError | None = None
+            async with contextlib.aclosing(httpx_sse.EventSource(response).aiter_sse()) as events:
+                async for event in events:
+                    if event.data == "[DONE]" or failed is not None:
+                        continue
+                    try:
+                        chunk = stream_chunk(json.loads(event.data), provider=name,
+                                             model=request.model)
+                    except plait.ProviderError as exc:
+                        failed = exc
+                        continue
+                    if chunk is not None:
+                        yield chunk
+        if failed is not None:
+            raise failed
+
+    def _falls_back(self, exc: plait.ProviderError, base_url: str,
+                    request: plait.ModelRequest, json_mode: bool) -> bool:
+        """Did the server refuse ``json_schema`` itself? Then it gets JSON mode from now on."""
+        # 400 from most servers; llama.cpp's server answers 500 with pydantic's error
+        refused = isinstance(exc, plait.BadRequest) or exc.status in (422, 500)
+        if (json_mode or request.json_schema is None or not refused
+                or not _rejects_json_schema(exc.message)):
+            return False
+        self._json_mode_only.add(base_url)
+        return True
+
+    def _stream_post(self, base_url: str, headers: Mapping[str, str],
+                     request: plait.ModelRequest, *,
+                     json_mode: bool) -> contextlib.AbstractAsyncContextManager[httpx.Response]:
+        body = _body(request, openai_host=urlsplit(base_url).hostname == OPENAI_HOST,
+                     json_mode=json_mode)
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+        name = self._env.name
+        timeout = request.timeout or self._env.settings.get("timeout")
+        return plait.stream_post(
+            self._env.http, f"{base_url}/chat/completions", json=body, headers=headers,
+            timeout=float(timeout) if timeout else None, provider=name, model=request.model,
+            error=functools.partial(_error, provider=name, model=request.model,
+                                    secret_headers=self._profile.secret_headers),
+            secret_headers=self._profile.secret_headers,
+        )
 
     def _headers(self, model: str) -> dict[str, str]:
         settings = self._env.settings
@@ -263,23 +330,3 @@ def _error_code(response: httpx.Response) -> str | None:
         return None
     code = error.get("code") if isinstance(error, dict) else None
     return code if isinstance(code, str) else None
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):  # some compatible servers answer with content parts
-        return "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-    return ""
-
-
-def _usage(usage: Any) -> plait.TokenCount:
-    if not isinstance(usage, dict):
-        return plait.TokenCount()
-    details = usage.get("prompt_tokens_details")
-    cached = details.get("cached_tokens") if isinstance(details, dict) else None
-    return plait.TokenCount(
-        input_tokens=plait.token_count(usage.get("prompt_tokens")),
-        output_tokens=plait.token_count(usage.get("completion_tokens")),
-        cached_tokens=plait.token_count(cached),
-    )

@@ -75,6 +75,10 @@ ROUTE = "plait.route"
 PROVIDER = "plait.provider"  # the Agent's model prefix, "openai" in "openai:gpt-4o"
 COST = "plait.cost_usd"  # an exact decimal, as a string
 COST_UNKNOWN = "plait.cost_unknown"  # true, instead of a cost, when a model has no price
+STREAMED = "plait.streamed"  # on model-call spans: made through ctx.stream
+# on streamed model-call spans: seconds from the request to its first text (the span's
+# counterpart of the GenAI metric gen_ai.server.time_to_first_token)
+TIME_TO_FIRST_TOKEN = "plait.time_to_first_token_s"
 BUDGET_LEFT = "plait.budget.remaining_usd"
 USAGE_INPUT = "plait.usage.input_tokens"
 USAGE_OUTPUT = "plait.usage.output_tokens"

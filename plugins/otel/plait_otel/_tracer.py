@@ -242,12 +242,14 @@ class OtelTracer:
         try:
             response: plait.ModelResponse = yield
         except BaseException as exc:
+            _streamed(span, call)
             self._measure(attributes, time.perf_counter() - t0, None, exc)
             _fail(span, exc)
             raise
         else:
             self._measure(attributes, time.perf_counter() - t0, response, None)
             if span.is_recording():
+                _streamed(span, call)
                 span.set_attributes(_response(response, request, call))
                 if self.openinference:
                     span.set_attributes(_oi_response(response, self.capture_content))
@@ -285,6 +287,13 @@ class OtelTracer:
 
     def __repr__(self) -> str:
         return f"<plait_otel.OtelTracer capture_content={self.capture_content}>"
+
+
+def _streamed(span: Span, call: plait.ModelCall) -> None:
+    if call.streamed and span.is_recording():
+        span.set_attribute(n.STREAMED, True)
+        if call.first_token_s is not None:
+            span.set_attribute(n.TIME_TO_FIRST_TOKEN, call.first_token_s)
 
 
 def _step_end(span: Span, step: plait.Step, ctx: plait.StepContext, status: str) -> None:

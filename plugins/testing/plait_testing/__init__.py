@@ -1,6 +1,7 @@
 """plait-testing: test plait workflows and plugins without a model or a network.
 
-- ``FakeProvider``: a deterministic provider for ``fake:<anything>`` models.
+- ``FakeProvider``: a deterministic provider for ``fake:<anything>`` models (it streams
+  too; ``Chunks`` scripts a stream piece by piece).
 - ``provider_plugin``: register any provider object on a Runtime (for one test).
 - ``run_step``: unit-test one step with its inputs, dependencies' outputs, application
   deps and config, as a real run gives them (``StepRun``: its output and record).
@@ -15,6 +16,7 @@
 from ._fake import (
     HANG,
     PRICES,
+    Chunks,
     FakeProvider,
     Reply,
     Responder,
@@ -28,6 +30,7 @@ from ._vendor import MockVendor, assert_no_secret, registered_providers, registr
 __all__ = [
     "HANG",
     "PRICES",
+    "Chunks",
     "FakeProvider",
     "MockVendor",
     "Reply",

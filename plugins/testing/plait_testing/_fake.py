@@ -6,7 +6,7 @@ import inspect
 import json
 import re
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final, TypeAlias, cast
 
 import anyio
@@ -16,6 +16,7 @@ import plait
 __all__ = [
     "HANG",
     "PRICES",
+    "Chunks",
     "FakeProvider",
     "Reply",
     "Responder",
@@ -42,14 +43,38 @@ class _Hang:
 HANG: Final = _Hang()
 """A reply that never comes: the call sleeps until it is cancelled (to test timeouts)."""
 
+class Chunks:
+    """A streamed reply scripted piece by piece: ``Chunks("Hel", "lo", HANG)``.
+
+    A piece is text, an exception (instance or class) raised at that point of the stream,
+    or ``HANG`` (the stream stalls there until cancelled). ``usage=False`` ends the stream
+    without usage, as some servers do; ``delay`` (seconds) overrides the fake's
+    ``chunk_delay`` between pieces. ``complete`` answers the joined text.
+    """
+
+    def __init__(self, *parts: str | BaseException | type[BaseException] | _Hang,
+                 usage: bool = True, delay: float | None = None) -> None:
+        self.parts = parts
+        self.usage = usage
+        self.delay = delay
+
+    @property
+    def text(self) -> str:
+        return "".join(p for p in self.parts if isinstance(p, str))
+
+    def __repr__(self) -> str:
+        return f"Chunks{self.parts!r}"
+
+
 Reply: TypeAlias = (
     str | dict[str, Any] | list[Any] | plait.ModelResponse | BaseException
-    | type[BaseException] | _Hang
+    | type[BaseException] | _Hang | Chunks
 )
 Responder: TypeAlias = Callable[[plait.ModelRequest], Reply | Awaitable[Reply]]
 _Source: TypeAlias = deque[Reply] | Responder
 
 _WORD = re.compile(r"\S+")
+_PIECE = re.compile(r"\s*\S+\s*|\s+")  # a word with the space around it
 
 
 class ScriptExhausted(AssertionError):
@@ -85,6 +110,10 @@ class FakeProvider:
     timeout=0.05)``) is honoured like a real provider's: a reply slower than it (or
     ``HANG``) fails after ``timeout`` seconds with ``plait.ProviderUnavailable`` ("request
     timed out"), which a model call retries like any transient failure.
+
+    ``stream(request)`` streams the same reply a word per chunk, ``chunk_delay`` seconds
+    apart, the usage and finish reason on a last chunk of its own; script a ``Chunks``
+    reply to choose the pieces, break the stream or stall it.
     """
 
     def __init__(
@@ -94,9 +123,11 @@ class FakeProvider:
         *,
         latency: float | Callable[[plait.ModelRequest], float] = 0.0,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        chunk_delay: float = 0.0,
     ) -> None:
         self.requests: list[plait.ModelRequest] = []
         self._latency = latency
+        self._chunk_delay = chunk_delay
         self._sleep = sleep
         self._default: _Source | None = None
         self._by_model: dict[str, _Source] = {}
@@ -126,8 +157,34 @@ class FakeProvider:
         current.extend(_check_reply(r) for r in replies)
 
     async def complete(self, request: plait.ModelRequest) -> plait.ModelResponse:
+        return _respond(request, await self._arrive(request))
+
+    async def stream(self, request: plait.ModelRequest) -> AsyncIterator[plait.StreamChunk]:
+        reply = await self._arrive(request)
+        if not isinstance(reply, Chunks):
+            response = _respond(request, reply)
+            for piece in _PIECE.findall(response.text):
+                yield plait.StreamChunk(piece)
+                await self._pause(self._chunk_delay)
+            yield plait.StreamChunk(usage=response.usage,
+                                    finish_reason=response.finish_reason, model=request.model)
+            return
+        delay = self._chunk_delay if reply.delay is None else reply.delay
+        for part in reply.parts:
+            if isinstance(part, _Hang):
+                await anyio.sleep_forever()
+            elif isinstance(part, str):
+                yield plait.StreamChunk(part)
+                await self._pause(delay)
+            else:
+                raise _raised(part, request)
+        usage = _usage(request, reply.text) if reply.usage else None
+        yield plait.StreamChunk(usage=usage, finish_reason="stop", model=request.model)
+
+    async def _arrive(self, request: plait.ModelRequest) -> Reply:
+        """Record the request and decide its reply (on arrival, so concurrent calls consume
+        the script in call order), then wait out the latency."""
         self.requests.append(request)
-        # Decide the reply on arrival, so concurrent calls consume the script in call order.
         reply = await self._next_reply(request)
         latency = self._latency(request) if callable(self._latency) else self._latency
         limit = request.timeout  # a per-call timeout=, as a real provider's HTTP client has
@@ -135,13 +192,16 @@ class FakeProvider:
             await self._sleep(limit)
             raise plait.ProviderUnavailable(f"request timed out after {limit:g} s",
                                             provider="fake", model=request.model)
-        if latency > 0:
-            await self._sleep(latency)
-        else:
-            await anyio.lowlevel.checkpoint()  # a real provider always yields to the loop
+        await self._pause(latency)
         if isinstance(reply, _Hang):
             await anyio.sleep_forever()
-        return _respond(request, reply)
+        return reply
+
+    async def _pause(self, seconds: float) -> None:
+        if seconds > 0:
+            await self._sleep(seconds)
+        else:
+            await anyio.lowlevel.checkpoint()  # a real provider always yields to the loop
 
     async def _next_reply(self, request: plait.ModelRequest) -> Reply:
         source = self._by_model.get(request.model, self._default)
@@ -172,13 +232,14 @@ def _as_source(value: object, what: str) -> _Source:
 
 
 def _check_reply(value: object) -> Reply:
-    if isinstance(value, str | dict | list | plait.ModelResponse | BaseException | _Hang) or (
+    if isinstance(value, str | dict | list | plait.ModelResponse | BaseException | _Hang
+                  | Chunks) or (
         isinstance(value, type) and issubclass(value, BaseException)
     ):
         return cast(Reply, value)
     raise TypeError(
         f"the fake cannot reply with {value!r}: a reply is a str, a JSON dict or list, "
-        "a plait.ModelResponse, an exception (instance or class) or HANG"
+        "a plait.ModelResponse, an exception (instance or class), HANG or Chunks"
     )
 
 
@@ -187,13 +248,27 @@ def _last_user_message(request: plait.ModelRequest) -> str:
     return users[-1] if users else ""
 
 
+def _raised(reply: BaseException | type[BaseException],
+            request: plait.ModelRequest) -> BaseException:
+    return reply if isinstance(reply, BaseException) else _instantiate(reply, request)
+
+
+def _usage(request: plait.ModelRequest, text: str) -> plait.TokenCount:
+    return plait.TokenCount(input_tokens=sum(_count_words(m.content) for m in request.messages),
+                            output_tokens=_count_words(text))
+
+
 def _respond(request: plait.ModelRequest, reply: Reply) -> plait.ModelResponse:
-    if isinstance(reply, BaseException):
-        raise reply
-    if isinstance(reply, type) and issubclass(reply, BaseException):
-        raise _instantiate(reply, request)
+    if isinstance(reply, BaseException) or (
+            isinstance(reply, type) and issubclass(reply, BaseException)):
+        raise _raised(reply, request)
     if isinstance(reply, plait.ModelResponse):
         return reply
+    if isinstance(reply, Chunks):
+        for part in reply.parts:
+            if not isinstance(part, str | _Hang):
+                raise _raised(part, request)
+        reply = reply.text
     parsed: Any
     if isinstance(reply, str):
         text, parsed = reply, None

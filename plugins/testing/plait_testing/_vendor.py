@@ -7,7 +7,7 @@ plait loads the ``fake`` provider, and neither should pay for it.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import plait
@@ -61,6 +61,21 @@ class MockVendor:
 
         kwargs: dict[str, Any] = {"content": content} if content is not None else {"json": body}
         self.replies.append(httpx.Response(status, headers=headers, **kwargs))
+
+    def queue_sse(self, *events: Any, cut: bool = False, status: int = 200) -> None:
+        """Queue a Server-Sent Events reply, one event per item, sent as it is read.
+
+        An item is a JSON-able value (the event's ``data``), a ``str`` (raw ``data``, such
+        as ``"[DONE]"``) or a pair ``(event_name, data)`` for vendors that name their
+        events. ``cut=True`` drops the connection after the last event, as a server that
+        died mid-reply would (the client reads ``httpx.RemoteProtocolError``).
+        """
+        import httpx
+
+        blocks = [_sse_block(event) for event in events]
+        self.replies.append(httpx.Response(
+            status, headers={"content-type": "text/event-stream"},
+            content=_event_body(blocks, cut)))
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
@@ -157,3 +172,23 @@ def assert_no_secret(secret: str, *things: object) -> None:
         if any(piece in shown for piece in pieces):
             # not an assert: pytest would print the values, the secret among them
             raise AssertionError(f"the secret, or part of it, shows in a {type(thing).__name__}")
+
+
+def _sse_block(event: Any) -> bytes:
+    name, data = event if isinstance(event, tuple) else (None, event)
+    text = data if isinstance(data, str) else json.dumps(data)
+    head = f"event: {name}\n" if name else ""
+    return f"{head}data: {text}\n\n".encode()
+
+
+async def _event_body(blocks: list[bytes], cut: bool) -> AsyncIterator[bytes]:
+    """One event per read, then the end, or a dropped connection."""
+    import anyio.lowlevel
+    import httpx
+
+    for block in blocks:
+        await anyio.lowlevel.checkpoint()
+        yield block
+    if cut:
+        raise httpx.RemoteProtocolError("peer closed connection without sending complete "
+                                        "message body")

@@ -151,3 +151,28 @@ async def test_a_prompt_over_the_context_size_is_a_bad_request(
 ) -> None:
     with pytest.raises(plait.BadRequest, match="context window"):
         await smollm2.complete(_ask("word " * 3000, max_tokens=4))
+
+
+async def test_a_stream_yields_tokens_as_the_model_writes_them(
+    smollm2: plait_local.LocalProvider,
+) -> None:
+    request = _ask("Write a long story about a dragon.", max_tokens=24)
+    chunks = [c async for c in smollm2.stream(request)]
+    pieces = [c.text for c in chunks if c.text]
+    assert len(pieces) > 5  # token by token, not one reply
+    assert "".join(pieces).strip()
+    assert chunks[-1].finish_reason == "length"
+
+
+async def test_a_stream_left_early_frees_the_model_for_the_next_request(
+    smollm2: plait_local.LocalProvider,
+) -> None:
+    request = _ask("Write a long story about a dragon.", max_tokens=200)
+    with anyio.fail_after(60):
+        stream = smollm2.stream(request)
+        async for chunk in stream:
+            if chunk.text:
+                break
+        await stream.aclose()  # type: ignore[attr-defined]  # an async generator
+        response = await smollm2.complete(_ask("Say hello.", max_tokens=8))
+    assert response.text.strip()
