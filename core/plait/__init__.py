@@ -13,6 +13,7 @@ from ._errors import (
     BadRequest,
     BudgetExceeded,
     ContentRefused,
+    ContextTooLong,
     FanOutError,
     MissingInput,
     ModelNotFound,
@@ -76,6 +77,7 @@ from ._step import FunctionStep, Step, step
 from ._sync import run_sync
 from ._targets import load_target, parse_inputs
 from ._version import __version__ as __version__
+from ._window import fit
 from .hookspecs import hookimpl
 
 __all__ = [
@@ -91,6 +93,7 @@ __all__ = [
     "Candidate",
     "Config",
     "ContentRefused",
+    "ContextTooLong",
     "Ensemble",
     "EnsembleResult",
     "ErrorInfo",
@@ -151,6 +154,7 @@ __all__ = [
     "Usage",
     "ValidationFailed",
     "error_for_response",
+    "fit",
     "hookimpl",
     "http_errors",
     "json_excerpt",

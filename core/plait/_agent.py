@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from ._calls import call_model
 from ._config import Config
-from ._model import split_model
+from ._conversation import render_examples
+from ._model import Message, split_model
 from ._money import Price
 from ._results import Reply
 from ._runtime import default_runtime
+from ._serialize import _default_converter
 from ._step import Step, render_prompt
 
 if TYPE_CHECKING:
@@ -37,10 +39,29 @@ def _check_max_tokens(_inst: Any, _attr: Any, value: Any) -> None:
         raise ValueError(f"max_tokens must be an int >= 1 or None, got {value!r}")
 
 
+def _as_models(value: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(value, str):  # tuple("openai:x") would be its letters
+        raise TypeError(f"fallback takes a list of models, got the string {value!r}; "
+                        f"write fallback=[{value!r}]")
+    models = tuple(value)
+    for model in models:
+        split_model(model)
+    return models
+
+
+def _as_examples(value: Iterable[tuple[Any, Any]]) -> tuple[tuple[Any, Any], ...]:
+    return tuple(value)
+
+
 def _output_spec(agent: Agent) -> Any:
     from ._structured import OutputSpec  # on first agent: `import plait` leaves cattrs out
 
     return OutputSpec.of(agent.output)
+
+
+def _example_turns(agent: Agent) -> tuple[Message, ...]:
+    return render_examples(agent.examples, agent.spec, _default_converter()) \
+        if agent.examples else ()
 
 
 @attrs.frozen
@@ -48,9 +69,18 @@ class Agent:
     """A model and how to ask it.
 
     ``output`` is the type of ``reply.output``: ``str`` (default), an attrs class, a
-    dataclass, an Enum, ``Literal[...]``, ``list[...]`` or nested combinations. plait
+    dataclass, a TypedDict, a pydantic model, an Enum, ``Literal[...]``, ``list[...]``,
+    ``tuple[...]``, ``dict[str, X]``, dates, UUIDs, ``Decimal``, ``Annotated[X, ...]``,
+    unions of classes (told apart by a ``Literal`` tag field) or nested combinations. plait
     derives a JSON schema, asks for native structured output where the provider has it,
     parses, and re-asks with the error when a reply does not fit.
+
+    ``fallback`` lists models asked in turn when this one stays down: after its retries
+    are spent on a transient error (unavailable, rate limited, timed out), never on a
+    permanent one (a bad key, a bad request).
+
+    ``examples`` are few-shot ``(input, output)`` pairs, sent after the system prompt as
+    user and assistant turns (typed outputs as the JSON the agent asks for).
     """
 
     model: str = attrs.field(validator=_check_model)
@@ -63,8 +93,13 @@ class Agent:
     price: Price | None = None  # overrides the provider's price table for this agent
     name: str | None = None
     extra: Mapping[str, Any] = attrs.field(factory=dict)  # vendor-specific request fields
+    examples: tuple[tuple[Any, Any], ...] = attrs.field(default=(), converter=_as_examples)
+    fallback: tuple[str, ...] = attrs.field(default=(), converter=_as_models)
     spec: Any = attrs.field(init=False, repr=False, eq=False,
                             default=attrs.Factory(_output_spec, takes_self=True))
+    # the examples as few-shot turns, rendered (and checked) once
+    shots: tuple[Message, ...] = attrs.field(
+        init=False, repr=False, eq=False, default=attrs.Factory(_example_turns, takes_self=True))
     _split: tuple[str, str] = attrs.field(init=False, repr=False, eq=False, default=attrs.Factory(
         lambda self: split_model(self.model), takes_self=True))  # split once, used every call
 
@@ -78,7 +113,7 @@ class Agent:
         """``"gpt-4o-mini"`` for ``"openai:gpt-4o-mini"``."""
         return self._split[1]
 
-    async def ask(self, prompt: str, *, runtime: Runtime | None = None,
+    async def ask(self, prompt: str | Sequence[Message], *, runtime: Runtime | None = None,
                   **overrides: Any) -> Reply:
         """Ask outside a pipeline (no run budget); inside a step use ``ctx.ask``."""
         return await call_model(runtime or default_runtime(), self, prompt, overrides)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +27,9 @@ import attrs
 
 from ._budget import Budget, UsageMeter, meter_for
 from ._config import NOTSET, Config, ResolvedConfig
+from ._conversation import as_turns
 from ._errors import (
+    ContextTooLong,
     OutputParseError,
     PlaitError,
     ProviderError,
@@ -36,6 +38,7 @@ from ._errors import (
     UnknownPrice,
     ValidationFailed,
 )
+from ._fallback import with_fallback
 from ._model import Message, ModelCall, ModelRequest, ModelResponse, split_model
 from ._money import Price, Usage
 from ._policy import MAX_RETRY_AFTER, backoff, gate, retryable
@@ -191,19 +194,24 @@ async def send_once(runtime: Runtime, plan: _Plan, request: ModelRequest,
     return response, call.usage
 
 
-async def call_model(runtime: Runtime, agent: Agent, prompt: str,
+async def call_model(runtime: Runtime, agent: Agent, prompt: str | Sequence[Message],
                      overrides: Mapping[str, Any], *, scope: StepScope | None = None,
-                     meter: UsageMeter | None = None) -> Reply:
-    """Ask ``agent``; charged to ``scope``'s budget and meter (or ``meter``) when given."""
-    if not isinstance(prompt, str):
-        raise TypeError(f"a prompt must be a str, got {type(prompt).__name__}")
+                     meter: UsageMeter | None = None, fallback: bool = True) -> Reply:
+    """Ask ``agent``; charged to ``scope``'s budget and meter (or ``meter``) when given.
+    ``fallback``: go down the agent's fallback chain (``_fallback``) when it has one."""
+    if fallback and agent.fallback and runtime.model_override is None:
+        return await with_fallback(call_model, runtime, agent, prompt, overrides,
+                                   scope=scope, meter=meter)
+    turns = as_turns(prompt)
     plan = prepare(runtime, agent, overrides, scope, meter)
     agent, spec = plan.agent, plan.agent.spec
     messages: tuple[Message, ...] = (
         *([Message("system", agent.system)] if agent.system else []),
-        Message("user", prompt),
+        *agent.shots,
+        *turns,
     )
     where = "agent.ask" if scope is None else scope.path
+    window = runtime.context_window(plan.provider_name, plan.model)
     total = Usage()
     attempt = 0
     while True:
@@ -211,6 +219,10 @@ async def call_model(runtime: Runtime, agent: Agent, prompt: str,
         request = ModelRequest(
             plan.model, messages, agent.temperature, plan.max_tokens, agent.stop, agent.seed,
             spec.schema, spec.name, plan.timeout, agent.extra)
+        if window is not None:  # refused before anything is sent or reserved
+            needed = estimate_input_tokens(request) + (plan.max_tokens or 0)
+            if needed > window:
+                raise ContextTooLong(f"{plan.provider_name}:{plan.model}", needed, window)
         try:
             response, usage = await send_once(runtime, plan, request, attempt)
         except ProviderError as exc:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +17,7 @@ from ._scope import StepScope
 
 if TYPE_CHECKING:
     from ._agent import Agent
+    from ._model import Message
     from ._runtime import Runtime
 
 __all__ = ["StepContext", "scope_of"]
@@ -138,8 +139,11 @@ class StepContext:
 
     # -- work ---------------------------------------------------------------------------
 
-    async def ask(self, agent: Agent, prompt: str, **overrides: Any) -> Reply:
+    async def ask(self, agent: Agent, prompt: str | Sequence[Message],
+                  **overrides: Any) -> Reply:
         """Call a model through ``agent``; counts against the run's budget and usage.
+
+        ``prompt`` is the user's message, or a conversation: ``plait.Message`` turns.
 
         ``overrides`` change agent settings (``temperature``, ``max_tokens``, ``model``,
         ``system``, ``output``...) or execution settings (``timeout``, ``retries``) for

@@ -10,6 +10,7 @@
     ├── FanOutError                a fan-out failed (.values and .errors: nothing is lost)
     ├── BudgetExceeded             a model call could not reserve its worst case within a budget
     ├── UnknownPrice               a budget is set but the model's price is unknown
+    ├── ContextTooLong             a request would not fit in its model's context window
     ├── ProviderError              a model provider failed (.provider .model .status)
     │   ├── RateLimited            429, with .retry_after when the provider said
     │   ├── AuthenticationError    401 / 403
@@ -43,6 +44,7 @@ __all__ = [
     "BadRequest",
     "BudgetExceeded",
     "ContentRefused",
+    "ContextTooLong",
     "FanOutError",
     "MissingInput",
     "ModelNotFound",
@@ -209,6 +211,21 @@ class UnknownPrice(PlaitError):
         super().__init__(
             f"no price is known for {model!r} and a budget is set; give one with "
             f"Agent(price=plait.Price.per_million(...)) or Runtime(prices={{{model!r}: ...}})")
+
+
+class ContextTooLong(PlaitError):
+    """A request would not fit in its model's context window; raised before it is sent."""
+
+    retryable = False  # the same request never fits
+
+    def __init__(self, model: str, tokens: int, window: int) -> None:
+        self.model = model
+        self.tokens = tokens
+        self.window = window
+        super().__init__(
+            f"a request to {model!r} may need up to {tokens} tokens (its input counted at "
+            f"worst, plus max_tokens), over the model's context window of {window}; shorten "
+            "it with plait.fit(messages, agent)")
 
 
 class ProviderError(PlaitError):

@@ -31,6 +31,7 @@ __all__ = [
 ]
 
 Role = Literal["system", "user", "assistant"]
+CONVERSATION_START = "(start of the conversation)"  # the user turn before an opening assistant's
 
 
 def split_model(model: str) -> tuple[str, str]:
@@ -74,6 +75,23 @@ class ModelRequest:
         """The system prompt, joined, for APIs that take it as a separate field."""
         parts = [m.content for m in self.messages if m.role == "system"]
         return "\n\n".join(parts) if parts else None
+
+    def turns(self) -> list[tuple[Literal["user", "assistant"], list[str]]]:
+        """The conversation without its system prompt, for APIs whose turns must alternate
+        and open with the user (Anthropic, Gemini): each turn is a role and its texts, in
+        order, consecutive messages of one role merged into one turn; a conversation that
+        opens with the assistant gets a short user turn first."""
+        turns: list[tuple[Literal["user", "assistant"], list[str]]] = []
+        for m in self.messages:
+            if m.role == "system":
+                continue
+            if turns and turns[-1][0] == m.role:
+                turns[-1][1].append(m.content)
+            else:
+                turns.append((m.role, [m.content]))
+        if turns and turns[0][0] == "assistant":
+            turns.insert(0, ("user", [CONVERSATION_START]))
+        return turns
 
 
 @attrs.frozen
@@ -158,9 +176,10 @@ ProviderFactory = Callable[[ProviderEnv], Provider]
 
 @attrs.frozen
 class ProviderSpec:
-    """A registered provider: how to build it and what it costs."""
+    """A registered provider: how to build it, what it costs, how much each model holds."""
 
     name: str
     factory: ProviderFactory
     prices: Mapping[str, Price] = attrs.field(factory=dict)
     limits: Limits = Limits()
+    context_windows: Mapping[str, int] = attrs.field(factory=dict)  # {model: tokens}

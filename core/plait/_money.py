@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
+from typing import TypeVar
 
 import attrs
 
 __all__ = ["Price", "TokenCount", "Usage", "price_in", "usd"]
 
 _MILLION = Decimal(1_000_000)
+T = TypeVar("T")
 
 # a snapshot of a model: gpt-4o-2024-08-06, claude-x-20241022, gemini-x-001, x-latest,
 # gemini-2.5-flash-preview-09-2025
@@ -116,12 +118,12 @@ class Usage:
         return cls(tokens.input_tokens, tokens.output_tokens, tokens.cached_tokens, 1, cost, 1)
 
 
-def price_in(table: Mapping[str, Price], model: str) -> Price | None:
+def price_in(table: Mapping[str, T], model: str) -> T | None:
     """``model``'s price in a provider's table: the exact name, then a snapshot's base
     (``gpt-4o-2024-08-06`` -> ``gpt-4o``, ``x-preview`` -> ``x``), then ``"*"``.
 
     Only snapshot suffixes fall back to the base, so a variant such as ``o3-pro`` is never
-    priced as the cheaper ``o3``."""
+    priced as the cheaper ``o3``. Context windows are looked up the same way."""
     if model in table:
         return table[model]
     snapshot = _SNAPSHOT.match(model)

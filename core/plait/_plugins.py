@@ -246,11 +246,17 @@ def _adders(reg: Registry) -> dict[str, Callable[..., str]]:
     the name it was registered under."""
 
     def provider(name: str, factory: Any, *, prices: Mapping[str, Price] | None = None,
-                 limits: Limits | None = None) -> str:
+                 limits: Limits | None = None,
+                 context_windows: Mapping[str, int] | None = None) -> str:
         _check_name("provider", name)
         if not callable(factory):
             raise PluginError(f"provider {name!r}: factory must be callable, got {factory!r}")
-        reg.providers[name] = ProviderSpec(name, factory, dict(prices or {}), limits or Limits())
+        for model, window in (context_windows or {}).items():
+            if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+                raise PluginError(f"provider {name!r}: context window of {model!r} must be "
+                                  f"an int >= 1 (tokens), got {window!r}")
+        reg.providers[name] = ProviderSpec(name, factory, dict(prices or {}), limits or Limits(),
+                                           dict(context_windows or {}))
         return name
 
     def named(kind: str, table: dict[str, Any]) -> Callable[..., str]:

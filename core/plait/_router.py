@@ -10,6 +10,7 @@ from ._config import Config
 from ._context import StepContext, scope_of
 from ._errors import PipelineDefinitionError, UnknownRoute
 from ._execution import execute_step
+from ._fallback import budget_spent
 from ._pipeline import Pipeline
 from ._runtime import Runtime
 from ._step import Step, as_step
@@ -27,13 +28,15 @@ class Router(Step):
 
     ``branches`` maps keys (strings or Enum members) to steps. A key naming no branch
     raises ``UnknownRoute`` listing the valid keys, unless ``fallback`` names a branch to
-    take instead. The branch taken is recorded as the step record's ``route``, and the
-    branch's own record under ``children``.
+    take instead. ``on_error`` names a branch to run when the chosen one fails (a model
+    down after its retries and fallbacks, say); a spent budget is raised, never rerouted.
+    The branch taken is recorded as the step record's ``route``, and each branch's own
+    record under ``children``.
     """
 
     def __init__(self, name: str, route: Callable[[StepContext], Any],
                  branches: Mapping[Any, Any], fallback: Any = None, *,
-                 config: Config | None = None) -> None:
+                 config: Config | None = None, on_error: Any = None) -> None:
         if not isinstance(name, str) or not name:
             raise PipelineDefinitionError(f"a router needs a non-empty name, got {name!r}")
         if not callable(route):
@@ -52,6 +55,11 @@ class Router(Step):
             raise PipelineDefinitionError(
                 f"router {name!r}: fallback {fallback!r} is not a branch; "
                 f"branches: {', '.join(map(repr, self.branches))}")
+        self.on_error = None if on_error is None else route_key(on_error)
+        if self.on_error is not None and self.on_error not in self.branches:
+            raise PipelineDefinitionError(
+                f"router {name!r}: on_error {on_error!r} is not a branch; "
+                f"branches: {', '.join(map(repr, self.branches))}")
         self.config = config or Config()
         self._alone: Pipeline | None = None  # the one-step pipeline of router.run(inputs)
 
@@ -66,19 +74,25 @@ class Router(Step):
                 name = self.label
                 self._alone = Pipeline(name, steps={name.replace("/", "_"): self})
             return await self._alone.run(ctx, deps=deps, runtime=runtime, run_id=run_id)
-        scope = scope_of(ctx)
         chosen = route_key(await ctx.runtime.hooks.decide("plait_choose_route", router=self,
                                                           ctx=ctx))
         if chosen not in self.branches:
             if self.fallback is None:
                 raise UnknownRoute(self.name or "router", chosen, [str(k) for k in self.branches])
             chosen = self.fallback
+        value, error = await self._take(ctx, chosen)
+        if error is not None and self.on_error not in (None, chosen) and not budget_spent(error):
+            value, error = await self._take(ctx, self.on_error)
+        if error is not None:
+            raise error
+        return value
+
+    async def _take(self, ctx: StepContext, chosen: Any) -> tuple[Any, Exception | None]:
         key = str(chosen)
+        scope = scope_of(ctx)
         scope.route = key
         branch = self.branches[chosen]
         branch_ctx = ctx.child(key, config=Config.layered(branch.config).resolve())
         record, value, error = await execute_step(branch, scope_of(branch_ctx))
         scope.adopt({key: record})
-        if error is not None:
-            raise error
-        return value
+        return value, error

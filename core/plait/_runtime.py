@@ -99,6 +99,7 @@ class Runtime:
                                 f"got {listener!r}")
         self._providers: dict[str, Any] = {}
         self._price_cache: dict[tuple[str, str], Price | None] = {}
+        self._window_cache: dict[tuple[str, str], int | None] = {}
         self._converter: cattrs.Converter | None = None
         self._limiters = self._limiter_registry()  # bad limits fail here, not at a call
         for plugin in plugins:
@@ -145,6 +146,7 @@ class Runtime:
     def _changed(self) -> None:
         self._providers.clear()
         self._price_cache.clear()
+        self._window_cache.clear()
         self._converter = None
         self._limiters = self._limiter_registry()
 
@@ -181,6 +183,14 @@ class Runtime:
             self._price_cache[key] = (override if override is not None
                                       else price_in(self._provider_spec(provider).prices, model))
         return self._price_cache[key]
+
+    def context_window(self, provider: str, model: str) -> int | None:
+        """Tokens ``provider:model`` holds, input and output together (``None``: unknown)."""
+        key = (provider, model)
+        if key not in self._window_cache:  # asked for on every call: looked up once
+            self._window_cache[key] = price_in(self._provider_spec(provider).context_windows,
+                                               model)
+        return self._window_cache[key]
 
     def limits(self) -> LimiterRegistry:
         """The shared limiter registry (one per Runtime)."""

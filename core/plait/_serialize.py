@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._errors import SerializationError
+from ._types import ISO_TYPES, is_pydantic_model, register_hooks
 
 if TYPE_CHECKING:  # cattrs loads on first use: `import plait` (and `plait --help`) stay fast
     import cattrs
@@ -56,6 +57,7 @@ def make_converter() -> cattrs.Converter:
             a.name: override(omit=True) for a in attrs.fields(cls) if a.metadata.get(LOCAL)}))
     # sets (bare, or declared as set[...] fields) become lists: JSON has no sets
     conv.register_unstructure_hook_factory(_is_set, lambda _t: functools.partial(_set_list, conv))
+    register_hooks(conv)  # dates, UUIDs, pydantic models, unions of classes
     return conv
 
 
@@ -90,15 +92,17 @@ _MAPPINGS = {dict, collections.abc.Mapping, collections.abc.MutableMapping}
 @functools.cache
 def serializable_type(tp: Any) -> bool:
     """Whether every value of type ``tp`` turns into JSON with plait's own converter:
-    scalars, ``Decimal``, Enums, ``Literal``, containers and mappings (string or int
-    keys) of such, unions of such, and attrs classes and dataclasses whose fields are all
-    such. Anything else (``Any``, an unknown class) is not known to be, so a value of it
-    is checked by walking it."""
+    scalars, ``Decimal``, dates, times, UUIDs, Enums, ``Literal``, containers and mappings
+    (string or int keys) of such, unions of such, pydantic models, and attrs classes,
+    dataclasses and TypedDicts whose fields are all such. Anything else (``Any``, an
+    unknown class) is not known to be, so a value of it is checked by walking it."""
     return _plain(tp, ())
 
 
 def _plain(tp: Any, seen: tuple[type, ...]) -> bool:
-    if tp in _SCALARS or tp is Decimal or tp is None:
+    if tp in _SCALARS or tp is Decimal or tp is None or tp in ISO_TYPES:
+        return True
+    if is_pydantic_model(tp):  # model_dump(mode="json") is JSON by construction
         return True
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return all(type(m.value) in _SCALARS for m in tp)
@@ -113,15 +117,17 @@ def _plain(tp: Any, seen: tuple[type, ...]) -> bool:
         return bool(args) and all(_plain(a, seen) for a in args if a is not Ellipsis)
     if origin in _MAPPINGS:
         return len(args) == 2 and args[0] in (str, int) and _plain(args[1], seen)
-    if isinstance(tp, type) and (attrs.has(tp) or dataclasses.is_dataclass(tp)):
+    if isinstance(tp, type) and (attrs.has(tp) or dataclasses.is_dataclass(tp)
+                                 or typing.is_typeddict(tp)):
         if tp in seen:  # a recursive class: the cycle adds nothing new
             return True
         try:
             hints = typing.get_type_hints(tp)
         except Exception:  # an annotation that does not resolve proves nothing
             return False
-        fields = ([a.name for a in attrs.fields(tp)] if attrs.has(tp)
-                  else [f.name for f in dataclasses.fields(tp)])  # type: ignore[arg-type]
+        fields = list(hints) if typing.is_typeddict(tp) else (
+            [a.name for a in attrs.fields(tp)] if attrs.has(tp)
+            else [f.name for f in dataclasses.fields(tp)])
         return all(name in hints and _plain(hints[name], (*seen, tp)) for name in fields)
     return False
 

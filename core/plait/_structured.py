@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import copy
 import dataclasses
+import decimal
 import enum
 import json
 import math
 import re
 import types
 import typing
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Generic, Literal, TypeVar, overload
 
@@ -31,14 +34,16 @@ import cattrs
 from cattrs.v import format_exception
 
 from ._errors import OutputParseError
+from ._types import ISO_TYPES, Picked, adapter, is_pydantic_model
 
 __all__ = ["OutputSpec"]
 
 T = TypeVar("T")
 U = TypeVar("U")
 
-_SUPPORTED = ("str, int, float, bool, Enum, Literal[...], list[...], tuple[X, ...], X | None, "
-              "attrs classes and dataclasses")
+_SUPPORTED = ("str, int, float, bool, Decimal, datetime, date, time, UUID, Enum, Literal[...], "
+              "list[...], tuple[...], dict[str, X], Annotated[X, ...], unions, attrs classes, "
+              "dataclasses, TypedDicts and pydantic models")
 _MAX_PROBLEMS = 10  # a re-ask prompt listing more would drown the question
 
 
@@ -309,6 +314,315 @@ class _Object(_Node):
         return out
 
 
+@attrs.frozen
+class _Iso(_Node):
+    """A date, time or UUID, written as a string in the format JSON Schema names."""
+
+    format: str
+    parse: Callable[[str], Any]
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "string", "format": self.format}
+
+    def render(self) -> str:
+        return f"string ({self.format})"
+
+    def check(self, data: Any, path: str, problems: list[str]) -> Any:
+        if isinstance(data, str):
+            with contextlib.suppress(ValueError):
+                self.parse(data.strip())
+                return data.strip()
+        problems.append(f"{path}: expected a {self.format} string, got {_show(data)}")
+        return data
+
+
+@attrs.frozen
+class _Decimal(_Node):
+    """An exact decimal: a JSON number (or a numeric string), kept as written."""
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "number"}
+
+    def render(self) -> str:
+        return "number"
+
+    def check(self, data: Any, path: str, problems: list[str]) -> Any:
+        if isinstance(data, int | float | str) and not isinstance(data, bool):
+            text = data.strip() if isinstance(data, str) else repr(data)
+            with contextlib.suppress(decimal.InvalidOperation):
+                if decimal.Decimal(text).is_finite():
+                    return text  # the converter makes the Decimal from the exact digits
+        problems.append(f"{path}: expected a number, got {_show(data)}")
+        return data
+
+
+@attrs.frozen
+class _Tuple(_Node):
+    """A fixed-length tuple: an array with one item schema per position."""
+
+    items: tuple[_Node, ...]
+
+    def schema(self) -> dict[str, Any]:
+        n = len(self.items)
+        return {"type": "array", "prefixItems": [i.schema() for i in self.items],
+                "minItems": n, "maxItems": n}
+
+    def render(self) -> str:
+        return "[" + ", ".join(i.render() for i in self.items) + "]"
+
+    def check(self, data: Any, path: str, problems: list[str]) -> Any:
+        if not isinstance(data, list) or len(data) != len(self.items):
+            problems.append(f"{path}: expected an array of {len(self.items)} items, "
+                            f"got {_show(data) if not isinstance(data, list) else len(data)}")
+            return data
+        return [n.check(v, f"{path}[{i}]", problems)
+                for i, (n, v) in enumerate(zip(self.items, data, strict=True))]
+
+
+@attrs.frozen
+class _Mapping(_Node):
+    """``dict[str, X]``: an object with any keys (not strict-mode: providers send it open)."""
+
+    value: _Node
+
+    @property
+    def accepts_object(self) -> bool:
+        return True
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "object", "additionalProperties": self.value.schema()}
+
+    def render(self) -> str:
+        return "{string: " + self.value.render() + ", ...}"
+
+    def check(self, data: Any, path: str, problems: list[str]) -> Any:
+        if not isinstance(data, dict):
+            problems.append(f"{path}: expected an object, got {_show(data)}")
+            return data
+        return {k: self.value.check(v, f"{path}.{k}", problems) for k, v in data.items()}
+
+
+# annotated-types' constraint objects (also what pydantic and msgspec read), by attribute:
+# (attribute, JSON Schema keyword, the test a valid value passes)
+_CONSTRAINTS: tuple[tuple[str, str, Callable[[Any, Any], bool]], ...] = (
+    ("gt", "exclusiveMinimum", lambda v, c: v > c),
+    ("ge", "minimum", lambda v, c: v >= c),
+    ("lt", "exclusiveMaximum", lambda v, c: v < c),
+    ("le", "maximum", lambda v, c: v <= c),
+    ("multiple_of", "multipleOf", lambda v, c: v % c == 0),
+    ("min_length", "minLength", lambda v, c: len(v) >= c),
+    ("max_length", "maxLength", lambda v, c: len(v) <= c),
+)
+_SIZED = {"minLength": "minItems", "maxLength": "maxItems"}  # the same bound on an array
+
+
+@attrs.frozen
+class _Constrained(_Node):
+    """``Annotated[X, Gt(0), MaxLen(80), "a description"]``: bounds checked and sent."""
+
+    inner: _Node
+    bounds: tuple[tuple[str, Any, Callable[[Any, Any], bool]], ...]  # keyword, limit, test
+    description: str | None
+
+    @property
+    def accepts_object(self) -> bool:
+        return self.inner.accepts_object
+
+    def schema(self) -> dict[str, Any]:
+        out = self.inner.schema()
+        array = out.get("type") == "array"
+        out.update((_SIZED.get(k, k) if array else k, limit) for k, limit, _ in self.bounds)
+        if self.description:
+            out["description"] = self.description
+        return out
+
+    def render(self) -> str:
+        shown = ", ".join(f"{k} {limit}" for k, limit, _ in self.bounds)
+        return f"{self.inner.render()} ({shown})" if shown else self.inner.render()
+
+    def check(self, data: Any, path: str, problems: list[str]) -> Any:
+        mine: list[str] = []
+        value = self.inner.check(data, path, mine)
+        if not mine:
+            for keyword, limit, test in self.bounds:
+                if not test(value, limit):
+                    mine.append(f"{path}: {_show(value)} breaks {keyword} {limit}")
+        problems.extend(mine)
+        return value
+
+
+@attrs.frozen
+class _Adapted(_Node):
+    """A pydantic model (or a type with pydantic metadata): pydantic's own schema and
+    validation, through its ``TypeAdapter``."""
+
+    type: Any
+    closed: dict[str, Any] = attrs.field(eq=False, repr=False)  # the schema, built once
+
+    @property
+    def accepts_object(self) -> bool:
+        return self.closed.get("type") == "object"
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(self.closed.get("properties", {}))
+
+    def schema(self) -> dict[str, Any]:
+        return copy.deepcopy(self.closed)
+
+    def tag_values(self, name: str) -> tuple[Any, ...] | None:
+        prop = self.closed.get("properties", {}).get(name, {})
+        if "const" in prop:
+            return (prop["const"],)
+        return tuple(prop["enum"]) if isinstance(prop.get("enum"), list) else None
+
+    def render(self) -> str:
+        return _render_schema(self.closed)
+
+    def check(self, data: Any, path: str, problems: list[str]) -> Any:
+        import pydantic  # a pydantic type is in use, so pydantic is installed
+
+        try:
+            return adapter(self.type).validate_python(data)
+        except pydantic.ValidationError as exc:
+            for error in exc.errors():
+                where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"])
+                problems.append(f"{path}{where}: {error['msg']}")
+            return data
+
+
+def _closed(schema: dict[str, Any]) -> dict[str, Any]:
+    """pydantic's schema in the form strict providers take: ``$ref`` inlined, every object
+    closed with every property required, titles and defaults dropped."""
+    defs = schema.get("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, list):
+            return [walk(n) for n in node]
+        if not isinstance(node, dict):
+            return node
+        if "$ref" in node:  # "#/$defs/Name"; pydantic's are never recursive here (checked)
+            return walk({**defs[node["$ref"].rsplit("/", 1)[-1]],
+                         **{k: v for k, v in node.items() if k != "$ref"}})
+        out = {k: walk(v) for k, v in node.items()
+               if k not in ("$defs", "title", "default")}
+        if out.get("type") == "object" and isinstance(out.get("properties"), dict):
+            out.setdefault("additionalProperties", False)
+            out["required"] = list(out["properties"])
+        return out
+
+    closed: dict[str, Any] = walk(schema)
+    return closed
+
+
+def _render_schema(schema: dict[str, Any]) -> str:
+    """The compact rendering of a JSON schema, as ``_Node.render`` gives for plait's own."""
+    for key in ("anyOf", "oneOf"):
+        if key in schema:
+            return " | ".join(_render_schema(s) for s in schema[key])
+    if "const" in schema:
+        return json.dumps(schema["const"])
+    if "enum" in schema:
+        return " | ".join(json.dumps(v) for v in schema["enum"])
+    kind = schema.get("type")
+    if kind == "object" and "properties" in schema:
+        return "{" + ", ".join(f"{json.dumps(k)}: {_render_schema(v)}"
+                               for k, v in schema["properties"].items()) + "}"
+    if kind == "array":
+        return f"[{_render_schema(schema.get('items', {}))}, ...]"
+    if kind == "boolean":
+        return "true | false"
+    return kind if isinstance(kind, str) else "any"
+
+
+@attrs.frozen
+class _Union(_Node):
+    """A union: told apart by a ``Literal`` tag field shared by its classes (``tag``), or
+    by the shape of the value when only one member fits."""
+
+    types: tuple[Any, ...]
+    members: tuple[_Node, ...]
+    tag: str | None
+
+    @property
+    def accepts_object(self) -> bool:
+        return any(m.accepts_object for m in self.members)
+
+    def schema(self) -> dict[str, Any]:
+        return {"anyOf": [m.schema() for m in self.members]}
+
+    def render(self) -> str:
+        return " | ".join(m.render() for m in self.members)
+
+    def check(self, data: Any, path: str, problems: list[str]) -> Any:
+        if self.tag is not None and isinstance(data, dict):
+            return self._by_tag(data, path, problems)
+        clean: list[tuple[int, Any]] = []
+        first: list[str] | None = None
+        for i, member in enumerate(self.members):
+            mine: list[str] = []
+            value = member.check(data, path, mine)
+            if not mine:
+                clean.append((i, value))
+            first = mine if first is None else first
+        if not clean:
+            problems.append(f"{path}: expected {self.render()}, got {_show(data)}")
+            return data
+        best = min(_closeness(self.members[i], data) for i, _ in clean)
+        found = [(i, v) for i, v in clean if _closeness(self.members[i], data) == best]
+        if len(found) > 1:
+            names = " and ".join(_type_name(self.types[i]) for i, _ in found)
+            problems.append(f"{path}: the value fits both {names}; give the fields of "
+                            "exactly one")
+            return data
+        i, value = found[0]
+        return Picked(self.types[i], value)
+
+    def _by_tag(self, data: dict[str, Any], path: str, problems: list[str]) -> Any:
+        assert self.tag is not None
+        for i, member in enumerate(self.members):
+            values = _tag_values(member, self.tag)
+            if values is not None and data.get(self.tag) in values:
+                return Picked(self.types[i], member.check(data, path, problems))
+        options = " | ".join(json.dumps(v) for m in self.members
+                             for v in (_tag_values(m, self.tag) or ()))
+        problems.append(f"{path}.{self.tag}: expected one of {options}, "
+                        f"got {_show(data.get(self.tag)) if self.tag in data else 'nothing'}")
+        return data
+
+
+def _closeness(node: _Node, data: Any) -> int:
+    """0 when ``data`` is the member's own JSON type (or an object with exactly its
+    fields), 1 when it only fits after normalization."""
+    names = _object_fields(node)
+    if names is not None:
+        return 0 if isinstance(data, dict) and set(data) <= set(names) else 1
+    native = {_String: str, _Integer: int, _Number: float, _Boolean: bool}.get(type(node))
+    if native is None:
+        return 0 if isinstance(data, list) == isinstance(node, _Array | _Tuple) else 1
+    if native is float:
+        return 0 if isinstance(data, int | float) and not isinstance(data, bool) else 1
+    return 0 if type(data) is native else 1
+
+
+def _object_fields(node: _Node) -> tuple[str, ...] | None:
+    if isinstance(node, _Object):
+        return tuple(f.name for f in node.fields)
+    if isinstance(node, _Adapted) and node.accepts_object:
+        return node.field_names
+    return None
+
+
+def _tag_values(node: _Node, name: str) -> tuple[Any, ...] | None:
+    """The values a class's field ``name`` can take, when it is a Literal (or Enum)."""
+    if isinstance(node, _Object):
+        for f in node.fields:
+            if f.name == name and isinstance(f.node, _Choice):
+                return tuple(o.value for o in f.node.options)
+        return None
+    return node.tag_values(name) if isinstance(node, _Adapted) else None
+
+
 # --------------------------------------------------------------------------- compiling types
 
 
@@ -319,6 +633,8 @@ def _type_name(tp: Any) -> str:
     if tp is Ellipsis:
         return "..."
     origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Annotated:
+        return _type_name(args[0])
     if origin is Literal:
         return "Literal[" + ", ".join(
             f"{type(a).__name__}.{a.name}" if isinstance(a, enum.Enum) else repr(a)
@@ -340,6 +656,14 @@ def _unsupported(tp: Any, where: str, why: str = "") -> TypeError:
 
 def _compile(tp: Any, where: str, seen: tuple[type, ...]) -> _Node:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Annotated:
+        return _compile_annotated(tp, args, where, seen)
+    if is_pydantic_model(tp):
+        return _compile_adapted(tp, where)
+    if tp in ISO_TYPES:
+        return _Iso(ISO_TYPES[tp], tp.fromisoformat if tp is not uuid.UUID else uuid.UUID)
+    if tp is decimal.Decimal:
+        return _Decimal()
     if tp is str:
         return _String()
     if tp is bool:
@@ -356,8 +680,8 @@ def _compile(tp: Any, where: str, seen: tuple[type, ...]) -> _Node:
         rest = [a for a in args if a is not type(None)]
         if len(rest) == 1 and len(args) == 2:
             return _Nullable(_compile(rest[0], where, seen))
-        raise _unsupported(tp, where, "the only union supported is X | None; use an Enum, "
-                                      "a Literal or an attrs class with optional fields")
+        node = _compile_union(tp, tuple(rest), where, seen)
+        return _Nullable(node) if len(rest) < len(args) else node
     if origin is list:
         if len(args) != 1:
             raise _unsupported(tp, where, "give the item type: list[...]")
@@ -365,16 +689,94 @@ def _compile(tp: Any, where: str, seen: tuple[type, ...]) -> _Node:
     if origin is tuple:
         if len(args) == 2 and args[1] is Ellipsis:
             return _Array(_compile(args[0], f"{where}[]" if where else "tuple item", seen))
-        raise _unsupported(tp, where, "fixed-length tuples are not supported; use "
-                                      "tuple[X, ...], list[X] or an attrs class")
+        if not args or Ellipsis in args:
+            raise _unsupported(tp, where, "give the item types: tuple[X, Y] or tuple[X, ...]")
+        return _Tuple(tuple(_compile(a, f"{where}[{i}]" if where else f"tuple item {i}", seen)
+                            for i, a in enumerate(args)))
     if tp in (list, tuple):
         raise _unsupported(tp, where, "give the item type: list[...] or tuple[X, ...]")
-    if isinstance(tp, type) and (attrs.has(tp) or dataclasses.is_dataclass(tp)):
+    if isinstance(tp, type) and (attrs.has(tp) or dataclasses.is_dataclass(tp)
+                                 or typing.is_typeddict(tp)):
         return _compile_class(tp, where, seen)
+    if origin is dict and len(args) == 2 and args[0] is str:
+        return _Mapping(_compile(args[1], f"{where}[]" if where else "dict value", seen))
     if tp is dict or origin is dict:
-        raise _unsupported(tp, where, "a strict schema cannot describe free-form mappings; "
-                                      "use an attrs class or a list of them")
+        raise _unsupported(tp, where, "a mapping needs string keys and a value type: "
+                                      "dict[str, X]")
     raise _unsupported(tp, where)
+
+
+def _compile_annotated(tp: Any, args: tuple[Any, ...], where: str,
+                       seen: tuple[type, ...]) -> _Node:
+    inner, meta = args[0], args[1:]
+    if any(type(m).__module__.split(".")[0] == "pydantic" for m in meta):
+        return _compile_adapted(tp, where)  # Field(...), AfterValidator...: pydantic's own
+    bounds: list[tuple[str, Any, Callable[[Any, Any], bool]]] = []
+    description = None
+    for m in meta:
+        if isinstance(m, str):
+            description = m
+            continue
+        parts = [m] if not hasattr(m, "__iter__") else list(m)  # Interval and Len group some
+        for part in parts:
+            for attr, keyword, test in _CONSTRAINTS:
+                limit = getattr(part, attr, None)
+                if limit is not None:
+                    bounds.append((keyword, limit, test))
+    return _Constrained(_compile(inner, where, seen), tuple(bounds), description)
+
+
+def _compile_adapted(tp: Any, where: str) -> _Adapted:
+    try:
+        raw = adapter(tp).json_schema()
+    except Exception as exc:  # pydantic refuses to describe it (an arbitrary type inside)
+        raise _unsupported(tp, where, f"pydantic cannot build its JSON schema ({exc})") from exc
+    if _recursive(raw):
+        raise _unsupported(tp, where, "recursive types cannot be inlined into a schema")
+    return _Adapted(tp, _closed(raw))
+
+
+def _recursive(schema: dict[str, Any]) -> bool:
+    """Whether a ``$defs`` entry refers back to itself, directly or through others."""
+    defs = schema.get("$defs", {})
+
+    def refs(node: Any) -> Iterator[str]:
+        if isinstance(node, dict):
+            if isinstance(node.get("$ref"), str):
+                yield node["$ref"].rsplit("/", 1)[-1]
+            for value in node.values():
+                yield from refs(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from refs(value)
+
+    def reaches(name: str, target: str, seen: set[str]) -> bool:
+        for ref in refs(defs.get(name)):
+            if ref == target or (ref not in seen and reaches(ref, target, seen | {ref})):
+                return True
+        return False
+
+    return any(reaches(name, name, set()) for name in defs)
+
+
+def _compile_union(tp: Any, members: tuple[Any, ...], where: str,
+                   seen: tuple[type, ...]) -> _Union:
+    nodes = tuple(_compile(m, where, seen) for m in members)
+    fields = [_object_fields(n) for n in nodes]
+    if all(f is not None for f in fields):  # every member is a class: look for a tag
+        shared = set.intersection(*(set(f or ()) for f in fields))
+        for name in sorted(shared):
+            values = [_tag_values(n, name) for n in nodes]
+            flat = [v for vs in values for v in (vs or ())]
+            if all(values) and len(flat) == len(set(map(repr, flat))):
+                return _Union(members, nodes, name)
+    for i, a in enumerate(fields):  # no tag: by shape, which two same-field classes lack
+        for j in range(i):
+            if a is not None and fields[j] is not None and set(a) == set(fields[j] or ()):
+                raise _unsupported(tp, where, f"{_type_name(members[j])} and "
+                                   f"{_type_name(members[i])} have the same fields; give "
+                                   "each a Literal tag field (kind: Literal['a'])")
+    return _Union(members, nodes, None)
 
 
 def _compile_enum(tp: type[enum.Enum], where: str) -> _Choice:
@@ -437,6 +839,9 @@ def _class_fields(tp: type) -> Iterator[tuple[str, bool, bool, Mapping[str, Any]
     if attrs.has(tp):
         for a in attrs.fields(tp):
             yield a.name, a.init, a.default is not attrs.NOTHING, a.metadata, a.type
+    elif typing.is_typeddict(tp):
+        for name, hint in typing.get_type_hints(tp, include_extras=True).items():
+            yield name, True, not _typeddict_required(tp, name, hint), {}, None
     else:
         for f in dataclasses.fields(tp):
             has_default = (f.default is not dataclasses.MISSING
@@ -444,10 +849,24 @@ def _class_fields(tp: type) -> Iterator[tuple[str, bool, bool, Mapping[str, Any]
             yield f.name, f.init, has_default, f.metadata, f.type
 
 
+def _typeddict_required(tp: Any, name: str, hint: Any) -> bool:
+    """Whether a TypedDict key is required. Read from the hint, because under
+    ``from __future__ import annotations`` the class's ``__required_keys__`` cannot see a
+    ``NotRequired[...]`` written as a string (before Python 3.14)."""
+    marker = typing.get_origin(hint)
+    if marker is typing.NotRequired:
+        return False
+    if marker is typing.Required:
+        return True
+    return name in getattr(tp, "__required_keys__", ()) or bool(getattr(tp, "__total__", True))
+
+
 def _schema_name(tp: Any) -> str:
     """A provider-safe schema name (``[A-Za-z0-9_-]{1,64}``) for the output type."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
+    if origin is typing.Annotated:
+        name = _schema_name(args[0])
+    elif origin in (typing.Union, types.UnionType):
         name = _schema_name(next(a for a in args if a is not type(None)))
     elif origin in (list, tuple):
         name = f"{_schema_name(args[0])}_list"
@@ -534,7 +953,7 @@ class OutputSpec(Generic[T]):
         if tp is str:
             return cls(str, "text", False, root=None)
         root = _compile(tp, "", ())
-        return cls(tp, _schema_name(tp), not isinstance(root, _Object), root=root)
+        return cls(tp, _schema_name(tp), _object_fields(root) is None, root=root)
 
     @property
     def schema(self) -> dict[str, Any] | None:
@@ -614,7 +1033,7 @@ class OutputSpec(Generic[T]):
             # {"Ticket": {...}}: one key that is not a field, holding an object
             if len(data) == 1:
                 (key, inner), = data.items()
-                names = {f.name for f in typing.cast(_Object, self._root).fields}
+                names = set(_object_fields(self._root) or ())
                 if key not in names and isinstance(inner, dict):
                     yield inner, f"$.{key}"
             return

@@ -70,7 +70,8 @@ it may ``await`` before and after its ``yield`` (a quota check, a moderation cal
 class RegisterProvider(Protocol):
     def __call__(self, name: str, factory: ProviderFactory, *,
                  prices: Mapping[str, Price] | None = None,
-                 limits: Limits | None = None) -> None: ...
+                 limits: Limits | None = None,
+                 context_windows: Mapping[str, int] | None = None) -> None: ...
 
 
 class RegisterAggregator(Protocol):
@@ -103,7 +104,7 @@ class RegisterConverterHook(Protocol):
 def plait_register_providers(register: RegisterProvider) -> None:
     """Register model providers.
 
-    ``register(name, factory, *, prices=None, limits=None)``:
+    ``register(name, factory, *, prices=None, limits=None, context_windows=None)``:
 
     - ``name``: the prefix in ``Agent(model="<name>:<model>")``.
     - ``factory(env: plait.ProviderEnv) -> provider``: called once per Runtime on first
@@ -112,6 +113,9 @@ def plait_register_providers(register: RegisterProvider) -> None:
       ``Runtime(settings={name: {...}})``.
     - ``prices``: ``{model: plait.Price}`` in USD per million tokens (users can override).
     - ``limits``: default ``plait.Limits`` for the provider.
+    - ``context_windows``: ``{model: tokens}``, input and output together; a request that
+      may not fit is refused with ``plait.ContextTooLong`` before it is sent. Models are
+      matched like prices (a snapshot falls back to its base, then ``"*"``).
 
     Called for every plugin.
     """

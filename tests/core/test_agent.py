@@ -80,7 +80,8 @@ async def test_an_unknown_override_lists_the_valid_ones(plait_runtime: plait.Run
 
 async def test_a_prompt_must_be_text(plait_runtime: plait.Runtime,
                                      fake_provider: FakeProvider) -> None:
-    with pytest.raises(TypeError, match="a prompt must be a str, got int"):
+    with pytest.raises(TypeError, match=r"a prompt must be a str or a sequence of plait\.Message, "
+                                        "got int"):
         await plait.Agent(model="fake:a").ask(42, runtime=plait_runtime)  # type: ignore[arg-type]
 
 

@@ -16,12 +16,13 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[2] / "core" / "plait"
 
 # Lowest first. A module may import its own layer (without a cycle) and the ones below.
 LAYERS: list[tuple[str, list[str]]] = [
-    ("values", ["_version", "_money", "_config", "_errors", "_model", "_serialize",
+    ("values", ["_version", "_money", "_config", "_errors", "_model", "_types", "_serialize",
                 "_results", "_events"]),
-    ("mechanisms", ["_budget", "_limits", "_structured", "_http", "_client", "_policy",
-                    "_timeouts", "_hooks"]),
+    ("mechanisms", ["_budget", "_limits", "_structured", "_conversation", "_http", "_client",
+                    "_policy", "_timeouts", "_hooks"]),
     ("runtime", ["hookspecs", "_plugins", "_runtime"]),
-    ("engine", ["_step", "_scope", "_execution", "_calls", "_agent", "_map", "_ensemble"]),
+    ("engine", ["_step", "_scope", "_execution", "_fallback", "_calls", "_agent", "_window",
+                "_map", "_ensemble"]),
     ("workflows", ["_context", "_router", "_fanout", "_orchestrator", "_pipeline"]),
     ("faces", ["_sync", "_targets", "_console", "_builtin", "_demos", "_cli", "__init__"]),
 ]

@@ -10,9 +10,15 @@ import plait
 from plait.hookspecs import RegisterProvider
 
 from ._messages import AnthropicProvider
-from ._prices import PRICES, PRICES_AS_OF
+from ._prices import CONTEXT_WINDOWS, PRICES, PRICES_AS_OF
 
-__all__ = ["PRICES", "PRICES_AS_OF", "AnthropicProvider", "plait_register_providers"]
+__all__ = [
+    "CONTEXT_WINDOWS",
+    "PRICES",
+    "PRICES_AS_OF",
+    "AnthropicProvider",
+    "plait_register_providers",
+]
 
 __version__ = "0.1.0"
 
@@ -24,4 +30,10 @@ CONCURRENCY = plait.Limits(concurrency=64)
 
 @plait.hookimpl
 def plait_register_providers(register: RegisterProvider) -> None:
-    register("anthropic", AnthropicProvider, prices=PRICES, limits=CONCURRENCY)
+    register(
+        "anthropic",
+        AnthropicProvider,
+        prices=PRICES,
+        limits=CONCURRENCY,
+        context_windows=CONTEXT_WINDOWS,
+    )

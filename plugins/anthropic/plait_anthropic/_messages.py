@@ -118,8 +118,11 @@ def _body(request: plait.ModelRequest, default_max_tokens: int) -> dict[str, Any
     body: dict[str, Any] = {
         "model": request.model,
         "max_tokens": request.max_tokens if request.max_tokens is not None else default_max_tokens,
+        # turns alternate and open with the user; a merged turn is one text block per message
         "messages": [
-            {"role": m.role, "content": m.content} for m in request.messages if m.role != "system"
+            {"role": role, "content": texts[0] if len(texts) == 1
+             else [{"type": "text", "text": t} for t in texts]}
+            for role, texts in request.turns()
         ],
     }
     if request.system is not None:

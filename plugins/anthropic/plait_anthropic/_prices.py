@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from plait import Price
 
-__all__ = ["PRICES", "PRICES_AS_OF"]
+__all__ = ["CONTEXT_WINDOWS", "PRICES", "PRICES_AS_OF"]
 
 PRICES_AS_OF = "2026-11-21"
 
@@ -28,4 +28,18 @@ PRICES: dict[str, Price] = {
     "claude-haiku-4-5": _p("1.00", "5.00", cached_input="0.10", cache_write="1.25"),
     "claude-3-5-haiku": _p("0.80", "4.00", cached_input="0.08", cache_write="1.00"),
     "claude-3-haiku": _p("0.25", "1.25", cached_input="0.03", cache_write="0.30"),
+}
+
+# Tokens each model holds, input and output together (Anthropic's models overview; the
+# Sonnet models' 1M-token beta needs a request header); matched like prices.
+CONTEXT_WINDOWS: dict[str, int] = {
+    "claude-opus-4-5": 200_000,
+    "claude-opus-4-1": 200_000,
+    "claude-opus-4": 200_000,
+    "claude-sonnet-4-5": 200_000,
+    "claude-sonnet-4": 200_000,
+    "claude-3-7-sonnet": 200_000,
+    "claude-haiku-4-5": 200_000,
+    "claude-3-5-haiku": 200_000,
+    "claude-3-haiku": 200_000,
 }

@@ -10,10 +10,11 @@ import plait
 from plait.hookspecs import RegisterProvider
 
 from ._generate import GeminiProvider
-from ._prices import PRICES, PRICES_AS_OF
+from ._prices import CONTEXT_WINDOWS, PRICES, PRICES_AS_OF
 from ._schema import response_schema
 
 __all__ = [
+    "CONTEXT_WINDOWS",
     "PRICES",
     "PRICES_AS_OF",
     "GeminiProvider",
@@ -31,4 +32,10 @@ CONCURRENCY = plait.Limits(concurrency=64)
 
 @plait.hookimpl
 def plait_register_providers(register: RegisterProvider) -> None:
-    register("gemini", GeminiProvider, prices=PRICES, limits=CONCURRENCY)
+    register(
+        "gemini",
+        GeminiProvider,
+        prices=PRICES,
+        limits=CONCURRENCY,
+        context_windows=CONTEXT_WINDOWS,
+    )

@@ -108,10 +108,11 @@ class GeminiProvider:
 
 def _body(request: plait.ModelRequest) -> dict[str, Any]:
     body: dict[str, Any] = {
+        # turns alternate and open with the user; a merged turn is one part per message
         "contents": [
-            {"role": "model" if m.role == "assistant" else "user", "parts": [{"text": m.content}]}
-            for m in request.messages
-            if m.role != "system"
+            {"role": "model" if role == "assistant" else "user",
+             "parts": [{"text": t} for t in texts]}
+            for role, texts in request.turns()
         ]
     }
     if request.system is not None:

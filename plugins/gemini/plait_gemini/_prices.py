@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from plait import Price
 
-__all__ = ["PRICES", "PRICES_AS_OF"]
+__all__ = ["CONTEXT_WINDOWS", "PRICES", "PRICES_AS_OF"]
 
 PRICES_AS_OF = "2026-11-21"
 
@@ -25,4 +25,14 @@ PRICES: dict[str, Price] = {
     "gemini-2.5-flash-lite": _p("0.10", "0.40"),
     "gemini-2.0-flash": _p("0.10", "0.40"),
     "gemini-2.0-flash-lite": _p("0.075", "0.30"),
+}
+
+# Tokens each model holds (Gemini's model pages, input token limit); matched like prices.
+CONTEXT_WINDOWS: dict[str, int] = {
+    "gemini-3-pro": 1_048_576,
+    "gemini-2.5-pro": 1_048_576,
+    "gemini-2.5-flash": 1_048_576,
+    "gemini-2.5-flash-lite": 1_048_576,
+    "gemini-2.0-flash": 1_048_576,
+    "gemini-2.0-flash-lite": 1_048_576,
 }

@@ -12,10 +12,11 @@ import plait
 from plait.hookspecs import RegisterProvider
 
 from ._chat import ChatCompletionsProvider, Profile
-from ._prices import PRICES, PRICES_AS_OF
+from ._prices import CONTEXT_WINDOWS, PRICES, PRICES_AS_OF
 from ._profiles import HOSTED, LOCAL, OPENAI, profile
 
 __all__ = [
+    "CONTEXT_WINDOWS",
     "HOSTED",
     "LOCAL",
     "OPENAI",
@@ -37,7 +38,9 @@ CONCURRENCY = plait.Limits(concurrency=64)
 
 @plait.hookimpl
 def plait_register_providers(register: RegisterProvider) -> None:
-    register(OPENAI.name, OPENAI, prices=PRICES, limits=CONCURRENCY)
+    register(
+        OPENAI.name, OPENAI, prices=PRICES, limits=CONCURRENCY, context_windows=CONTEXT_WINDOWS
+    )
     for local in LOCAL:
         register(local.name, local, prices=_FREE, limits=CONCURRENCY)
     for hosted in HOSTED:

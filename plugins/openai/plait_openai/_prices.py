@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from plait import Price
 
-__all__ = ["PRICES", "PRICES_AS_OF"]
+__all__ = ["CONTEXT_WINDOWS", "PRICES", "PRICES_AS_OF"]
 
 PRICES_AS_OF = "2026-11-21"
 
@@ -30,4 +30,22 @@ PRICES: dict[str, Price] = {
     "o3": _p("2.00", "8.00", cached_input="0.50"),
     "o4-mini": _p("1.10", "4.40", cached_input="0.275"),
     "o3-mini": _p("1.10", "4.40", cached_input="0.55"),
+}
+
+# Tokens each model holds, input and output together (OpenAI's model pages); matched
+# like prices.
+CONTEXT_WINDOWS: dict[str, int] = {
+    "gpt-5": 400_000,
+    "gpt-5-pro": 400_000,
+    "o3-pro": 200_000,
+    "gpt-5-mini": 400_000,
+    "gpt-5-nano": 400_000,
+    "gpt-4.1": 1_047_576,
+    "gpt-4.1-mini": 1_047_576,
+    "gpt-4.1-nano": 1_047_576,
+    "gpt-4o": 128_000,
+    "gpt-4o-mini": 128_000,
+    "o3": 200_000,
+    "o4-mini": 200_000,
+    "o3-mini": 200_000,
 }

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.utils import format_datetime
-from typing import Any
+from typing import Any, Literal
 
+import attrs
 import httpx
 import plait
 import plait_anthropic
@@ -546,3 +547,85 @@ async def test_rate_limited_with_an_http_date(
         await make_provider().complete(ask())
     assert caught.value.retry_after is not None
     assert 3 < caught.value.retry_after <= 5
+
+
+# -- output types end to end ----------------------------------------------------------
+
+
+@attrs.frozen
+class Billing:
+    kind: Literal["billing"]
+    invoice: str
+    due: date
+
+
+@attrs.frozen
+class Return:
+    kind: Literal["return"]
+    order: int
+
+
+def _runtime(plugin: Any, name: str, api: MockVendor) -> plait.Runtime:
+    return plait.Runtime(plugins=[plugin], entry_points=False,
+                         settings={name: {"api_key": KEY}}, transport=httpx.MockTransport(api))
+
+
+async def test_a_union_plan_is_asked_for_parsed_and_re_asked() -> None:
+    api = MockVendor()
+    api.queue(body=message([tool_use("Billing_list", {"value": [{"kind": "refund"}]})],
+                           stop_reason="tool_use"))
+    api.queue(body=message([tool_use("Billing_list", {"value": [
+        {"kind": "return", "order": 1},
+        {"kind": "billing", "invoice": "A1", "due": "2026-03-01"}]})], stop_reason="tool_use"))
+    agent = plait.Agent("anthropic:claude-haiku-4-5", output=list[Billing | Return],
+                        max_tokens=200)
+    reply = await agent.ask("split this", runtime=_runtime(plait_anthropic, "anthropic", api))
+    assert reply.output == [Return("return", 1), Billing("billing", "A1", date(2026, 3, 1))]
+    assert reply.attempts == 2
+    [tool] = api.body(0)["tools"]
+    assert tool["name"] == "Billing_list"
+    assert tool["input_schema"] == agent.spec.schema
+    # the re-ask: the bad answer as the assistant's turn, then the problem as the user's
+    first, bad, reask = api.body(1)["messages"]
+    assert first == {"role": "user", "content": "split this"}
+    assert bad["role"] == "assistant"
+    assert json.loads(bad["content"]) == {"value": [{"kind": "refund"}]}
+    assert reask["role"] == "user"
+    assert '$.value[0].kind: expected one of "billing" | "return"' in reask["content"]
+
+
+# -- conversations ---------------------------------------------------------------------
+
+CONVERSATION = (
+    plait.Message("system", "Be brief."),
+    plait.Message("assistant", "Hi! How can I help?"),
+    plait.Message("user", "Refund order 1182."),
+    plait.Message("user", "It arrived broken."),
+    plait.Message("assistant", "Refunded."),
+    plait.Message("user", "Thanks!"),
+)
+
+
+async def test_a_conversation_alternates_and_opens_with_the_user(
+    api: MockVendor, make_provider: Callable[..., Any]
+) -> None:
+    """The Messages API refuses an opening assistant turn ("first message must use the
+    user role"); consecutive user messages become one turn of text blocks."""
+    api.queue(body=message("You're welcome."))
+    await make_provider().complete(ask(messages=CONVERSATION))
+    body = api.body()
+    assert body["system"] == "Be brief."
+    assert body["messages"] == [
+        {"role": "user", "content": "(start of the conversation)"},
+        {"role": "assistant", "content": "Hi! How can I help?"},
+        {"role": "user", "content": [{"type": "text", "text": "Refund order 1182."},
+                                     {"type": "text", "text": "It arrived broken."}]},
+        {"role": "assistant", "content": "Refunded."},
+        {"role": "user", "content": "Thanks!"},
+    ]
+
+
+def test_context_windows_are_registered_next_to_prices() -> None:
+    runtime = plait.Runtime(entry_points=False, plugins=[plait_anthropic])
+    assert runtime.context_window("anthropic", "claude-haiku-4-5-20251001") == 200_000
+    assert set(plait_anthropic.CONTEXT_WINDOWS) == set(plait_anthropic.PRICES)

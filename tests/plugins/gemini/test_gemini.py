@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.utils import format_datetime
-from typing import Any
+from typing import Any, Literal
 
+import attrs
 import httpx
 import plait
 import plait_gemini
@@ -811,3 +812,81 @@ async def test_rate_limited_with_an_http_date_wins_over_retry_delay(
         await make_provider().complete(ask())
     assert caught.value.retry_after is not None
     assert 3 < caught.value.retry_after <= 5
+
+
+# -- output types end to end ----------------------------------------------------------
+
+
+@attrs.frozen
+class Billing:
+    kind: Literal["billing"]
+    invoice: str
+    due: date
+
+
+@attrs.frozen
+class Return:
+    kind: Literal["return"]
+    order: int
+
+
+def _runtime(plugin: Any, name: str, api: MockVendor) -> plait.Runtime:
+    return plait.Runtime(plugins=[plugin], entry_points=False,
+                         settings={name: {"api_key": KEY}}, transport=httpx.MockTransport(api))
+
+
+async def test_a_union_plan_is_asked_for_parsed_and_re_asked() -> None:
+    api = MockVendor()
+    api.queue(body=generated('{"value": [{"kind": "refund"}]}'))
+    api.queue(body=generated('{"value": [{"kind": "return", "order": 1}, '
+                             '{"kind": "billing", "invoice": "A1", "due": "2026-03-01"}]}'))
+    agent = plait.Agent("gemini:gemini-2.5-flash", output=list[Billing | Return])
+    reply = await agent.ask("split this", runtime=_runtime(plait_gemini, "gemini", api))
+    assert reply.output == [Return("return", 1), Billing("billing", "A1", date(2026, 3, 1))]
+    assert reply.attempts == 2
+    config = api.body(0)["generationConfig"]
+    assert config["responseSchema"] == response_schema(agent.spec.schema)
+    members = config["responseSchema"]["properties"]["value"]["items"]["anyOf"]
+    assert [m["properties"]["kind"]["enum"] for m in members] == [["billing"], ["return"]]
+    assert members[0]["properties"]["due"] == {"type": "STRING"}  # Gemini has no "date"
+    contents = api.body(1)["contents"]
+    assert [c["role"] for c in contents] == ["user", "model", "user"]
+    assert '$.value[0].kind: expected one of "billing" | "return"' in \
+        contents[2]["parts"][0]["text"]
+
+
+# -- conversations ---------------------------------------------------------------------
+
+CONVERSATION = (
+    plait.Message("system", "Be brief."),
+    plait.Message("assistant", "Hi! How can I help?"),
+    plait.Message("user", "Refund order 1182."),
+    plait.Message("user", "It arrived broken."),
+    plait.Message("assistant", "Refunded."),
+    plait.Message("user", "Thanks!"),
+)
+
+
+async def test_a_conversation_uses_gemini_roles_and_alternates(
+    api: MockVendor, make_provider: Callable[..., Any]
+) -> None:
+    """Gemini's roles are ``user`` and ``model``, the system prompt is
+    ``systemInstruction``, and multi-turn contents must alternate, opening with the user."""
+    api.queue(body=generated("You're welcome."))
+    await make_provider().complete(ask(messages=CONVERSATION))
+    body = api.body()
+    assert body["systemInstruction"] == {"parts": [{"text": "Be brief."}]}
+    assert body["contents"] == [
+        {"role": "user", "parts": [{"text": "(start of the conversation)"}]},
+        {"role": "model", "parts": [{"text": "Hi! How can I help?"}]},
+        {"role": "user", "parts": [{"text": "Refund order 1182."},
+                                  {"text": "It arrived broken."}]},
+        {"role": "model", "parts": [{"text": "Refunded."}]},
+        {"role": "user", "parts": [{"text": "Thanks!"}]},
+    ]
+
+
+def test_context_windows_are_registered_next_to_prices() -> None:
+    runtime = plait.Runtime(entry_points=False, plugins=[plait_gemini])
+    assert runtime.context_window("gemini", "gemini-2.5-flash") == 1_048_576
+    assert set(plait_gemini.CONTEXT_WINDOWS) == set(plait_gemini.PRICES)

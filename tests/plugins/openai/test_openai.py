@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.utils import format_datetime
-from typing import Any
+from typing import Any, Literal
 
+import attrs
 import httpx
 import plait
 import plait_openai
@@ -857,3 +858,76 @@ async def test_rate_limited_with_an_http_date(
         await make_provider().complete(ask())
     assert caught.value.retry_after is not None
     assert 3 < caught.value.retry_after <= 5
+
+
+# -- output types end to end ----------------------------------------------------------
+
+
+@attrs.frozen
+class Billing:
+    kind: Literal["billing"]
+    invoice: str
+    due: date
+
+
+@attrs.frozen
+class Return:
+    kind: Literal["return"]
+    order: int
+
+
+async def test_a_union_plan_is_asked_for_parsed_and_re_asked() -> None:
+    api = MockVendor()
+    api.queue(body=completion('{"value": [{"kind": "refund", "order": 1}]}'))
+    api.queue(body=completion('{"value": [{"kind": "return", "order": 1}, '
+                              '{"kind": "billing", "invoice": "A1", "due": "2026-03-01"}]}'))
+    runtime = plait.Runtime(plugins=[plait_openai], entry_points=False,
+                            settings={"openai": {"api_key": KEY}},
+                            transport=httpx.MockTransport(api))
+    agent = plait.Agent("openai:gpt-4o-mini", output=list[Billing | Return])
+    reply = await agent.ask("split this", runtime=runtime)
+    assert reply.output == [Return("return", 1), Billing("billing", "A1", date(2026, 3, 1))]
+    assert reply.attempts == 2
+    sent = api.body(0)["response_format"]["json_schema"]
+    assert sent["strict"] is True  # closed objects, every field required
+    assert sent["schema"] == agent.spec.schema
+    members = sent["schema"]["properties"]["value"]["items"]["anyOf"]
+    assert members[0]["properties"]["due"] == {"type": "string", "format": "date"}
+    reask = api.body(1)["messages"][-1]
+    assert reask["role"] == "user"
+    assert '$.value[0].kind: expected one of "billing" | "return", got "refund"' in reask["content"]
+    assert json.loads(api.body(1)["messages"][-2]["content"]) == {
+        "value": [{"kind": "refund", "order": 1}]}
+
+
+# -- conversations ---------------------------------------------------------------------
+
+CONVERSATION = (
+    plait.Message("system", "Be brief."),
+    plait.Message("assistant", "Hi! How can I help?"),
+    plait.Message("user", "Refund order 1182."),
+    plait.Message("user", "It arrived broken."),
+    plait.Message("assistant", "Refunded."),
+    plait.Message("user", "Thanks!"),
+)
+
+
+async def test_a_conversation_is_sent_as_chat_messages_in_order(
+    api: MockVendor, make_provider: Callable[..., Any]
+) -> None:
+    api.queue(body=completion("You're welcome."))
+    await make_provider().complete(ask(messages=CONVERSATION))
+    assert api.body()["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "assistant", "content": "Hi! How can I help?"},
+        {"role": "user", "content": "Refund order 1182."},
+        {"role": "user", "content": "It arrived broken."},
+        {"role": "assistant", "content": "Refunded."},
+        {"role": "user", "content": "Thanks!"},
+    ]
+
+
+def test_context_windows_are_registered_next_to_prices() -> None:
+    runtime = plait.Runtime(entry_points=False, plugins=[plait_openai])
+    assert runtime.context_window("openai", "gpt-4o-mini-2024-07-18") == 128_000
+    assert set(plait_openai.CONTEXT_WINDOWS) == set(plait_openai.PRICES)
