@@ -27,6 +27,9 @@ from ._errors import (
     SerializationError,
     StepFailed,
     StepTimeout,
+    ToolDefinitionError,
+    ToolFailed,
+    ToolRoundsExceeded,
     UndeclaredDependency,
     UnknownPlugin,
     UnknownPrice,
@@ -51,7 +54,17 @@ from ._http import (
     post_json,
     token_count,
 )
-from ._model import Limits, Message, ModelCall, ModelRequest, ModelResponse, Provider, ProviderEnv
+from ._model import (
+    Limits,
+    Message,
+    ModelCall,
+    ModelRequest,
+    ModelResponse,
+    Provider,
+    ProviderEnv,
+    ToolCall,
+    ToolSpec,
+)
 from ._money import Price, TokenCount, Usage, usd
 from ._orchestrator import Orchestrator, OrchestratorResult, TaskReport
 from ._pipeline import Pipeline
@@ -70,12 +83,14 @@ from ._results import (
     RunInfo,
     StepRecord,
     Stop,
+    ToolRecord,
 )
 from ._router import Router
 from ._runtime import Runtime
 from ._step import FunctionStep, Step, step
 from ._sync import run_sync
 from ._targets import load_target, parse_inputs
+from ._tools import Tool
 from ._version import __version__ as __version__
 from ._window import fit
 from .hookspecs import hookimpl
@@ -147,6 +162,13 @@ __all__ = [
     "TaskReport",
     "TextDelta",
     "TokenCount",
+    "Tool",
+    "ToolCall",
+    "ToolDefinitionError",
+    "ToolFailed",
+    "ToolRecord",
+    "ToolRoundsExceeded",
+    "ToolSpec",
     "UndeclaredDependency",
     "UnknownPlugin",
     "UnknownPrice",

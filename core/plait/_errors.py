@@ -20,6 +20,9 @@
     │   └── ContentRefused         the model refused or a safety filter blocked the reply
     ├── OutputParseError           a reply could not be parsed into the agent's output type
     ├── ValidationFailed           a validation gate rejected a step's output
+    ├── ToolDefinitionError        a tool cannot be described to a model (at Agent construction)
+    ├── ToolRoundsExceeded         the model kept calling tools past max_tool_rounds (.messages)
+    ├── ToolFailed                 a tool raised and it asked for errors raised (.cause)
     ├── SerializationError         an output cannot be turned into JSON (names step and path)
     ├── AggregationError           an aggregator could not decide
     └── PluginError                a plugin is missing, broken or misbehaving
@@ -36,7 +39,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._results import PipelineResult
+    from ._model import Message
+    from ._results import PipelineResult, ToolRecord
 
 __all__ = [
     "AggregationError",
@@ -58,6 +62,9 @@ __all__ = [
     "SerializationError",
     "StepFailed",
     "StepTimeout",
+    "ToolDefinitionError",
+    "ToolFailed",
+    "ToolRoundsExceeded",
     "UndeclaredDependency",
     "UnknownPlugin",
     "UnknownPrice",
@@ -337,3 +344,41 @@ class UnknownPlugin(PluginError, LookupError):
         hint = f"; install {distribution} to add it" if distribution else ""
         shown = ", ".join(sorted(self.installed)) or "none"
         super().__init__(f"unknown {kind} {name!r} (installed: {shown}){hint}")
+
+
+class ToolDefinitionError(PlaitError, TypeError):
+    """A tool given to an Agent cannot be described to a model (raised at construction)."""
+
+    def __init__(self, tool: str, problem: str) -> None:
+        self.tool = tool
+        super().__init__(f"tool {tool!r} {problem}")
+
+
+class ToolRoundsExceeded(PlaitError):
+    """The model still asked for tools after ``max_tool_rounds`` rounds of them.
+
+    ``messages`` is the conversation so far (the last turn is the unanswered tool
+    request) and ``tool_calls`` every call that ran, so nothing already computed is lost.
+    """
+
+    def __init__(self, rounds: int, messages: Sequence[Message],
+                 tool_calls: Sequence[ToolRecord]) -> None:
+        self.rounds = rounds
+        self.messages = tuple(messages)
+        self.tool_calls = tuple(tool_calls)
+        super().__init__(f"the model asked for more tools after max_tool_rounds={rounds} "
+                         "rounds; raise Agent(max_tool_rounds=) or give it fewer lookups")
+
+
+class ToolFailed(PlaitError):
+    """A tool raised, and it was built with ``Tool(fn, raise_errors=True)``; ``.cause``
+    is its exception (a ``TimeoutError`` past its ``timeout``), ``messages`` the
+    conversation so far."""
+
+    def __init__(self, tool: str, cause: BaseException, messages: Sequence[Message],
+                 tool_calls: Sequence[ToolRecord]) -> None:
+        self.tool = tool
+        self.cause = cause
+        self.messages = tuple(messages)
+        self.tool_calls = tuple(tool_calls)
+        super().__init__(f"tool {tool!r} failed: {type(cause).__name__}: {cause}")

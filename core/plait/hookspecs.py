@@ -34,11 +34,12 @@ import pluggy
 if TYPE_CHECKING:
     from ._context import StepContext
     from ._ensemble import AggregationJob
-    from ._model import Limits, ModelCall, ModelRequest, ProviderFactory
+    from ._model import Limits, ModelCall, ModelRequest, ProviderFactory, ToolCall
     from ._money import Price
     from ._results import Aggregation, FanOutJob, ItemOutcome, RunInfo
     from ._router import Router
     from ._step import Step
+    from ._tools import Tool
 
 __all__ = [
     "RegisterAggregator",
@@ -284,4 +285,16 @@ def plait_wrap_model_call(
     by the time the response is sent in, ``call.usage`` holds its tokens and exact cost
     (so a tracer never prices a call itself). Called once per request (re-asks and
     retries are separate requests), never per token. Called for every plugin.
+    """
+
+
+@hookspec
+def plait_wrap_tool_call(call: ToolCall, tool: Tool, ctx: StepContext | None) -> Wrapper | None:
+    """Wrap one run of a tool a model called; the result sent in is what the tool returned.
+
+    ``call`` is the model's request (name, decoded arguments, id); ``tool`` the
+    ``plait.Tool`` that answers it; ``ctx`` is ``None`` outside a step. A tool's error,
+    and the ``TimeoutError`` of one that ran past its ``timeout``, is thrown at the
+    ``yield`` (the model is then told, unless the tool raises its errors). Called once
+    per tool call. Called for every plugin.
     """

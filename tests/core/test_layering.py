@@ -21,7 +21,8 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("mechanisms", ["_budget", "_limits", "_structured", "_conversation", "_http", "_client",
                     "_policy", "_timeouts", "_hooks"]),
     ("runtime", ["hookspecs", "_plugins", "_runtime"]),
-    ("engine", ["_step", "_scope", "_execution", "_fallback", "_calls", "_agent", "_window",
+    ("engine", ["_step", "_scope", "_execution", "_fallback", "_tools", "_calls", "_agent",
+                "_window",
                 "_map", "_ensemble"]),
     ("workflows", ["_context", "_router", "_fanout", "_orchestrator", "_pipeline"]),
     ("faces", ["_sync", "_targets", "_console", "_builtin", "_demos", "_cli", "__init__"]),
@@ -30,6 +31,7 @@ LAYERS: list[tuple[str, list[str]]] = [
 # Function-local imports of plait's own modules, each with the reason it is deferred.
 DEFERRED = {
     ("plait._agent", "plait._structured"): "cattrs loads on the first Agent, not on import",
+    ("plait._tools", "plait._structured"): "cattrs loads on the first tool, not on import",
 }
 
 
