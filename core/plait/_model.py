@@ -32,7 +32,7 @@ __all__ = [
     "split_model",
 ]
 
-Role = Literal["system", "user", "assistant", "tool"]
+Role = Literal["system", "user", "assistant"]  # the turns a conversation is written in
 CONVERSATION_START = "(start of the conversation)"  # the user turn before an opening assistant's
 
 
@@ -73,9 +73,9 @@ class Message:
     ``"tool"`` turn is one call's result: ``content`` is what the tool returned (or its
     error), ``tool_call_id`` and ``name`` say which call it answers."""
 
-    role: Role
+    role: Role | Literal["tool"]  # "tool" turns are the tool loop's own
     content: str
-    tool_calls: tuple[ToolCall, ...] = ()
+    tool_calls: tuple[ToolCall, ...] = attrs.field(default=(), converter=tuple)
     tool_call_id: str | None = None
     name: str | None = None  # the tool's, on a "tool" turn
 

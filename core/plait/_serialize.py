@@ -58,6 +58,10 @@ def make_converter() -> cattrs.Converter:
     # sets (bare, or declared as set[...] fields) become lists: JSON has no sets
     conv.register_unstructure_hook_factory(_is_set, lambda _t: functools.partial(_set_list, conv))
     register_hooks(conv)  # dates, UUIDs, pydantic models, unions of classes
+    from ._model import Message  # a plain turn stays {"role", "content"}: no empty tool fields
+
+    conv.register_unstructure_hook(Message, make_dict_unstructure_fn(
+        Message, conv, _cattrs_omit_if_default=True))
     return conv
 
 
