@@ -56,6 +56,8 @@ class ToolCall:
     name: str
     arguments: Any = attrs.field(factory=dict)
     id: str = ""
+    # what the provider must send back with the call (Gemini's thoughtSignature)
+    extra: Mapping[str, Any] = attrs.field(factory=dict)
 
 
 @attrs.frozen

@@ -224,8 +224,7 @@ class ToolLoop:
         if self.rounds >= self._max_rounds:
             raise ToolRoundsExceeded(self._max_rounds, messages, self.records)
         self.rounds += 1
-        calls = [attrs.evolve(c, id=c.id or f"call_{self.rounds}_{i}")
-                 for i, c in enumerate(response.tool_calls)]
+        calls = response.tool_calls
         records: list[ToolRecord | None] = [None] * len(calls)
         failed: list[tuple[str, BaseException]] = []
 
