@@ -100,11 +100,13 @@ class Tool:
         except OutputParseError as exc:  # its message lists every problem by path
             raise ValueError(exc.message.replace("the reply does not match",
                                                  "the arguments do not match")) from None
-        with anyio.fail_after(self.timeout):
+        with anyio.move_on_after(self.timeout):
             if self._is_async:
                 return await self.fn(**kwargs)
+            # abandoned at the timeout: the thread runs on, its result unused
             return await anyio.to_thread.run_sync(functools.partial(self.fn, **kwargs),
                                                   abandon_on_cancel=True)
+        raise TimeoutError(f"the tool {self.name!r} timed out after {self.timeout:g} s")
 
 
 def as_tools(value: Iterable[Tool | Callable[..., Any]]) -> tuple[Tool, ...]:
@@ -265,7 +267,7 @@ class ToolLoop:
             latency = time.perf_counter() - started
             if tool.raise_errors:
                 failed.append((tool.name, exc))
-            return ToolRecord(call.name, call.arguments, error=_error_text(exc, tool),
+            return ToolRecord(call.name, call.arguments, error=f"{type(exc).__name__}: {exc}",
                               latency_s=latency, id=call.id)
         return ToolRecord(call.name, call.arguments, result,
                           latency_s=time.perf_counter() - started, id=call.id)
@@ -283,8 +285,3 @@ def _as_text(record: ToolRecord) -> str:
         return f"Error: {record.error}"
     return record.result if isinstance(record.result, str) else json.dumps(record.result)
 
-
-def _error_text(exc: Exception, tool: Tool) -> str:
-    if isinstance(exc, TimeoutError):
-        return f"the tool {tool.name!r} timed out after {tool.timeout:g} s"
-    return f"{type(exc).__name__}: {exc}"

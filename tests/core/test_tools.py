@@ -228,7 +228,7 @@ async def test_a_slow_tool_times_out_and_the_model_is_told(plait_runtime: plait.
     with anyio.fail_after(2):
         reply = (await one_step(agent).run(runtime=plait_runtime)).output
     (record,) = reply.tool_calls
-    assert record.error == "the tool 'slow' timed out after 0.05 s"
+    assert record.error == "TimeoutError: the tool 'slow' timed out after 0.05 s"
     assert record.latency_s < 1
 
     fake_provider.script(ToolCall("slow", {"q": "x"}))
@@ -237,6 +237,20 @@ async def test_a_slow_tool_times_out_and_the_model_is_told(plait_runtime: plait.
         await one_step(raising).run(runtime=plait_runtime)
     assert isinstance(raised.value.cause, plait.ToolFailed)
     assert isinstance(raised.value.cause.cause, TimeoutError)
+
+
+async def test_a_slow_sync_tool_is_abandoned_at_its_timeout(plait_runtime: plait.Runtime,
+                                                            fake_provider: Any) -> None:
+    def blocking(q: str) -> str:
+        time.sleep(0.5)  # its thread finishes in the background
+        return "late"
+
+    fake_provider.script(ToolCall("blocking", {"q": "x"}), "answered without it")
+    agent = plait.Agent("fake:m", tools=[plait.Tool(blocking, timeout=0.05)])
+    started = time.perf_counter()
+    reply = (await one_step(agent).run(runtime=plait_runtime)).output
+    assert time.perf_counter() - started < 0.4
+    assert reply.tool_calls[0].error == "TimeoutError: the tool 'blocking' timed out after 0.05 s"
 
 
 async def test_a_sync_tool_runs_in_a_worker_thread(plait_runtime: plait.Runtime,
