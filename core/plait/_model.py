@@ -7,7 +7,7 @@ back into a ``ModelResponse``. It needs no base class: any object with
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import attrs
@@ -47,6 +47,10 @@ def split_model(model: str) -> tuple[str, str]:
     return provider, name
 
 
+def _as_tuple(value: Iterable[ToolCall]) -> tuple[ToolCall, ...]:
+    return tuple(value)
+
+
 @attrs.frozen
 class ToolCall:
     """A model's request to run one tool: ``arguments`` as the model wrote them (a JSON
@@ -77,7 +81,7 @@ class Message:
 
     role: Role | Literal["tool"]  # "tool" turns are the tool loop's own
     content: str
-    tool_calls: tuple[ToolCall, ...] = attrs.field(default=(), converter=tuple)
+    tool_calls: tuple[ToolCall, ...] = attrs.field(default=(), converter=_as_tuple)
     tool_call_id: str | None = None
     name: str | None = None  # the tool's, on a "tool" turn
 

@@ -87,7 +87,7 @@ class Tool:
         object.__setattr__(self, "_arguments", arguments)
         object.__setattr__(self, "spec", ToolSpec(self.name, self.description, schema))
         object.__setattr__(self, "_is_async", inspect.iscoroutinefunction(self.fn) or
-                           inspect.iscoroutinefunction(getattr(self.fn, "__call__", None)))
+                           inspect.iscoroutinefunction(type(self.fn).__call__))  # an object
 
     async def run(self, arguments: Any, converter: Any) -> Any:
         """Check ``arguments`` (the model's JSON) and call the function with them."""
@@ -111,7 +111,7 @@ class Tool:
 
 def as_tools(value: Iterable[Tool | Callable[..., Any]]) -> tuple[Tool, ...]:
     """``Agent(tools=...)``: functions become ``Tool``s; names must be distinct."""
-    if callable(value) or isinstance(value, str):
+    if callable(value) or isinstance(value, str | bytes):  # type: ignore[unreachable]
         raise TypeError(f"tools takes a list of functions, got {value!r}; write tools=[...]")
     tools = tuple(t if isinstance(t, Tool) else Tool(t) for t in value)
     names = [t.name for t in tools]
@@ -188,7 +188,7 @@ def _describe(fn: Callable[..., Any], name: str) -> tuple[Any, dict[str, Any]]:
         else:
             hint = typing.NotRequired[hint]
         fields[param.name] = hint
-    shape = typing.TypedDict(f"{name}_arguments", fields)  # type: ignore[operator]
+    shape = typing.TypedDict(f"{name}_arguments", fields)  # type: ignore[misc]  # dynamic
     try:
         arguments = OutputSpec.of(shape)
     except TypeError as exc:

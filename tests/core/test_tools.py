@@ -194,8 +194,10 @@ async def test_a_tool_error_is_told_to_the_model(plait_runtime: plait.Runtime,
     reply = (await one_step(agent).run(runtime=plait_runtime)).output
     assert reply.output == "Sorry, I could not find Z9."
     bad_args, raised, unknown = reply.tool_calls
-    assert bad_args.error is not None and "$.amount" in bad_args.error
-    assert raised.error == "LookupError: no order Z9" and raised.result is None
+    assert bad_args.error is not None
+    assert "$.amount" in bad_args.error
+    assert raised.error == "LookupError: no order Z9"
+    assert raised.result is None
     assert unknown.error == "there is no tool named 'nope'; the tools are refund"
     told = [m.content for m in fake_provider.requests[-1].messages if m.role == "tool"]
     assert told[1] == "Error: LookupError: no order Z9"
@@ -213,7 +215,8 @@ async def test_a_tool_may_raise_its_errors_instead(plait_runtime: plait.Runtime,
     error = raised.value.cause
     assert isinstance(error, plait.ToolFailed)
     assert isinstance(error.cause, LookupError)
-    assert error.tool == "refund" and error.messages[-1].role == "tool"
+    assert error.tool == "refund"
+    assert error.messages[-1].role == "tool"
     assert fake_provider.calls == 1
 
 
@@ -266,7 +269,8 @@ async def test_a_sync_tool_runs_in_a_worker_thread(plait_runtime: plait.Runtime,
     agent = plait.Agent("fake:m", tools=[blocking])
     reply = (await one_step(agent).run(runtime=plait_runtime)).output
     assert reply.tool_calls[0].result == {"bytes": 3}
-    assert threads and threads[0] != threading.get_ident()
+    assert threads
+    assert threads[0] != threading.get_ident()
 
 
 async def test_tools_with_a_typed_output(plait_runtime: plait.Runtime,
@@ -310,7 +314,8 @@ async def test_every_round_is_reserved_a_budget_for_two_refuses_the_third(
         await pipe.run(runtime=plait_runtime)
     assert fake_provider.calls == 2  # the third round was refused before it was sent
     partial = raised.value.partial
-    assert partial is not None and partial.usage.cost == Decimal("0.02")
+    assert partial is not None
+    assert partial.usage.cost == Decimal("0.02")
 
 
 async def test_model_call_wrappers_see_every_round(plait_runtime: plait.Runtime,

@@ -51,7 +51,8 @@ async def test_the_tool_grammar_makes_a_call_or_an_answer(
     assert response.finish_reason in {"tool_calls", "stop"}, response.text
     if response.tool_calls:  # the grammar allows only a known tool, with its arguments
         (call,) = response.tool_calls
-        assert call.name == "get_weather" and isinstance(call.arguments["city"], str)
+        assert call.name == "get_weather"
+        assert isinstance(call.arguments["city"], str)
     else:
         assert response.text.strip()
 
