@@ -365,3 +365,17 @@ async def test_hook_wrap_tool_call(plait_runtime: plait.Runtime, fake_provider: 
                    ("exit", Order("A1", "shipped")),
                    ("enter", "broken", {"x": 1}, "ask"),
                    ("error", "ValueError")]
+
+
+def test_the_worst_case_counts_tool_definitions_and_calls() -> None:
+    from plait._calls import estimate_input_tokens
+
+    spec = plait.Tool(lookup_order).spec
+    plain = plait.ModelRequest("m", (plait.Message("user", "where is A1?"),))
+    offered = attrs.evolve(plain, tools=(spec,))
+    call = ToolCall("lookup_order", {"order_id": "A1" * 100}, "call_1")
+    asked = attrs.evolve(offered, messages=(*plain.messages,
+                                            plait.Message("assistant", "", tool_calls=(call,))))
+    definitions = len(json.dumps(attrs.asdict(spec)).encode())
+    assert estimate_input_tokens(offered) > estimate_input_tokens(plain) + definitions
+    assert estimate_input_tokens(asked) > estimate_input_tokens(offered) + 200
