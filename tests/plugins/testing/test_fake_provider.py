@@ -316,5 +316,5 @@ async def test_a_scripted_call_to_a_tool_not_offered_fails_the_test() -> None:
     fake = FakeProvider([plait.ToolCall("get_weather", {"city": "Oslo"})])
     with pytest.raises(AssertionError, match="offers no tools"):
         await fake.complete(ask("weather?"))
-    with pytest.raises(TypeError, match="a plait.ToolCall"):
+    with pytest.raises(TypeError, match=r"a plait\.ToolCall"):
         fake.script(("not a call",))  # type: ignore[arg-type]
