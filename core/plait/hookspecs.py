@@ -15,7 +15,7 @@ Three kinds of hook, by phase:
   behaviour is itself a plugin registered to run last, so any plugin can take over.
   They return an *awaitable*, which the engine awaits.
 - **Wrapper** hooks surround the real ``await`` of a run, a step, a fan-out, an
-  aggregation and a model call. Return a generator that yields exactly once (or
+  aggregation, a model call and a tool call. Return a generator that yields exactly once (or
   ``None`` to stay out): the engine runs it up to the ``yield``, awaits the work, then
   ``send``s the result into it (the value of the ``yield`` expression) or ``throw``s
   the error at the ``yield``. The wrapper is entered and left in the same task, so

@@ -1005,10 +1005,10 @@ async def test_a_tool_loop_through_the_provider(
         """The weather in a city now."""
         return {"city": city, "sky": "snow"}
 
-    runtime = plait.Runtime(settings={"openai": {"api_key": KEY}},
-                            transport=httpx.MockTransport(api))
     agent = plait.Agent("openai:gpt-4o-mini", tools=[get_weather])
-    reply = await agent.ask("Weather in Oslo?", runtime=runtime)
+    async with plait.Runtime(settings={"openai": {"api_key": KEY}},
+                             transport=httpx.MockTransport(api)) as runtime:
+        reply = await agent.ask("Weather in Oslo?", runtime=runtime)
     assert reply.output == "Snow in Oslo."
     assert reply.tool_calls[0].result == {"city": "Oslo", "sky": "snow"}
     second = json.loads(api.requests[1].content)
