@@ -68,9 +68,9 @@ class Tool:
 
     fn: Callable[..., Any]
     name: str = attrs.field(default=attrs.Factory(lambda self: getattr(
-        self.fn, "__name__", type(self.fn).__name__), takes_self=True))
+        _inner(self.fn), "__name__", type(self.fn).__name__), takes_self=True))
     description: str = attrs.field(default=attrs.Factory(
-        lambda self: _summary(inspect.getdoc(self.fn)), takes_self=True))
+        lambda self: _summary(inspect.getdoc(_inner(self.fn))), takes_self=True))
     timeout: float | None = attrs.field(default=DEFAULT_TOOL_TIMEOUT, validator=_check_timeout)
     raise_errors: bool = False
     spec: ToolSpec = attrs.field(init=False, repr=False, eq=False)
@@ -125,6 +125,14 @@ def as_tools(value: Iterable[Tool | Callable[..., Any]]) -> tuple[Tool, ...]:
 # --------------------------------------------------------------------------- describing
 
 
+def _inner(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The function a ``functools.partial`` binds (its hints, name and docstring): a
+    partial is how a tool gets what the model must not give, a database client say."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return fn
+
+
 def _summary(doc: str | None) -> str:
     """A docstring's first paragraph, on one line."""
     return " ".join((doc or "").split("\n\n", 1)[0].split())
@@ -162,10 +170,10 @@ def _describe(fn: Callable[..., Any], name: str) -> tuple[Any, dict[str, Any]]:
 
     try:
         signature = inspect.signature(fn)
-        hints = typing.get_type_hints(fn, include_extras=True)
+        hints = typing.get_type_hints(_inner(fn), include_extras=True)
     except (TypeError, ValueError, NameError) as exc:
         raise ToolDefinitionError(name, f"cannot be described: {exc}") from exc
-    docs = _parameter_docs(inspect.getdoc(fn))
+    docs = _parameter_docs(inspect.getdoc(_inner(fn)))
     fields: dict[str, Any] = {}
     required: list[str] = []
     for param in signature.parameters.values():

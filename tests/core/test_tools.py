@@ -3,6 +3,7 @@ timeouts, sync tools, budgets across rounds, records in the Reply."""
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -76,6 +77,20 @@ def test_parameters_use_the_structured_output_types() -> None:
                                             "description": "words the results carry"}
     assert params["properties"]["since"]["anyOf"][1] == {"type": "null"}
     assert params["required"] == ["kind", "limit", "tags"]
+
+
+async def test_a_partial_binds_what_the_model_must_not_give(plait_runtime: plait.Runtime,
+                                                            fake_provider: Any) -> None:
+    async def find(db: dict[str, str], order_id: str) -> str:
+        """Find an order."""
+        return db[order_id]
+
+    tool = plait.Tool(functools.partial(find, {"A1": "shipped"}))
+    assert (tool.name, tool.description) == ("find", "Find an order.")
+    assert list(tool.spec.parameters["properties"]) == ["order_id"]  # db is not shown
+    fake_provider.script(ToolCall("find", {"order_id": "A1"}), "shipped")
+    reply = await plait.Agent("fake:m", tools=[tool]).ask("A1?", runtime=plait_runtime)
+    assert reply.tool_calls[0].result == "shipped"
 
 
 @pytest.mark.parametrize(("fn", "words"), [
