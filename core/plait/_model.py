@@ -32,7 +32,7 @@ __all__ = [
     "split_model",
 ]
 
-Role = Literal["system", "user", "assistant"]  # the turns a conversation is written in
+Role = Literal["system", "user", "assistant"]
 CONVERSATION_START = "(start of the conversation)"  # the user turn before an opening assistant's
 
 
