@@ -31,6 +31,9 @@ from ._errors import (
     StepTimeout,
     StoreError,
     StreamInterrupted,
+    ToolDefinitionError,
+    ToolFailed,
+    ToolRoundsExceeded,
     UndeclaredDependency,
     UnknownExecutor,
     UnknownInput,
@@ -70,6 +73,8 @@ from ._model import (
     ProviderEnv,
     StreamChunk,
     StreamingProvider,
+    ToolCall,
+    ToolSpec,
 )
 from ._money import Price, TokenCount, Usage, usd
 from ._orchestrator import Orchestrator, OrchestratorResult, TaskReport
@@ -90,6 +95,7 @@ from ._results import (
     RunInfo,
     StepRecord,
     Stop,
+    ToolRecord,
 )
 from ._router import Router
 from ._run_stream import RunStream
@@ -100,6 +106,7 @@ from ._store import CallRow, ItemRow, OnceRow, RunRow, RunStore, StepRow, Stored
 from ._stream import ModelStream
 from ._sync import run_sync
 from ._targets import load_target, parse_inputs, parse_settings
+from ._tools import Tool
 from ._version import __version__ as __version__
 from ._window import fit
 from .hookspecs import hookimpl
@@ -193,6 +200,13 @@ __all__ = [
     "TaskReport",
     "TextDelta",
     "TokenCount",
+    "Tool",
+    "ToolCall",
+    "ToolDefinitionError",
+    "ToolFailed",
+    "ToolRecord",
+    "ToolRoundsExceeded",
+    "ToolSpec",
     "UndeclaredDependency",
     "UnknownExecutor",
     "UnknownInput",

@@ -17,6 +17,7 @@ from ._runtime import default_runtime
 from ._serialize import _default_converter
 from ._step import Step, render_prompt
 from ._stream import ModelStream
+from ._tools import Tool, as_tools
 
 if TYPE_CHECKING:
     from ._context import StepContext
@@ -48,6 +49,11 @@ def _as_models(value: Iterable[str]) -> tuple[str, ...]:
     for model in models:
         split_model(model)
     return models
+
+
+def _check_rounds(_inst: Any, _attr: Any, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"max_tool_rounds must be an int >= 1, got {value!r}")
 
 
 def _as_examples(value: Iterable[tuple[Any, Any]]) -> tuple[tuple[Any, Any], ...]:
@@ -82,6 +88,10 @@ class Agent:
 
     ``examples`` are few-shot ``(input, output)`` pairs, sent after the system prompt as
     user and assistant turns (typed outputs as the JSON the agent asks for).
+
+    ``tools`` are functions (or ``plait.Tool``) the model may call for lookups before it
+    answers, each described by its signature and docstring; ``max_tool_rounds`` bounds
+    the rounds of calls in one ``ask`` (``plait.ToolRoundsExceeded`` past it).
     """
 
     model: str = attrs.field(validator=_check_model)
@@ -96,6 +106,8 @@ class Agent:
     extra: Mapping[str, Any] = attrs.field(factory=dict)  # vendor-specific request fields
     examples: tuple[tuple[Any, Any], ...] = attrs.field(default=(), converter=_as_examples)
     fallback: tuple[str, ...] = attrs.field(default=(), converter=_as_models)
+    tools: tuple[Tool, ...] = attrs.field(default=(), converter=as_tools)
+    max_tool_rounds: int = attrs.field(default=5, validator=_check_rounds)
     spec: Any = attrs.field(init=False, repr=False, eq=False,
                             default=attrs.Factory(_output_spec, takes_self=True))
     # the examples as few-shot turns, rendered (and checked) once

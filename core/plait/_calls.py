@@ -40,10 +40,11 @@ from ._errors import (
     ValidationFailed,
 )
 from ._fallback import with_fallback
-from ._model import Message, ModelCall, ModelRequest, ModelResponse, split_model
+from ._model import Message, ModelCall, ModelRequest, ModelResponse, ToolSpec, split_model
 from ._money import Price, TokenCount, Usage
 from ._policy import MAX_RETRY_AFTER, backoff, gate, retryable
 from ._results import Reply
+from ._tools import ToolLoop
 
 if TYPE_CHECKING:
     from ._agent import Agent
@@ -76,6 +77,10 @@ def estimate_input_tokens(request: ModelRequest) -> int:
     instructions. Loose, but a budget can trust it."""
     tokens = TEMPLATE_OVERHEAD_TOKENS + sum(len(m.content.encode()) + 8
                                             for m in request.messages)
+    if request.tools:  # definitions, and the calls the model made (results are content)
+        tokens += len(json.dumps([attrs.asdict(t) for t in request.tools]).encode()) + \
+            sum(len(json.dumps(attrs.asdict(c)).encode()) + 8
+                for m in request.messages for c in m.tool_calls) + STRUCTURED_OVERHEAD_TOKENS
     if request.json_schema is not None:
         tokens += len(json.dumps(request.json_schema).encode()) + STRUCTURED_OVERHEAD_TOKENS
     return tokens
@@ -253,33 +258,41 @@ async def call_model(runtime: Runtime, agent: Agent, prompt: str | Sequence[Mess
     where = "agent.ask" if scope is None else scope.path
     total = Usage()
     attempt = 0
+    tools = ToolLoop(runtime, agent.tools, agent.max_tool_rounds, plan.ctx) \
+        if agent.tools else None
+    rounds = 0  # tool rounds: requests that spend no retries
     while True:
         attempt += 1
-        request = request_for(plan, messages)
+        request = request_for(plan, messages, tools.specs if tools is not None else ())
         try:
             response, usage = await send_once(runtime, plan, request, attempt)
         except ProviderError as exc:
             exc.requests = attempt
             if not retryable(exc):
                 raise
-            if attempt > plan.retries:
+            if attempt - rounds > plan.retries:
                 raise _spent(exc, attempt)  # noqa: B904  # the same error, marked as spent
             await anyio.sleep(backoff(attempt, plan.cfg, exc))
             continue
         total = total + usage
+        if tools is not None and response.tool_calls:  # run them, then ask again (_tools)
+            messages = await tools.answer(messages, response)
+            rounds += 1
+            continue
         try:
             output = spec.parse(response.text, response.parsed, runtime.converter)
             if plan.cfg.validate:
                 await gate(output, plan.cfg.validate, plan.ctx, runtime.validator, where)
         except (OutputParseError, ValidationFailed) as exc:
             exc.requests = attempt
-            if attempt > plan.retries:
+            if attempt - rounds > plan.retries:
                 raise _spent(exc, attempt)  # noqa: B904  # the same error, marked as spent
             messages = (*messages, Message("assistant", response.text),
                         Message("user", _reask(exc, spec)))
             continue
         return Reply(output, response.text, total, response.model or plan.model, attempt,
-                     response.finish_reason)
+                     response.finish_reason,
+                     tuple(tools.records) if tools is not None else ())
 
 
 def opening(agent: Agent, prompt: str | Sequence[Message]) -> tuple[Message, ...]:
@@ -289,13 +302,14 @@ def opening(agent: Agent, prompt: str | Sequence[Message]) -> tuple[Message, ...
             *as_turns(prompt))
 
 
-def request_for(plan: _Plan, messages: tuple[Message, ...]) -> ModelRequest:
-    """The request for ``messages``; refused with ``ContextTooLong`` before anything is
-    sent or reserved when it may not fit the model's window."""
+def request_for(plan: _Plan, messages: tuple[Message, ...],
+                tools: tuple[ToolSpec, ...] = ()) -> ModelRequest:
+    """The request for ``messages`` (offering ``tools``); refused with ``ContextTooLong``
+    before anything is sent or reserved when it may not fit the model's window."""
     agent = plan.agent
     request = ModelRequest(plan.model, messages, agent.temperature, plan.max_tokens,
                            agent.stop, agent.seed, agent.spec.schema, agent.spec.name,
-                           plan.timeout, agent.extra)
+                           plan.timeout, agent.extra, tools=tools)
     if plan.window is not None:
         needed = estimate_input_tokens(request) + (plan.max_tokens or 0)
         if needed > plan.window:

@@ -22,6 +22,9 @@
     │   └── StreamInterrupted      a streamed reply broke after it started (.text, .cause)
     ├── OutputParseError           a reply could not be parsed into the agent's output type
     ├── ValidationFailed           a validation gate rejected a step's output
+    ├── ToolDefinitionError        a tool cannot be described to a model (at Agent construction)
+    ├── ToolRoundsExceeded         the model kept calling tools past max_tool_rounds (.messages)
+    ├── ToolFailed                 a tool raised and it asked for errors raised (.cause)
     ├── SerializationError         an output cannot be turned into JSON (names step and path)
     ├── AggregationError           an aggregator could not decide
     ├── EvalError                  an evaluation's cases, metrics or variants are malformed
@@ -45,7 +48,8 @@ from typing import TYPE_CHECKING, Any
 from ._money import format_usd
 
 if TYPE_CHECKING:
-    from ._results import PipelineResult
+    from ._model import Message
+    from ._results import PipelineResult, ToolRecord
 
 __all__ = [
     "AggregationError",
@@ -71,6 +75,9 @@ __all__ = [
     "StepTimeout",
     "StoreError",
     "StreamInterrupted",
+    "ToolDefinitionError",
+    "ToolFailed",
+    "ToolRoundsExceeded",
     "UndeclaredDependency",
     "UnknownExecutor",
     "UnknownInput",
@@ -422,3 +429,41 @@ class UnknownExecutor(UnknownPlugin):
     def __init__(self, name: str, installed: Sequence[str],
                  distribution: str | None = None) -> None:
         super().__init__("executor", name, installed, distribution)
+
+
+class ToolDefinitionError(PlaitError, TypeError):
+    """A tool given to an Agent cannot be described to a model (raised at construction)."""
+
+    def __init__(self, tool: str, problem: str) -> None:
+        self.tool = tool
+        super().__init__(f"tool {tool!r} {problem}")
+
+
+class ToolRoundsExceeded(PlaitError):
+    """The model still asked for tools after ``max_tool_rounds`` rounds of them.
+
+    ``messages`` is the conversation so far (the last turn is the unanswered tool
+    request) and ``tool_calls`` every call that ran, so nothing already computed is lost.
+    """
+
+    def __init__(self, rounds: int, messages: Sequence[Message],
+                 tool_calls: Sequence[ToolRecord]) -> None:
+        self.rounds = rounds
+        self.messages = tuple(messages)
+        self.tool_calls = tuple(tool_calls)
+        super().__init__(f"the model asked for more tools after max_tool_rounds={rounds} "
+                         "rounds; raise Agent(max_tool_rounds=) or give it fewer lookups")
+
+
+class ToolFailed(PlaitError):
+    """A tool raised, and it was built with ``Tool(fn, raise_errors=True)``; ``.cause``
+    is its exception (a ``TimeoutError`` past its ``timeout``), ``messages`` the
+    conversation so far."""
+
+    def __init__(self, tool: str, cause: BaseException, messages: Sequence[Message],
+                 tool_calls: Sequence[ToolRecord]) -> None:
+        self.tool = tool
+        self.cause = cause
+        self.messages = tuple(messages)
+        self.tool_calls = tuple(tool_calls)
+        super().__init__(f"tool {tool!r} failed: {type(cause).__name__}: {cause}")

@@ -9,7 +9,7 @@ stream adds ``stream(self, request)``, an async generator of ``StreamChunk`` val
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import attrs
@@ -31,6 +31,8 @@ __all__ = [
     "ProviderSpec",
     "StreamChunk",
     "StreamingProvider",
+    "ToolCall",
+    "ToolSpec",
     "split_model",
 ]
 
@@ -49,10 +51,43 @@ def split_model(model: str) -> tuple[str, str]:
     return provider, name
 
 
+def _as_tuple(value: Iterable[ToolCall]) -> tuple[ToolCall, ...]:
+    return tuple(value)
+
+
+@attrs.frozen
+class ToolCall:
+    """A model's request to run one tool: ``arguments`` as the model wrote them (a JSON
+    object, decoded; a provider passes on a text it could not decode as it is, and the
+    engine tells the model). ``id`` pairs the call with its result."""
+
+    name: str
+    arguments: Any = attrs.field(factory=dict)
+    id: str = ""
+    # what the provider must send back with the call (Gemini's thoughtSignature)
+    extra: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class ToolSpec:
+    """A tool as a provider sends it: a name, what it does, its arguments' JSON schema."""
+
+    name: str
+    description: str
+    parameters: Mapping[str, Any]  # an object schema
+
+
 @attrs.frozen
 class Message:
-    role: Role
+    """One turn. An assistant turn may carry ``tool_calls`` (its text is often empty); a
+    ``"tool"`` turn is one call's result: ``content`` is what the tool returned (or its
+    error), ``tool_call_id`` and ``name`` say which call it answers."""
+
+    role: Role | Literal["tool"]  # "tool" turns are the tool loop's own
     content: str
+    tool_calls: tuple[ToolCall, ...] = attrs.field(default=(), converter=_as_tuple)
+    tool_call_id: str | None = None
+    name: str | None = None  # the tool's, on a "tool" turn
 
 
 @attrs.frozen
@@ -73,6 +108,7 @@ class ModelRequest:
     schema_name: str = "output"
     timeout: float | None = None  # seconds for this one request
     extra: Mapping[str, Any] = attrs.field(factory=dict)  # vendor-specific request fields
+    tools: tuple[ToolSpec, ...] = ()  # what the model may call instead of answering
 
     @property
     def system(self) -> str | None:
@@ -85,16 +121,22 @@ class ModelRequest:
         and open with the user (Anthropic, Gemini): each turn is a role and its texts, in
         order, consecutive messages of one role merged into one turn; a conversation that
         opens with the assistant gets a short user turn first."""
-        turns: list[tuple[Literal["user", "assistant"], list[str]]] = []
+        return [(role, [m.content for m in messages]) for role, messages in self.turn_messages()]
+
+    def turn_messages(self) -> list[tuple[Literal["user", "assistant"], list[Message]]]:
+        """``turns`` with the messages themselves, for a conversation with tool calls: a
+        ``"tool"`` result is part of the user's turn, as Anthropic and Gemini want it."""
+        turns: list[tuple[Literal["user", "assistant"], list[Message]]] = []
         for m in self.messages:
             if m.role == "system":
                 continue
-            if turns and turns[-1][0] == m.role:
-                turns[-1][1].append(m.content)
+            side: Literal["user", "assistant"] = "assistant" if m.role == "assistant" else "user"
+            if turns and turns[-1][0] == side:
+                turns[-1][1].append(m)
             else:
-                turns.append((m.role, [m.content]))
+                turns.append((side, [m]))
         if turns and turns[0][0] == "assistant":
-            turns.insert(0, ("user", [CONVERSATION_START]))
+            turns.insert(0, ("user", [Message("user", CONVERSATION_START)]))
         return turns
 
 
@@ -108,6 +150,7 @@ class ModelResponse:
     parsed: Any = None
     model: str | None = None  # the model the provider says answered
     raw: Any = attrs.field(default=None, repr=False, eq=False)
+    tool_calls: tuple[ToolCall, ...] = ()  # the tools the model asks to run first
 
 
 @attrs.define(slots=True)

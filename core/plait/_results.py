@@ -32,6 +32,7 @@ __all__ = [
     "StepRecord",
     "StepStatus",
     "Stop",
+    "ToolRecord",
 ]
 
 StepStatus = Literal["ok", "failed", "skipped", "cancelled", "stopped"]
@@ -48,8 +49,24 @@ class RunInfo:
 
 
 @attrs.frozen
+class ToolRecord:
+    """One tool call a model made, as JSON data: its ``arguments``, then the ``result``
+    the tool returned (as the JSON sent back to the model) or the ``error`` it was told
+    instead, and how long the tool ran."""
+
+    name: str
+    arguments: Any
+    result: Any = None
+    error: str | None = None
+    latency_s: float = 0.0
+    id: str = ""
+
+
+@attrs.frozen
 class Reply:
-    """A model's answer: the typed ``output``, the raw ``text`` and what it cost."""
+    """A model's answer: the typed ``output``, the raw ``text`` and what it cost.
+
+    ``tool_calls`` records every tool the model called on the way, in order."""
 
     output: Any
     text: str
@@ -57,6 +74,7 @@ class Reply:
     model: str
     attempts: int = 1
     finish_reason: str | None = None
+    tool_calls: tuple[ToolRecord, ...] = ()
 
     @property
     def cached(self) -> bool:

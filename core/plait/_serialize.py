@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._errors import SerializationError
+from ._model import Message
 from ._money import Usage
 from ._types import ISO_TYPES, is_pydantic_model, register_hooks
 
@@ -60,6 +61,9 @@ def make_converter() -> cattrs.Converter:
     conv.register_unstructure_hook_factory(_is_set, lambda _t: functools.partial(_set_list, conv))
     register_hooks(conv)  # dates, UUIDs, pydantic models, unions of classes
     _register_usage(conv)
+    # a plain turn stays {"role", "content"}: no empty tool fields
+    conv.register_unstructure_hook(Message, make_dict_unstructure_fn(
+        Message, conv, _cattrs_omit_if_default=True))
     return conv
 
 

@@ -86,6 +86,9 @@ class ModelStream:
 
     def __init__(self, runtime: Runtime, agent: Agent, prompt: str,
                  overrides: Mapping[str, Any], *, scope: StepScope | None = None) -> None:
+        if agent.tools:  # a tool round needs the whole reply: there is nothing to stream
+            raise TypeError(f"agent {agent.model!r} has tools, which a stream does not run: "
+                            "use ctx.ask (or agent.ask) for a call with tools")
         self.agent = agent
         self._runtime = runtime
         self._prompt = prompt

@@ -15,7 +15,7 @@ Three kinds of hook, by phase:
   behaviour is itself a plugin registered to run last, so any plugin can take over.
   They return an *awaitable*, which the engine awaits.
 - **Wrapper** hooks surround the real ``await`` of a run, a step, a fan-out, an
-  aggregation and a model call. Return a generator that yields exactly once (or
+  aggregation, a model call and a tool call. Return a generator that yields exactly once (or
   ``None`` to stay out): the engine runs it up to the ``yield``, awaits the work, then
   ``send``s the result into it (the value of the ``yield`` expression) or ``throw``s
   the error at the ``yield``. The wrapper is entered and left in the same task, so
@@ -34,13 +34,21 @@ import pluggy
 if TYPE_CHECKING:
     from ._context import StepContext
     from ._ensemble import AggregationJob
-    from ._model import Limits, ModelCall, ModelRequest, ModelResponse, ProviderFactory
+    from ._model import (
+        Limits,
+        ModelCall,
+        ModelRequest,
+        ModelResponse,
+        ProviderFactory,
+        ToolCall,
+    )
     from ._money import Price
     from ._results import Aggregation, FanOutJob, ItemOutcome, RunInfo
     from ._router import Router
     from ._runtime import Runtime
     from ._step import Step
     from ._store import RunStore
+    from ._tools import Tool
 
 __all__ = [
     "RegisterAggregator",
@@ -387,4 +395,16 @@ def plait_wrap_model_call(
     response sent in is the assembled reply, ``call.first_token_s`` the seconds to its
     first text, and a stream the reader left early is sent in with ``finish_reason``
     ``"abandoned"``. Called for every plugin.
+    """
+
+
+@hookspec
+def plait_wrap_tool_call(call: ToolCall, tool: Tool, ctx: StepContext | None) -> Wrapper | None:
+    """Wrap one run of a tool a model called; the result sent in is what the tool returned.
+
+    ``call`` is the model's request (name, decoded arguments, id); ``tool`` the
+    ``plait.Tool`` that answers it; ``ctx`` is ``None`` outside a step. A tool's error,
+    and the ``TimeoutError`` of one that ran past its ``timeout``, is thrown at the
+    ``yield`` (the model is then told, unless the tool raises its errors). Called once
+    per tool call. Called for every plugin.
     """

@@ -21,8 +21,8 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("mechanisms", ["_budget", "_limits", "_structured", "_conversation", "_inputs", "_http",
                     "_client", "_policy", "_timeouts", "_hooks", "_durable", "_sqlite_store"]),
     ("runtime", ["hookspecs", "_plugins", "_runtime", "_stores", "_recorder"]),
-    ("engine", ["_step", "_scope", "_execution", "_fallback", "_calls", "_stream", "_agent",
-                "_window", "_map", "_ensemble", "_answer", "_once"]),
+    ("engine", ["_step", "_scope", "_execution", "_fallback", "_tools", "_calls", "_stream",
+                "_agent", "_window", "_map", "_ensemble", "_answer", "_once"]),
     ("workflows", ["_context", "_router", "_fanout", "_orchestrator", "_graph", "_run_stream",
                    "_pipeline", "_resume", "_eval"]),
     ("faces", ["_sync", "_targets", "_console", "_eval_view", "_plot", "_builtin", "_demos",
@@ -33,6 +33,7 @@ LAYERS: list[tuple[str, list[str]]] = [
 DEFERRED = {
     ("plait._agent", "plait._structured"): "cattrs loads on the first Agent, not on import",
     ("plait._inputs", "plait._structured"): "cattrs loads with the first schema, not on import",
+    ("plait._tools", "plait._structured"): "cattrs loads on the first tool, not on import",
 }
 
 

@@ -357,3 +357,15 @@ async def test_as_step_with_stream_streams_the_call() -> None:
         result = await pipe.run({}, runtime=rt)
     assert result.output == "streamed answer"
     assert recorder.seen[0][3] is True  # made as a stream
+
+
+async def test_an_agent_with_tools_is_not_streamed_silently_without_them() -> None:
+    def lookup(order: int) -> str:
+        """Look an order up."""
+        return "shipped"
+
+    fake = FakeProvider(["never asked"])
+    async with runtime(fake) as rt:
+        with pytest.raises(TypeError, match="has tools"):
+            plait.Agent("fake:priced", tools=[lookup]).stream("q", runtime=rt)
+    assert fake.calls == 0

@@ -2,7 +2,8 @@
 
 Settings and the key are read at call time, so building the provider does no I/O.
 Structured output is a forced call to a single tool whose input schema is the requested
-JSON schema; the tool call's input is the answer.
+JSON schema; the tool call's input is the answer. With tools of the agent's own beside it,
+the model must call one of them or that answer tool (``tool_choice: any``).
 """
 
 from __future__ import annotations
@@ -129,6 +130,12 @@ class AnthropicProvider:
                 parsed = call.get("input") if finish_reason == "stop" else None
             else:
                 parsed = plait.json_or_none(text)
+        answer = _tool_name(request.schema_name) if request.json_schema is not None else None
+        calls = tuple(
+            plait.ToolCall(str(b.get("name")), b.get("input"), str(b.get("id", "")))
+            for b in content
+            if isinstance(b, dict) and b.get("type") == "tool_use" and b.get("name") != answer
+        )
         return plait.ModelResponse(
             text=text,
             usage=_usage(data.get("usage")),
@@ -136,6 +143,7 @@ class AnthropicProvider:
             parsed=parsed,
             model=data.get("model") if isinstance(data.get("model"), str) else None,
             raw=data,
+            tool_calls=calls,
         )
 
 
@@ -148,6 +156,9 @@ def _body(request: plait.ModelRequest, default_max_tokens: int) -> dict[str, Any
             {"role": role, "content": texts[0] if len(texts) == 1
              else [{"type": "text", "text": t} for t in texts]}
             for role, texts in request.turns()
+        ] if not request.tools else [
+            {"role": role, "content": [b for m in turn for b in _blocks(m)]}
+            for role, turn in request.turn_messages()
         ],
     }
     if request.system is not None:
@@ -167,8 +178,26 @@ def _body(request: plait.ModelRequest, default_max_tokens: int) -> dict[str, Any
             }
         ]
         body["tool_choice"] = {"type": "tool", "name": tool}
+        if request.tools:  # a lookup first, or the answer: either way a tool call
+            body["tool_choice"] = {"type": "any"}
+    if request.tools:
+        body["tools"] = [
+            {"name": t.name, "description": t.description, "input_schema": dict(t.parameters)}
+            for t in request.tools
+        ] + body.get("tools", [])
     body.update(request.extra)
     return body
+
+
+def _blocks(m: plait.Message) -> list[dict[str, Any]]:
+    """A message as content blocks: its text, the tools it calls, or one tool's result."""
+    if m.role == "tool":
+        return [{"type": "tool_result", "tool_use_id": m.tool_call_id, "content": m.content}]
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": m.content}] if m.content else []
+    return blocks + [
+        {"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments}
+        for c in m.tool_calls
+    ]
 
 
 def _tool_name(name: str) -> str:

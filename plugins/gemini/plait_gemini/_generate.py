@@ -142,13 +142,15 @@ class GeminiProvider:
         text = "".join(
             str(p.get("text", "")) for p in parts if isinstance(p, dict) and not p.get("thought")
         )
+        calls = _function_calls(parts)
         return plait.ModelResponse(
             text=text,
             usage=_usage(data.get("usageMetadata")),
-            finish_reason=finish_reason,
+            finish_reason="tool_calls" if calls else finish_reason,
             parsed=plait.json_or_none(text) if request.json_schema is not None else None,
             model=data.get("modelVersion") if isinstance(data.get("modelVersion"), str) else None,
             raw=data,
+            tool_calls=calls,
         )
 
 
@@ -159,10 +161,21 @@ def _body(request: plait.ModelRequest) -> dict[str, Any]:
             {"role": "model" if role == "assistant" else "user",
              "parts": [{"text": t} for t in texts]}
             for role, texts in request.turns()
+        ] if not request.tools else [
+            {"role": "model" if role == "assistant" else "user",
+             "parts": [p for m in turn for p in _parts(m)]}
+            for role, turn in request.turn_messages()
         ]
     }
-    if request.system is not None:
-        body["systemInstruction"] = {"parts": [{"text": request.system}]}
+    system = request.system
+    if request.tools:
+        body["tools"] = [{"functionDeclarations": [_declaration(t) for t in request.tools]}]
+        if request.json_schema is not None:  # JSON mode and function calls do not mix
+            hint = ("When you answer (not calling a function), reply with one JSON object "
+                    f"that matches this JSON schema:\n{json.dumps(request.json_schema)}")
+            system = f"{system}\n\n{hint}" if system else hint
+    if system is not None:
+        body["systemInstruction"] = {"parts": [{"text": system}]}
     config: dict[str, Any] = {}
     if request.temperature is not None:
         config["temperature"] = request.temperature
@@ -172,7 +185,7 @@ def _body(request: plait.ModelRequest) -> dict[str, Any]:
         config["stopSequences"] = list(request.stop)
     if request.seed is not None:
         config["seed"] = request.seed
-    if request.json_schema is not None:
+    if request.json_schema is not None and not request.tools:
         config["responseMimeType"] = "application/json"
         schema = response_schema(request.json_schema)
         if schema is not None:
@@ -183,6 +196,46 @@ def _body(request: plait.ModelRequest) -> dict[str, Any]:
         body["generationConfig"] = config
     body.update(extra)
     return body
+
+
+def _declaration(tool: plait.ToolSpec) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": tool.name, "description": tool.description}
+    if tool.parameters.get("properties"):  # a function without parameters declares none
+        schema = response_schema(tool.parameters)
+        if schema is not None:
+            out["parameters"] = schema
+        else:  # beyond the OpenAPI subset: the API also takes plain JSON Schema
+            out["parametersJsonSchema"] = dict(tool.parameters)
+    return out
+
+
+def _parts(m: plait.Message) -> list[dict[str, Any]]:
+    """A message as parts: its text, the functions it calls, or one function's response."""
+    if m.role == "tool":
+        result = plait.json_or_none(m.content)
+        response = {"name": m.name, "response": result if isinstance(result, dict)
+                    else {"result": m.content}}
+        if m.tool_call_id:  # newer models number their calls; older ones pair them in order
+            response["id"] = m.tool_call_id
+        return [{"functionResponse": response}]
+    parts: list[dict[str, Any]] = [{"text": m.content}] if m.content else []
+    for c in m.tool_calls:
+        call: dict[str, Any] = {"name": c.name, "args": c.arguments}
+        if c.id:
+            call["id"] = c.id
+        parts.append({"functionCall": call, **c.extra})  # thoughtSignature goes back as given
+    return parts
+
+
+def _function_calls(parts: list[Any]) -> tuple[plait.ToolCall, ...]:
+    calls = []
+    for p in parts:
+        call = p.get("functionCall") if isinstance(p, dict) else None
+        if isinstance(call, dict):
+            extra = {"thoughtSignature": p["thoughtSignature"]} if "thoughtSignature" in p else {}
+            calls.append(plait.ToolCall(str(call.get("name", "")), call.get("args") or {},
+                                        str(call.get("id") or ""), extra))
+    return tuple(calls)
 
 
 def _error(response: httpx.Response, *, provider: str, model: str) -> plait.ProviderError:

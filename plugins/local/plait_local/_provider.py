@@ -50,6 +50,7 @@ import attrs
 import plait
 
 from ._models import resolve_model
+from ._tools import tool_arguments, tool_reply
 
 if TYPE_CHECKING:
     from anyio.lowlevel import EventLoopToken
@@ -216,7 +217,8 @@ class LocalProvider:
                 completion = await self._generate(model, _chat_arguments(request))
         except TimeoutError:
             raise _no_reply(request) from None
-        return _response(completion, model.name, structured=request.json_schema is not None)
+        return _response(completion, model.name, structured=request.json_schema is not None,
+                         tools=bool(request.tools))
 
     async def stream(self, request: plait.ModelRequest) -> AsyncIterator[plait.StreamChunk]:
         """llama-cpp's ``stream=True``: a piece of text per token, pulled one at a time by
@@ -420,20 +422,28 @@ def _chat_arguments(request: plait.ModelRequest) -> dict[str, Any]:
         # llama-cpp-python compiles the schema into a grammar that constrains sampling.
         arguments["response_format"] = {"type": "json_object",
                                         "schema": dict(request.json_schema)}
+    if request.tools:
+        tool_arguments(request, arguments)
     arguments.update(request.extra)
     return arguments
 
 
-def _response(completion: Any, model: str, *, structured: bool) -> plait.ModelResponse:
+def _response(completion: Any, model: str, *, structured: bool,
+              tools: bool = False) -> plait.ModelResponse:
     choice = completion["choices"][0]
     text = choice["message"].get("content") or ""
     usage = completion.get("usage") or {}
+    parsed = plait.json_or_none(text) if structured else None
+    calls: tuple[plait.ToolCall, ...] = ()
+    if tools:
+        text, parsed, calls = tool_reply(text, structured)
     return plait.ModelResponse(
         text=text,
         usage=plait.TokenCount(input_tokens=usage.get("prompt_tokens", 0),
                                output_tokens=usage.get("completion_tokens", 0)),
-        finish_reason=choice.get("finish_reason"),
-        parsed=plait.json_or_none(text) if structured else None,
+        finish_reason="tool_calls" if calls else choice.get("finish_reason"),
+        parsed=parsed,
         model=model,
         raw=completion,
+        tool_calls=calls,
     )

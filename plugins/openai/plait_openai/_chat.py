@@ -226,12 +226,15 @@ class ChatCompletionsProvider:
             parsed=plait.json_or_none(text) if request.json_schema is not None else None,
             model=data.get("model") if isinstance(data.get("model"), str) else None,
             raw=data,
+            tool_calls=_tool_calls(message.get("tool_calls")),
         )
 
 
 def _body(request: plait.ModelRequest, *, openai_host: bool, json_mode: bool) -> dict[str, Any]:
-    messages = [{"role": m.role, "content": m.content} for m in request.messages]
+    messages = [_message(m) for m in request.messages]
     body: dict[str, Any] = {"model": request.model, "messages": messages}
+    if request.tools:
+        body["tools"] = [_tool(t) for t in request.tools]
     if request.temperature is not None:
         body["temperature"] = request.temperature
     if request.max_tokens is not None:
@@ -260,6 +263,46 @@ def _body(request: plait.ModelRequest, *, openai_host: bool, json_mode: bool) ->
             }
     body.update(request.extra)
     return body
+
+
+def _message(m: plait.Message) -> dict[str, Any]:
+    """A turn in the API's shape: tool calls on the assistant's, a "tool" turn per result."""
+    if m.role == "tool":
+        return {"role": "tool", "tool_call_id": m.tool_call_id, "content": m.content}
+    out: dict[str, Any] = {"role": m.role, "content": m.content}
+    if m.tool_calls:
+        out["content"] = m.content or None  # the API's own shape for a turn of calls only
+        out["tool_calls"] = [
+            {"id": c.id, "type": "function",
+             "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
+            for c in m.tool_calls
+        ]
+    return out
+
+
+def _tool(tool: plait.ToolSpec) -> dict[str, Any]:
+    schema = dict(tool.parameters)
+    return {"type": "function", "function": {
+        "name": tool.name, "description": tool.description, "parameters": schema,
+        "strict": _strict_compatible(schema)}}
+
+
+def _tool_calls(calls: Any) -> tuple[plait.ToolCall, ...]:
+    """The calls of a reply; arguments that are not JSON are passed on as their text, for
+    the engine to tell the model."""
+    if not isinstance(calls, list):
+        return ()
+    out = []
+    for call in calls:
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict):
+            continue
+        raw = function.get("arguments") or "{}"  # some servers send "" for no arguments
+        arguments = plait.json_or_none(raw) if isinstance(raw, str) else raw
+        out.append(plait.ToolCall(str(function.get("name", "")),
+                                  raw if arguments is None else arguments,
+                                  str(call.get("id", ""))))
+    return tuple(out)
 
 
 def _with_schema_hint(

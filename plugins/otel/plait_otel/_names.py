@@ -62,6 +62,14 @@ OI_INPUT_MIME = "input.mime_type"
 OI_OUTPUT = "output.value"
 OI_OUTPUT_MIME = "output.mime_type"
 
+# tool-execution spans (execute_tool)
+TOOL_NAME = "gen_ai.tool.name"
+TOOL_CALL_ID = "gen_ai.tool.call.id"
+TOOL_DESCRIPTION = "gen_ai.tool.description"
+TOOL_TYPE = "gen_ai.tool.type"
+TOOL_ARGUMENTS = "gen_ai.tool.call.arguments"  # content: only when captured
+TOOL_RESULT = "gen_ai.tool.call.result"
+
 # -- plait -------------------------------------------------------------------------------
 RUN_ID = "plait.run_id"
 PIPELINE = "plait.pipeline"

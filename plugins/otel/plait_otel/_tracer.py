@@ -53,7 +53,7 @@ def _content_from_env() -> bool:
 
 
 class OtelTracer:
-    """Spans for runs, steps, fan-outs, aggregations and model calls.
+    """Spans for runs, steps, fan-outs, aggregations, model calls and tool calls.
 
     - ``tracer_provider``: where spans go (default: the global provider the application
       configured; while none is, every hook stays out and costs next to nothing).
@@ -137,6 +137,11 @@ class OtelTracer:
                               ctx: plait.StepContext | None,
                               call: plait.ModelCall) -> Wrapper | None:
         return self._model_call(request, provider, ctx, call) if self._on() else None
+
+    @plait.hookimpl
+    def plait_wrap_tool_call(self, call: plait.ToolCall, tool: plait.Tool,
+                             ctx: plait.StepContext | None) -> Wrapper | None:
+        return self._tool_call(call, tool, ctx) if self._on() else None
 
     # -- the wrappers -------------------------------------------------------------------
 
@@ -277,6 +282,30 @@ class OtelTracer:
         if response is not None:
             tokens.record(response.usage.input_tokens, {**labels, n.TOKEN_TYPE: "input"})
             tokens.record(response.usage.output_tokens, {**labels, n.TOKEN_TYPE: "output"})
+
+    def _tool_call(self, call: plait.ToolCall, tool: plait.Tool,
+                   ctx: plait.StepContext | None) -> Wrapper:
+        attributes: dict[str, AttributeValue] = {
+            n.OPERATION: "execute_tool", n.TOOL_NAME: tool.name, n.TOOL_TYPE: "function",
+            n.TOOL_DESCRIPTION: tool.description}
+        if call.id:
+            attributes[n.TOOL_CALL_ID] = call.id
+        if ctx is not None:
+            attributes.update({n.RUN_ID: ctx.run_id, n.STEP_ID: ctx.path})
+        if self.capture_content:
+            attributes[n.TOOL_ARGUMENTS] = json.dumps(call.arguments, ensure_ascii=False)
+        span, token = self._start(f"execute_tool {tool.name}", attributes)
+        try:
+            result = yield
+        except BaseException as exc:
+            _fail(span, exc)
+            raise
+        else:
+            if self.capture_content and span.is_recording():
+                span.set_attribute(n.TOOL_RESULT, json.dumps(result, ensure_ascii=False,
+                                                             default=str))
+        finally:
+            _end(span, token)
 
     # -- helpers ----------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from typing import Any, Final, TypeAlias, cast
 
 import anyio
 import anyio.lowlevel
+import attrs
 import plait
 
 __all__ = [
@@ -67,8 +68,8 @@ class Chunks:
 
 
 Reply: TypeAlias = (
-    str | dict[str, Any] | list[Any] | plait.ModelResponse | BaseException
-    | type[BaseException] | _Hang | Chunks
+    str | dict[str, Any] | list[Any] | plait.ModelResponse | plait.ToolCall
+    | tuple[plait.ToolCall, ...] | BaseException | type[BaseException] | _Hang | Chunks
 )
 Responder: TypeAlias = Callable[[plait.ModelRequest], Reply | Awaitable[Reply]]
 _Source: TypeAlias = deque[Reply] | Responder
@@ -96,6 +97,10 @@ class FakeProvider:
     ``finish_reason`` this way); an exception instance or class to raise, such as
     ``plait.RateLimited(retry_after=2)`` or ``plait.ProviderUnavailable`` (a class is
     instantiated per call, naming the model); or ``HANG``, which never answers.
+
+    A ``plait.ToolCall("lookup_order", {"order_id": "A1"})`` (or a tuple of them, run
+    together in one round) is the model asking for tools: script the final answer after
+    it. Calls without an ``id`` get ``call_1``, ``call_2``... in the order of the run.
 
     With nothing scripted it echoes the last user message. A scripted list that runs out
     raises ``ScriptExhausted``. Every request is recorded in ``requests``, failures included.
@@ -232,14 +237,17 @@ def _as_source(value: object, what: str) -> _Source:
 
 
 def _check_reply(value: object) -> Reply:
-    if isinstance(value, str | dict | list | plait.ModelResponse | BaseException | _Hang
-                  | Chunks) or (
-        isinstance(value, type) and issubclass(value, BaseException)
+    if isinstance(
+        value, str | dict | list | plait.ModelResponse | plait.ToolCall | BaseException | _Hang
+        | Chunks
+    ) or (isinstance(value, type) and issubclass(value, BaseException)) or (
+        isinstance(value, tuple) and value and all(isinstance(v, plait.ToolCall) for v in value)
     ):
         return cast(Reply, value)
     raise TypeError(
         f"the fake cannot reply with {value!r}: a reply is a str, a JSON dict or list, "
-        "a plait.ModelResponse, an exception (instance or class), HANG or Chunks"
+        "a plait.ModelResponse, a plait.ToolCall (or a tuple of them), an exception "
+        "(instance or class), HANG or Chunks"
     )
 
 
@@ -264,6 +272,8 @@ def _respond(request: plait.ModelRequest, reply: Reply) -> plait.ModelResponse:
         raise _raised(reply, request)
     if isinstance(reply, plait.ModelResponse):
         return reply
+    if isinstance(reply, plait.ToolCall | tuple):
+        return _ask_tools(request, reply if isinstance(reply, tuple) else (reply,))
     if isinstance(reply, Chunks):
         for part in reply.parts:
             if not isinstance(part, str | _Hang):
@@ -285,6 +295,27 @@ def _respond(request: plait.ModelRequest, reply: Reply) -> plait.ModelResponse:
         finish_reason="length" if truncated else "stop",
         parsed=parsed,
         model=request.model,
+    )
+
+
+def _ask_tools(request: plait.ModelRequest,
+               calls: tuple[plait.ToolCall, ...]) -> plait.ModelResponse:
+    offered = {t.name for t in request.tools}
+    for call in calls:
+        if call.name not in offered:  # a real model only calls what it was offered
+            raise AssertionError(f"the fake was scripted to call tool {call.name!r}, but "
+                                 f"the request offers {sorted(offered) or 'no tools'}")
+    asked = sum(len(m.tool_calls) for m in request.messages)
+    calls = tuple(c if c.id else attrs.evolve(c, id=f"call_{asked + i}")
+                  for i, c in enumerate(calls, 1))
+    return plait.ModelResponse(
+        text="",
+        usage=plait.TokenCount(
+            input_tokens=sum(_count_words(m.content) for m in request.messages),
+            output_tokens=sum(_count_words(json.dumps(c.arguments)) for c in calls)),
+        finish_reason="tool_calls",
+        model=request.model,
+        tool_calls=calls,
     )
 
 

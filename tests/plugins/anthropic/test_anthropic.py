@@ -629,3 +629,78 @@ def test_context_windows_are_registered_next_to_prices() -> None:
     runtime = plait.Runtime(entry_points=False, plugins=[plait_anthropic])
     assert runtime.context_window("anthropic", "claude-haiku-4-5-20251001") == 200_000
     assert set(plait_anthropic.CONTEXT_WINDOWS) == set(plait_anthropic.PRICES)
+
+
+# -- tools ------------------------------------------------------------------------------
+
+WEATHER = plait.ToolSpec(
+    "get_weather", "The weather in a city now.",
+    {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
+     "additionalProperties": False},
+)
+
+
+async def test_tools_are_sent_and_tool_use_blocks_read(
+    api: MockVendor, make_provider: Callable[..., Any]
+) -> None:
+    api.queue(body=message([
+        {"type": "text", "text": "I'll check the weather."},
+        {"type": "tool_use", "id": "toolu_01A", "name": "get_weather",
+         "input": {"city": "Paris"}},
+    ], stop_reason="tool_use"))
+    response = await make_provider().complete(ask(tools=(WEATHER,)))
+    body = api.body()
+    assert body["tools"] == [{"name": "get_weather", "description": "The weather in a city now.",
+                              "input_schema": dict(WEATHER.parameters)}]
+    assert "tool_choice" not in body  # auto: the model may answer in text
+    assert body["messages"] == [{"role": "user",
+                                 "content": [{"type": "text", "text": "Hello, Claude"}]}]
+    assert response.finish_reason == "tool_calls"
+    assert response.tool_calls == (plait.ToolCall("get_weather", {"city": "Paris"}, "toolu_01A"),)
+
+
+async def test_tool_results_go_back_as_tool_result_blocks(
+    api: MockVendor, make_provider: Callable[..., Any]
+) -> None:
+    api.queue(body=message("Sunny in Paris and Rome."))
+    calls = (plait.ToolCall("get_weather", {"city": "Paris"}, "toolu_01A"),
+             plait.ToolCall("get_weather", {"city": "Rome"}, "toolu_01B"))
+    messages = (
+        plait.Message("system", "Be brief."),
+        user("Weather in Paris and Rome?"),
+        plait.Message("assistant", "Checking both.", tool_calls=calls),
+        plait.Message("tool", "sunny", tool_call_id="toolu_01A", name="get_weather"),
+        plait.Message("tool", "Error: TimeoutError", tool_call_id="toolu_01B", name="get_weather"),
+    )
+    response = await make_provider().complete(ask(messages=messages, tools=(WEATHER,)))
+    body = api.body()
+    assert body["system"] == "Be brief."
+    assert body["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": "Weather in Paris and Rome?"}]},
+        {"role": "assistant", "content": [
+            {"type": "text", "text": "Checking both."},
+            {"type": "tool_use", "id": "toolu_01A", "name": "get_weather",
+             "input": {"city": "Paris"}},
+            {"type": "tool_use", "id": "toolu_01B", "name": "get_weather",
+             "input": {"city": "Rome"}}]},
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_01A", "content": "sunny"},
+            {"type": "tool_result", "tool_use_id": "toolu_01B",
+             "content": "Error: TimeoutError"}]},
+    ]
+    assert response.text == "Sunny in Paris and Rome."
+    assert response.tool_calls == ()
+
+
+async def test_tools_beside_a_typed_output(
+    api: MockVendor, make_provider: Callable[..., Any]
+) -> None:
+    api.queue(body=message([tool_use("weather_report", {"city": "Paris", "celsius": 21.5})],
+                           stop_reason="tool_use"))
+    response = await make_provider().complete(
+        ask(json_schema=SCHEMA, schema_name="weather report", tools=(WEATHER,)))
+    body = api.body()
+    assert [t["name"] for t in body["tools"]] == ["get_weather", "weather_report"]
+    assert body["tool_choice"] == {"type": "any"}  # a lookup or the answer
+    assert response.tool_calls == ()  # the answer tool is the answer, not a lookup
+    assert response.parsed == {"city": "Paris", "celsius": 21.5}

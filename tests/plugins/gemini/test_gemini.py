@@ -890,3 +890,63 @@ def test_context_windows_are_registered_next_to_prices() -> None:
     runtime = plait.Runtime(entry_points=False, plugins=[plait_gemini])
     assert runtime.context_window("gemini", "gemini-2.5-flash") == 1_048_576
     assert set(plait_gemini.CONTEXT_WINDOWS) == set(plait_gemini.PRICES)
+
+
+# -- tools ------------------------------------------------------------------------------
+
+WEATHER = plait.ToolSpec(
+    "get_weather", "The weather in a city now.",
+    {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
+     "additionalProperties": False},
+)
+
+
+async def test_function_declarations_sent_and_function_calls_read(
+    api: MockVendor, make_provider: Callable[..., Any]
+) -> None:
+    api.queue(body=generated(parts=[
+        {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}},
+         "thoughtSignature": "CiQBVKhc7k"},
+    ]))
+    response = await make_provider().complete(ask(tools=(WEATHER,)))
+    body = api.body()
+    assert body["tools"] == [{"functionDeclarations": [{
+        "name": "get_weather", "description": "The weather in a city now.",
+        "parameters": {"type": "OBJECT", "properties": {"city": {"type": "STRING"}},
+                       "required": ["city"], "propertyOrdering": ["city"]}}]}]
+    assert response.finish_reason == "tool_calls"  # Gemini says STOP
+    assert response.tool_calls == (plait.ToolCall(
+        "get_weather", {"city": "Paris"}, "", {"thoughtSignature": "CiQBVKhc7k"}),)
+
+
+async def test_function_responses_go_back_with_the_signature(
+    api: MockVendor, make_provider: Callable[..., Any]
+) -> None:
+    api.queue(body=generated('{"city": "Paris", "celsius": 21.5}'))
+    call = plait.ToolCall("get_weather", {"city": "Paris"}, "",
+                          {"thoughtSignature": "CiQBVKhc7k"})
+    messages = (
+        plait.Message("user", "Weather in Paris?"),
+        plait.Message("assistant", "", tool_calls=(call,)),
+        plait.Message("tool", '{"sky": "sunny", "celsius": 21.5}', name="get_weather"),
+        plait.Message("tool", "Error: TimeoutError", name="get_weather"),
+    )
+    response = await make_provider().complete(
+        ask(messages=messages, tools=(WEATHER,), json_schema=SCHEMA))
+    body = api.body()
+    assert body["contents"] == [
+        {"role": "user", "parts": [{"text": "Weather in Paris?"}]},
+        {"role": "model", "parts": [{"functionCall": {"name": "get_weather",
+                                                      "args": {"city": "Paris"}},
+                                     "thoughtSignature": "CiQBVKhc7k"}]},
+        {"role": "user", "parts": [
+            {"functionResponse": {"name": "get_weather",
+                                  "response": {"sky": "sunny", "celsius": 21.5}}},
+            {"functionResponse": {"name": "get_weather",
+                                  "response": {"result": "Error: TimeoutError"}}}]},
+    ]
+    # JSON mode and function calling do not mix: the schema goes in the instructions
+    assert "responseMimeType" not in body.get("generationConfig", {})
+    assert "JSON schema" in body["systemInstruction"]["parts"][0]["text"]
+    assert response.parsed == {"city": "Paris", "celsius": 21.5}
+    assert response.tool_calls == ()

@@ -334,3 +334,53 @@ def test_a_file_llama_cpp_cannot_load_is_a_provider_error(tmp_path: Path) -> Non
     with pytest.raises(plait.ProviderError, match="could not load") as raised:
         plait_local.LlamaLoader()(bogus)
     assert str(bogus) in str(raised.value)
+
+
+WEATHER = plait.ToolSpec("get_weather", "The weather in a city now.",
+                         {"type": "object", "properties": {"city": {"type": "string"}},
+                          "required": ["city"], "additionalProperties": False})
+
+
+async def test_tools_become_a_json_choice_of_a_call_or_an_answer() -> None:
+    fake = FakeLlama('{"tool": "get_weather", "arguments": {"city": "Oslo"}}')
+    provider = plait_local.LocalProvider(CountingLoader(fake))
+    response = await provider.complete(_request("Weather in Oslo?", tools=(WEATHER,)))
+    sent = fake.calls[0]
+    assert sent["response_format"] == {"type": "json_object", "schema": {"anyOf": [
+        {"type": "object", "properties": {"tool": {"const": "get_weather"},
+                                          "arguments": dict(WEATHER.parameters)},
+         "required": ["tool", "arguments"], "additionalProperties": False},
+        {"type": "object", "properties": {"answer": {"type": "string"}},
+         "required": ["answer"], "additionalProperties": False},
+    ]}}
+    assert sent["messages"][0]["role"] == "system"
+    assert "get_weather: The weather in a city now." in sent["messages"][0]["content"]
+    assert response.tool_calls == (plait.ToolCall("get_weather", {"city": "Oslo"}),)
+    assert response.finish_reason == "tool_calls"
+    assert response.text == ""
+
+
+async def test_a_tool_conversation_goes_back_in_turns_every_template_knows() -> None:
+    fake = FakeLlama('{"answer": {"n": 3}}')
+    provider = plait_local.LocalProvider(CountingLoader(fake))
+    request = plait.ModelRequest("smollm2", (
+        plait.Message("system", "Be brief."),
+        plait.Message("user", "Weather in Oslo?"),
+        plait.Message("assistant", "", tool_calls=(plait.ToolCall("get_weather",
+                                                                  {"city": "Oslo"}),)),
+        plait.Message("tool", "snow", name="get_weather"),
+    ), json_schema=SCHEMA, tools=(WEATHER,))
+    response = await provider.complete(request)
+    messages = fake.calls[0]["messages"]
+    assert messages[0]["content"].startswith("Be brief.\n\nYou can call a tool")
+    assert messages[1:] == [
+        {"role": "user", "content": "Weather in Oslo?"},
+        {"role": "assistant", "content": '{"tool": "get_weather", "arguments": {"city": "Oslo"}}'},
+        {"role": "user", "content": 'Result of get_weather: snow\n'
+                                    'If that is enough, reply with {"answer": ...}.'},
+    ]
+    assert fake.calls[0]["response_format"]["schema"]["anyOf"][1]["properties"]["answer"] \
+        == SCHEMA
+    assert response.parsed == {"n": 3}
+    assert response.text == '{"n": 3}'
+    assert response.tool_calls == ()

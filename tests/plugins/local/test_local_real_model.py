@@ -41,6 +41,37 @@ class TestLocalProviderContract(ProviderContract):
         return "smollm2"
 
 
+async def test_the_tool_grammar_makes_a_call_or_an_answer(
+        smollm2: plait_local.LocalProvider) -> None:
+    weather = plait.ToolSpec("get_weather", "The weather in a city now.", {
+        "type": "object", "properties": {"city": {"type": "string", "maxLength": 20}},
+        "required": ["city"], "additionalProperties": False})
+    response = await smollm2.complete(_ask("What is the weather in Paris?", tools=(weather,),
+                                           max_tokens=64))
+    assert response.finish_reason in {"tool_calls", "stop"}, response.text
+    if response.tool_calls:  # the grammar allows only a known tool, with its arguments
+        (call,) = response.tool_calls
+        assert call.name == "get_weather"
+        assert isinstance(call.arguments["city"], str)
+    else:
+        assert response.text.strip()
+
+
+async def test_an_agent_with_a_tool_looks_up_then_answers(local_runtime: plait.Runtime) -> None:
+    def get_weather(city: str) -> str:
+        """The weather in a city now."""
+        return f"sunny in {city}"
+
+    agent = plait.Agent("local:smollm2", tools=[get_weather], temperature=0, seed=1,
+                        max_tokens=64)
+    with anyio.fail_after(120):
+        reply = await agent.ask("What is the weather in Paris? Use the tool.",
+                                runtime=local_runtime)
+    assert [(r.name, r.arguments) for r in reply.tool_calls] == [("get_weather",
+                                                                  {"city": "Paris"})]
+    assert reply.output == "sunny in Paris"
+
+
 async def test_plain_text_reply_with_usage(smollm2: plait_local.LocalProvider) -> None:
     response = await smollm2.complete(_ask("Say hello in one short sentence.", max_tokens=32))
     assert response.text.strip()

@@ -954,3 +954,86 @@ def test_context_windows_are_registered_next_to_prices() -> None:
     runtime = plait.Runtime(entry_points=False, plugins=[plait_openai])
     assert runtime.context_window("openai", "gpt-4o-mini-2024-07-18") == 128_000
     assert set(plait_openai.CONTEXT_WINDOWS) == set(plait_openai.PRICES)
+
+
+# -- tools ------------------------------------------------------------------------------
+
+WEATHER = plait.ToolSpec(
+    "get_weather", "The weather in a city now.",
+    {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
+     "additionalProperties": False},
+)
+
+
+def tool_call_completion(*calls: tuple[str, str, str]) -> dict[str, Any]:
+    """A reply asking for tools, as api.openai.com shapes it."""
+    data = completion(None, finish_reason="tool_calls")
+    data["choices"][0]["message"]["tool_calls"] = [
+        {"id": id_, "type": "function", "function": {"name": name, "arguments": arguments}}
+        for id_, name, arguments in calls
+    ]
+    return data
+
+
+async def test_tools_are_sent_and_tool_calls_read(
+    api: MockVendor, make_provider: Callable[..., Any]
+) -> None:
+    api.queue(body=tool_call_completion(
+        ("call_Xy1", "get_weather", '{"city": "Paris"}'),
+        ("call_Xy2", "get_weather", '{"city": '),  # cut short: passed on as its text
+    ))
+    response = await make_provider().complete(ask(tools=(WEATHER,)))
+    assert api.body()["tools"] == [{"type": "function", "function": {
+        "name": "get_weather", "description": "The weather in a city now.",
+        "parameters": dict(WEATHER.parameters), "strict": True}}]
+    assert response.finish_reason == "tool_calls"
+    assert response.text == ""
+    assert response.tool_calls == (
+        plait.ToolCall("get_weather", {"city": "Paris"}, "call_Xy1"),
+        plait.ToolCall("get_weather", '{"city": ', "call_Xy2"),
+    )
+
+
+async def test_tool_calls_and_results_go_back_in_the_apis_shape(
+    api: MockVendor, make_provider: Callable[..., Any]
+) -> None:
+    api.queue(body=completion("It is sunny in Paris."))
+    call = plait.ToolCall("get_weather", {"city": "Paris"}, "call_Xy1")
+    messages = (
+        user("Weather in Paris?"),
+        plait.Message("assistant", "", tool_calls=(call,)),
+        plait.Message("tool", '{"sky": "sunny"}', tool_call_id="call_Xy1", name="get_weather"),
+    )
+    response = await make_provider().complete(ask(messages=messages, tools=(WEATHER,)))
+    assert api.body()["messages"] == [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_Xy1", "type": "function",
+             "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
+        {"role": "tool", "tool_call_id": "call_Xy1", "content": '{"sky": "sunny"}'},
+    ]
+    assert response.tool_calls == ()
+    assert response.text == "It is sunny in Paris."
+
+
+async def test_a_tool_loop_through_the_provider(
+    api: MockVendor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for var in KEY_VARS:
+        monkeypatch.delenv(var, raising=False)
+    api.queue(body=tool_call_completion(("call_1", "get_weather", '{"city": "Oslo"}')))
+    api.queue(body=completion("Snow in Oslo."))
+
+    def get_weather(city: str) -> dict[str, str]:
+        """The weather in a city now."""
+        return {"city": city, "sky": "snow"}
+
+    agent = plait.Agent("openai:gpt-4o-mini", tools=[get_weather])
+    async with plait.Runtime(settings={"openai": {"api_key": KEY}},
+                             transport=httpx.MockTransport(api)) as runtime:
+        reply = await agent.ask("Weather in Oslo?", runtime=runtime)
+    assert reply.output == "Snow in Oslo."
+    assert reply.tool_calls[0].result == {"city": "Oslo", "sky": "snow"}
+    second = json.loads(api.requests[1].content)
+    assert second["messages"][-1] == {"role": "tool", "tool_call_id": "call_1",
+                                      "content": '{"city": "Oslo", "sky": "snow"}'}

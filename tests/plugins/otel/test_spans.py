@@ -613,3 +613,41 @@ async def test_an_unpriced_model_has_an_unknown_cost_not_zero(
         attrs = _attrs(_one(spans, name))
         assert attrs["plait.cost_unknown"] is True, name
         assert "plait.cost_usd" not in attrs, name
+
+async def test_each_tool_call_is_an_execute_tool_span_under_its_step(
+    plait_runtime: plait.Runtime, register_plugin: Callable[..., Any], traced: OtelTracer,
+    span_exporter: InMemorySpanExporter,
+) -> None:
+    traced.capture_content = True
+
+    def lookup_order(order_id: str) -> dict[str, str]:
+        """Find an order by its id."""
+        if order_id == "Z9":
+            raise LookupError("no such order")
+        return {"status": "shipped"}
+
+    register_plugin(provider_plugin(FakeProvider([
+        plait.ToolCall("lookup_order", {"order_id": "A1"}, "call_a"),
+        plait.ToolCall("lookup_order", {"order_id": "Z9"}, "call_z"),
+        "A1 has shipped."]), "fake", prices=PRICES))
+    agent = plait.Agent("fake:priced", tools=[lookup_order])
+
+    async def ask(ctx: plait.StepContext) -> str:
+        return (await ctx.ask(agent, "Where is A1?")).output
+
+    pipe = plait.Pipeline("tools", steps={"ask": plait.step(ask)})
+    await pipe.run(runtime=plait_runtime)
+    spans = span_exporter.get_finished_spans()
+    assert _tree(spans) == [("invoke_workflow tools", [("invoke_agent ask", [
+        "chat priced", "chat priced", "chat priced",
+        "execute_tool lookup_order", "execute_tool lookup_order"])])]
+    ok, failed = _named(spans, "execute_tool lookup_order")
+    assert ok.kind == SpanKind.INTERNAL
+    assert _attrs(ok) == {
+        "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "lookup_order",
+        "gen_ai.tool.type": "function", "gen_ai.tool.description": "Find an order by its id.",
+        "gen_ai.tool.call.id": "call_a", "plait.run_id": _attrs(ok)["plait.run_id"],
+        "plait.step.id": "ask", "gen_ai.tool.call.arguments": '{"order_id": "A1"}',
+        "gen_ai.tool.call.result": '{"status": "shipped"}'}
+    assert failed.status.status_code == StatusCode.ERROR
+    assert _attrs(failed)["error.type"] == "LookupError"

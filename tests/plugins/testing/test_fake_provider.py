@@ -287,3 +287,34 @@ def test_price_table() -> None:
     tokens = plait.TokenCount(input_tokens=3, output_tokens=2)
     assert PRICES["priced"].cost(tokens) == plait.usd("0.000007")
     assert PRICES["free"].cost(tokens) == 0
+
+
+WEATHER = plait.ToolSpec("get_weather", "The weather.",
+                         {"type": "object", "properties": {"city": {"type": "string"}},
+                          "required": ["city"], "additionalProperties": False})
+
+
+async def test_a_scripted_tool_call_is_the_model_asking_for_tools() -> None:
+    fake = FakeProvider([
+        plait.ToolCall("get_weather", {"city": "Oslo"}),
+        (plait.ToolCall("get_weather", {"city": "Rome"}),
+         plait.ToolCall("get_weather", {"city": "Bonn"}, "mine")),
+    ])
+    first = await fake.complete(ask("weather?", tools=(WEATHER,)))
+    assert first.tool_calls == (plait.ToolCall("get_weather", {"city": "Oslo"}, "call_1"),)
+    assert first.finish_reason == "tool_calls"
+    assert first.text == ""
+    assert first.usage.output_tokens == 2  # the arguments' JSON, in words
+    asked = plait.Message("assistant", "", tool_calls=first.tool_calls)
+    second = await fake.complete(plait.ModelRequest(
+        "any", (plait.Message("user", "weather?"), asked,
+                plait.Message("tool", "snow", tool_call_id="call_1")), tools=(WEATHER,)))
+    assert [c.id for c in second.tool_calls] == ["call_2", "mine"]
+
+
+async def test_a_scripted_call_to_a_tool_not_offered_fails_the_test() -> None:
+    fake = FakeProvider([plait.ToolCall("get_weather", {"city": "Oslo"})])
+    with pytest.raises(AssertionError, match="offers no tools"):
+        await fake.complete(ask("weather?"))
+    with pytest.raises(TypeError, match=r"a plait\.ToolCall"):
+        fake.script(("not a call",))  # type: ignore[arg-type]
