@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import anyio
 import plait
 import pytest
+from plait._durable import recorded_output
 from plait_testing import PRICES, FakeProvider, provider_plugin
 
 pytestmark = pytest.mark.anyio
@@ -141,3 +145,21 @@ def test_where_a_runtime_records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert plait.Runtime(entry_points=False, store=mine).store is mine
     with pytest.raises(TypeError, match=r"Runtime\(store=...\) must be a path"):
         plait.Runtime(entry_points=False, store=42)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("value", "plain"), [
+    ([1, "a", None, [2.5, True]], True),
+    ({"k": [1, {"n": False}]}, True),
+    ([1, (2, 3)], False),  # a tuple comes back from JSON as a list
+    ({1: "a"}, False),  # an int key comes back as a string
+    ([Decimal("1.5")], False),  # JSON holds it only through the converter
+])
+def test_an_output_is_recorded_as_a_copy_and_plain_only_if_json_gives_it_back(
+        value: Any, plain: bool) -> None:
+    data, is_plain = recorded_output(value, plait.Runtime(entry_points=False).converter)
+    assert is_plain is plain
+    if plain:
+        assert json.loads(json.dumps(data)) == data == value
+    if isinstance(value, list):
+        value.append("added later")  # a step mutating what it returned after the record
+        assert data[-1] != "added later"
