@@ -268,7 +268,9 @@ async def main(session: DemoSession, questions: int = QUESTIONS) -> None:
         if session.provider == "local" and parallel is not None:
             session.say(f"[dim]plait-local ran up to {parallel} generations at once, one "
                         "model instance each (settings local.parallel); the fan-out "
-                        "overlaps them, the sequential run uses one at a time.[/]")
+                        "overlaps them, the sequential run uses one at a time. The pages "
+                        "all answers start with are evaluated once and copied to the "
+                        "other instances.[/]")
 
 
 def show_faqs(session: DemoSession, faqs: FAQs) -> None:
