@@ -268,9 +268,7 @@ async def main(session: DemoSession, questions: int = QUESTIONS) -> None:
         if session.provider == "local" and parallel is not None:
             session.say(f"[dim]plait-local ran up to {parallel} generations at once, one "
                         "model instance each (settings local.parallel); the fan-out "
-                        "overlaps them, the sequential run uses one at a time. The pages "
-                        "all answers start with are evaluated once and copied to the "
-                        "other instances.[/]")
+                        "overlaps them, the sequential run uses one at a time.[/]")
 
 
 def show_faqs(session: DemoSession, faqs: FAQs) -> None:
