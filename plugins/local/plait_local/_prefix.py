@@ -54,7 +54,7 @@ class SharedPrefixes:
     def __init__(self) -> None:
         self._leads: list[_Lead] = []
         self._changed = threading.Condition()
-        self._formatter: Any = None  # the instances are of one model: one chat template
+        self._formatters: dict[int, Any] = {}
 
     def prefill(self, llama: Any, messages: list[dict[str, str]]) -> None:
         """Bring ``llama``'s KV cache to the prompt of ``messages`` but its last ``TAIL``
@@ -134,16 +134,17 @@ class SharedPrefixes:
         if getattr(llama, "chat_format", None) != "chat_template.default" or getattr(
                 llama, "chat_handler", None) is not None:
             return None
-        if self._formatter is None:
+        formatter = self._formatters.get(id(llama))
+        if formatter is None:
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
             def text(token: int) -> str:
                 return str(llama._model.token_get_text(token)) if token != -1 else ""
 
-            self._formatter = Jinja2ChatFormatter(
+            formatter = self._formatters[id(llama)] = Jinja2ChatFormatter(
                 template=llama.metadata["tokenizer.chat_template"],
                 eos_token=text(llama.token_eos()), bos_token=text(llama.token_bos()))
-        result = self._formatter(messages=messages)
+        result = formatter(messages=messages)
         return list(llama.tokenize(result.prompt.encode("utf-8"),
                                    add_bos=not result.added_special, special=True))
 

@@ -54,8 +54,7 @@ class Counted:
 def _until(condition: Callable[[], bool], thread: threading.Thread) -> None:
     deadline = time.monotonic() + WAIT
     while not condition():
-        assert thread.is_alive()
-        assert time.monotonic() < deadline
+        assert thread.is_alive() and time.monotonic() < deadline
         time.sleep(0.005)
 
 
@@ -65,8 +64,7 @@ def test_a_follower_copies_the_prefix_its_leader_evaluates() -> None:
     leader, follower = Counted(lined_up), Counted()
     solar = prefixes._tokens(leader.llama, SOLAR)
     wind = prefixes._tokens(follower.llama, WIND)
-    assert solar is not None
-    assert wind is not None
+    assert solar is not None and wind is not None
     shared = next(i for i, (a, b) in enumerate(zip(solar, wind, strict=False)) if a != b)
     assert shared > 300  # the three pages
 
@@ -81,8 +79,7 @@ def test_a_follower_copies_the_prefix_its_leader_evaluates() -> None:
         lined_up.set()
         lead.join(WAIT)
         follow.join(WAIT)
-    assert not lead.is_alive()
-    assert not follow.is_alive()
+    assert not lead.is_alive() and not follow.is_alive()
     assert not prefixes._leads  # both left the board
 
     assert leader.evaluated == len(solar) - TAIL
