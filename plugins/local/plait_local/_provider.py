@@ -49,7 +49,6 @@ import attrs
 import plait
 
 from ._models import resolve_model
-from ._prefix import SharedPrefixes
 
 if TYPE_CHECKING:
     from anyio.lowlevel import EventLoopToken
@@ -156,7 +155,6 @@ class _LoadedModel:
     name: str  # reported as ModelResponse.model
     parallel: int
     _queue: tuple[EventLoopToken, anyio.CapacityLimiter] | None = None
-    prefixes: SharedPrefixes = attrs.field(factory=SharedPrefixes)  # across instances
 
     def queue(self) -> anyio.CapacityLimiter:
         """The limiter of the running event loop.
@@ -249,7 +247,6 @@ class LocalProvider:
             if instance is None:
                 return None
             try:
-                model.prefixes.prefill(instance.llama, arguments["messages"])
                 return _call(instance.llama, model.name, arguments)
             finally:
                 model.pool.release(instance, prompt)
