@@ -4,6 +4,7 @@ terminal, JSON on request)."""
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
 import uuid
 from pathlib import Path
@@ -143,3 +144,128 @@ def test_the_tree_shows_routes_calls_and_fan_out_calls() -> None:
         "fan  ok  1 attempt  1.00 s  1 call, 5/7 tokens, $0.0001",
         "fan-out: 1 of 1 items done, 0 failed, 1 model calls, $0.0001",
     ]
+
+
+def test_the_tree_shows_each_steps_models_cache_hits_and_unknown_costs() -> None:
+    from plait._cli.runs import _tree
+
+    priced = plait.Usage(5, 7, calls=1, cost=plait.usd("0.0001"))
+    hit = plait.Usage(5, 7, calls=1, cache_hits=1)
+    unpriced = plait.Usage(1, 2, calls=1, unpriced=1)
+    record = plait.StepRecord("ask", "ok", 1, 1.0, 2.0, 1.0, priced + hit + unpriced,
+                              models={"fake:a": priced + hit, "fake:b": unpriced})
+    stored = plait.StoredRun(
+        plait.RunRow("r", "wf", "ok", 1.0, structure={"ask": ()}, ended_at=3.0,
+                     usage=record.usage),
+        {"ask": plait.StepRow("r", "ask", record, "x")},
+        calls=(plait.CallRow("r", "c1", "ask", "fake:a", 1, 1.1, 0.25, priced),
+               plait.CallRow("r", "c2", "ask", "fake:a", 1, 1.2, 0.0, hit),
+               plait.CallRow("r", "c3", "ask", "fake:b", 1, 1.3, 0.5, unpriced)))
+    assert [text for _, text in _tree(stored)][1:] == [
+        "ask  ok  1 attempt  1.00 s  3 calls (1 cached), 11/16 tokens, $0.0001 + unknown  "
+        "fake:a: 2 calls (1 cached), 10/14 tokens, $0.0001; "
+        "fake:b: 1 call, 1/2 tokens, unknown",
+        "call fake:a  0.25 s  5/7 tokens  $0.0001",
+        "call fake:a  0.00 s  5/7 tokens  $0  cache hit",
+        "call fake:b  0.50 s  1/2 tokens  unknown",
+    ]
+
+
+def test_the_list_counts_cache_hits_in_calls(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from plait._cli.runs import _row
+
+    usage = plait.Usage(5, 7, calls=3, cache_hits=2, unpriced=1)
+    row = _row(plait.RunRow("r" * 16, "wf", "ok", 1.0, ended_at=2.0, usage=usage))
+    assert row[5:] == ["3 (2 cached)", "12", "unknown"]
+    assert _row(plait.RunRow("r", "wf", "ok", 1.0, usage=plait.Usage(calls=1)))[5] == "1"
+
+
+AGENT_WORKFLOW = textwrap.dedent("""
+    import plait
+
+    ask = plait.Agent(model="fake:echo")
+
+    @plait.step
+    async def first(ctx) -> str:
+        return (await ctx.ask(ask, "hi")).output
+
+    @plait.step
+    async def boom(ctx) -> str:
+        raise ValueError("no")
+
+    @plait.step
+    async def after(ctx) -> str:
+        return ctx.dep("boom")
+
+    pipe = plait.Pipeline("agents", {"first": first, "boom": boom, "after": after},
+                          {"boom": ["first"], "after": ["boom"]})
+""")
+
+
+@pytest.fixture
+def agent_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The id of a recorded run of AGENT_WORKFLOW: ``first`` ok, ``boom`` failed,
+    ``after`` never ran."""
+    name = f"ag_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text(AGENT_WORKFLOW)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PLAIT_STORE", str(tmp_path / "runs.db"))
+    assert invoke("run", f"{name}:pipe").exit_code == 1
+    [run] = listed()
+    return str(run["run_id"])
+
+
+def test_show_names_each_steps_models_in_text_and_json(agent_run: str) -> None:
+    shown = invoke("runs", "show", agent_run)
+    assert shown.exit_code == 0, shown.output
+    [first] = [line for line in shown.output.splitlines() if line.strip().startswith("first")]
+    assert first.endswith("1 call, 1/1 tokens, unknown  fake:echo: 1 call, 1/1 tokens, "
+                          "unknown"), first
+    data = json.loads(invoke("runs", "show", agent_run, "--json").output)
+    models = data["steps"]["first"]["record"]["models"]
+    assert list(models) == ["fake:echo"]
+    assert (models["fake:echo"]["calls"], models["fake:echo"]["unpriced"]) == (1, 1)
+
+
+def test_show_graph_colours_steps_by_status_in_mermaid_and_dot(agent_run: str) -> None:
+    mermaid = invoke("runs", "show", agent_run, "--graph")
+    assert mermaid.exit_code == 0, mermaid.output
+    lines = mermaid.output.splitlines()
+    assert lines[:4] == ["---", "title: agents", "---", "flowchart TD"]
+    assert "    class first ok" in lines
+    assert "    class boom failed" in lines
+    assert "    class after not_run" in lines
+    assert "    classDef failed fill:#ffe3e3,stroke:#c92a2a" in lines
+    dot = invoke("runs", "show", agent_run[:8], "--graph", "--format", "dot")
+    assert dot.exit_code == 0, dot.output
+    assert '"boom" [label="boom", shape=box, class="failed", color="#c92a2a"' in dot.output
+    assert '"after" [label="after", shape=box, class="not_run"' in dot.output
+
+
+def test_show_graph_says_when_the_pipeline_cannot_be_found(
+        agent_run: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    [module] = [p for p in tmp_path.glob("ag_*.py")]
+    module.unlink()
+    monkeypatch.delitem(sys.modules, module.stem, raising=False)
+    gone = invoke("runs", "show", agent_run, "--graph")
+    assert gone.exit_code == 2
+    assert f"no module named {module.stem!r}" in gone.output
+
+
+def test_show_graph_needs_a_recorded_target(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLAIT_STORE", str(tmp_path / "runs.db"))
+
+    async def record() -> None:
+        async with plait.Runtime(tracers=[]) as runtime:
+            await plait.Pipeline("p", {"a": plait.step(lambda ctx: 1)}).run(runtime=runtime)
+
+    import anyio
+    anyio.run(record)
+    [run] = listed()
+    assert run["target"] is None
+    result = invoke("runs", "show", str(run["run_id"]), "--graph")
+    assert result.exit_code == 2
+    assert "does not say where its pipeline lives" in result.output

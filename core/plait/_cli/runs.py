@@ -21,13 +21,15 @@ import click
 
 from plait._console import cli_runtime, format_value
 from plait._errors import PlaitError
-from plait._money import format_usd
+from plait._graph import Format
+from plait._money import Usage, format_usd
 from plait._results import PipelineResult
 from plait._runtime import Runtime
 from plait._serialize import to_json
 from plait._store import RunRow, RunStore, StoredRun
 from plait._targets import load_target, parse_inputs
 
+from .graph import show_graph
 from .run import _report
 
 __all__ = ["runs"]
@@ -88,8 +90,9 @@ def _latency(run: RunRow) -> str:
 
 def _row(run: RunRow) -> list[str]:
     u = run.usage
+    calls = f"{u.calls} ({u.cache_hits} cached)" if u.cache_hits else str(u.calls)
     return [run.run_id[:12], run.pipeline, run.status, _when(run.started_at), _latency(run),
-            str(u.calls), f"{u.input_tokens + u.output_tokens:,}", u.cost_text]
+            calls, f"{u.input_tokens + u.output_tokens:,}", u.cost_text]
 
 
 _HEAD = ["ID", "PIPELINE", "STATUS", "STARTED", "LATENCY", "CALLS", "TOKENS", "COST"]
@@ -146,6 +149,12 @@ def runs(ctx: click.Context, status: str | None, pipeline: str | None, since: st
 # -- show ---------------------------------------------------------------------------------
 
 
+def _usage_text(u: Usage) -> str:
+    hits = f" ({u.cache_hits} cached)" if u.cache_hits else ""
+    return (f"{u.calls} call{'s' if u.calls != 1 else ''}{hits}, "
+            f"{u.input_tokens:,}/{u.output_tokens:,} tokens, {u.cost_text}")
+
+
 def _step_line(path: str, stored: StoredRun) -> str:
     name = path.rsplit("/", 1)[-1]
     row = stored.steps.get(path)
@@ -160,8 +169,9 @@ def _step_line(path: str, stored: StoredRun) -> str:
     if r.latency_s is not None:
         parts.append(f"{r.latency_s:.2f} s")
     if u.calls:
-        parts.append(f"{u.calls} call{'s' if u.calls != 1 else ''}, "
-                     f"{u.input_tokens:,}/{u.output_tokens:,} tokens, {u.cost_text}")
+        parts.append(_usage_text(u))
+    if r.models:
+        parts.append("; ".join(f"{model}: {_usage_text(mu)}" for model, mu in r.models.items()))
     if r.error is not None:
         parts.append(f"{r.error.type}: {r.error.message}")
     return "  ".join(parts)
@@ -175,6 +185,8 @@ def _call_lines(path: str, stored: StoredRun) -> list[str]:
         u = c.usage
         text = (f"call {c.model}  {c.latency_s:.2f} s  "
                 f"{u.input_tokens:,}/{u.output_tokens:,} tokens  {u.cost_text}")
+        if u.cache_hits:
+            text += "  cache hit"
         lines.append(text if c.error is None else f"{text}  {c.error.type}: {c.error.message}")
     return lines
 
@@ -246,11 +258,22 @@ def _print_tree(lines: list[tuple[int, str]]) -> None:
 @runs.command(short_help="One run as a tree of its steps.")
 @click.argument("run_id")
 @click.option("--json", "as_json", is_flag=True, help="Print everything recorded as JSON.")
-def show(run_id: str, as_json: bool) -> None:
-    """One run as a tree: steps (routes, attempts, latency, calls, tokens, cost), fan-outs
-    with their failed items, errors. RUN_ID may be a unique prefix."""
+@click.option("--graph", "as_graph", is_flag=True,
+              help="Draw the run's pipeline, each step coloured by its status.")
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid",
+              show_default=True, help="The --graph format: Mermaid or Graphviz DOT.")
+def show(run_id: str, as_json: bool, as_graph: bool, fmt: Format) -> None:
+    """One run as a tree: steps (routes, attempts, latency, models, calls, cache hits,
+    tokens, cost), fan-outs with their failed items, errors. RUN_ID may be a unique
+    prefix."""
     stored = _find(_store(), run_id)
-    if as_json:
+    if as_graph:
+        if stored.run.target is None:
+            raise click.UsageError(f"run {stored.run.run_id} does not say where its pipeline "
+                                   "lives (it was not run from a module): no graph to draw")
+        show_graph(stored.run.target, fmt,
+                   {path: row.record.status for path, row in stored.steps.items()})
+    elif as_json:
         click.echo(to_json(stored, indent=2))
     else:
         _print_tree(_tree(stored))
