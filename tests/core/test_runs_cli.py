@@ -150,7 +150,7 @@ def test_the_tree_shows_each_steps_models_cache_hits_and_unknown_costs() -> None
     from plait._cli.runs import _tree
 
     priced = plait.Usage(5, 7, calls=1, cost=plait.usd("0.0001"))
-    hit = plait.Usage(5, 7, calls=1, cache_hits=1)
+    hit = plait.Usage(cache_hits=1)  # answered by a plugin: not sent, so not a call
     unpriced = plait.Usage(1, 2, calls=1, unpriced=1)
     record = plait.StepRecord("ask", "ok", 1, 1.0, 2.0, 1.0, priced + hit + unpriced,
                               models={"fake:a": priced + hit, "fake:b": unpriced})
@@ -159,14 +159,12 @@ def test_the_tree_shows_each_steps_models_cache_hits_and_unknown_costs() -> None
                      usage=record.usage),
         {"ask": plait.StepRow("r", "ask", record, "x")},
         calls=(plait.CallRow("r", "c1", "ask", "fake:a", 1, 1.1, 0.25, priced),
-               plait.CallRow("r", "c2", "ask", "fake:a", 1, 1.2, 0.0, hit),
                plait.CallRow("r", "c3", "ask", "fake:b", 1, 1.3, 0.5, unpriced)))
     assert [text for _, text in _tree(stored)][1:] == [
-        "ask  ok  1 attempt  1.00 s  3 calls (1 cached), 11/16 tokens, $0.0001 + unknown  "
-        "fake:a: 2 calls (1 cached), 10/14 tokens, $0.0001; "
+        "ask  ok  1 attempt  1.00 s  2 calls, 1 from cache, 6/9 tokens, $0.0001 + unknown  "
+        "fake:a: 1 call, 1 from cache, 5/7 tokens, $0.0001; "
         "fake:b: 1 call, 1/2 tokens, unknown",
         "call fake:a  0.25 s  5/7 tokens  $0.0001",
-        "call fake:a  0.00 s  5/7 tokens  $0  cache hit",
         "call fake:b  0.50 s  1/2 tokens  unknown",
     ]
 
@@ -177,7 +175,7 @@ def test_the_list_counts_cache_hits_in_calls(tmp_path: Path,
 
     usage = plait.Usage(5, 7, calls=3, cache_hits=2, unpriced=1)
     row = _row(plait.RunRow("r" * 16, "wf", "ok", 1.0, ended_at=2.0, usage=usage))
-    assert row[5:] == ["3 (2 cached)", "12", "unknown"]
+    assert row[5:] == ["3 + 2 cached", "12", "unknown"]
     assert _row(plait.RunRow("r", "wf", "ok", 1.0, usage=plait.Usage(calls=1)))[5] == "1"
 
 

@@ -90,7 +90,7 @@ def _latency(run: RunRow) -> str:
 
 def _row(run: RunRow) -> list[str]:
     u = run.usage
-    calls = f"{u.calls} ({u.cache_hits} cached)" if u.cache_hits else str(u.calls)
+    calls = f"{u.calls} + {u.cache_hits} cached" if u.cache_hits else str(u.calls)
     return [run.run_id[:12], run.pipeline, run.status, _when(run.started_at), _latency(run),
             calls, f"{u.input_tokens + u.output_tokens:,}", u.cost_text]
 
@@ -150,7 +150,8 @@ def runs(ctx: click.Context, status: str | None, pipeline: str | None, since: st
 
 
 def _usage_text(u: Usage) -> str:
-    hits = f" ({u.cache_hits} cached)" if u.cache_hits else ""
+    """Calls (cache hits are not among them: nothing was sent), tokens, cost."""
+    hits = f", {u.cache_hits} from cache" if u.cache_hits else ""
     return (f"{u.calls} call{'s' if u.calls != 1 else ''}{hits}, "
             f"{u.input_tokens:,}/{u.output_tokens:,} tokens, {u.cost_text}")
 
@@ -168,7 +169,7 @@ def _step_line(path: str, stored: StoredRun) -> str:
     parts.append(f"{r.attempts} attempt{'s' if r.attempts != 1 else ''}")
     if r.latency_s is not None:
         parts.append(f"{r.latency_s:.2f} s")
-    if u.calls:
+    if u.calls or u.cache_hits:
         parts.append(_usage_text(u))
     if r.models:
         parts.append("; ".join(f"{model}: {_usage_text(mu)}" for model, mu in r.models.items()))
@@ -185,8 +186,6 @@ def _call_lines(path: str, stored: StoredRun) -> list[str]:
         u = c.usage
         text = (f"call {c.model}  {c.latency_s:.2f} s  "
                 f"{u.input_tokens:,}/{u.output_tokens:,} tokens  {u.cost_text}")
-        if u.cache_hits:
-            text += "  cache hit"
         lines.append(text if c.error is None else f"{text}  {c.error.type}: {c.error.message}")
     return lines
 
