@@ -4,6 +4,7 @@ terminal, JSON on request)."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 import textwrap
 import uuid
@@ -267,3 +268,23 @@ def test_show_graph_needs_a_recorded_target(tmp_path: Path,
     result = invoke("runs", "show", str(run["run_id"]), "--graph")
     assert result.exit_code == 2
     assert "does not say where its pipeline lives" in result.output
+
+
+@pytest.mark.parametrize("width", [60, 80, 200])
+def test_on_a_terminal_list_and_show_fit_the_width_and_name_models(
+        agent_run: str, monkeypatch: pytest.MonkeyPatch, width: int) -> None:
+    monkeypatch.setenv("COLUMNS", str(width))
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich writes as to a terminal
+    monkeypatch.setenv("NO_COLOR", "1")
+    for args in (["runs"], ["runs", "show", agent_run]):
+        result = invoke(*args)
+        assert result.exit_code == 0, result.output
+        text = re.sub(r"\x1b\[[0-9;]*m", "", result.output)
+        assert max(len(line.rstrip()) for line in text.splitlines()) <= width, text
+        assert "…" not in text  # folded, never cut
+    shown = re.sub(r"\s*│\s*|\s+", " ", re.sub(r"\x1b\[[0-9;]*m", "", result.output))
+    assert "fake:echo: 1 call, 1/1 tokens, unknown" in shown  # wrapped, never cut
+    assert "├── first" in result.output  # a rich tree, not indented plain lines
+    if width == 200:
+        [row] = [line for line in invoke("runs").output.splitlines() if "agents" in line]
+        assert [c.strip() for c in row.split("│")][2:4] == ["agents", "failed"]

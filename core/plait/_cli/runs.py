@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 import click
@@ -31,6 +31,9 @@ from plait._targets import load_target, parse_inputs
 
 from .graph import show_graph
 from .run import _report
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = ["runs"]
 
@@ -98,19 +101,28 @@ def _row(run: RunRow) -> list[str]:
 _HEAD = ["ID", "PIPELINE", "STATUS", "STARTED", "LATENCY", "CALLS", "TOKENS", "COST"]
 
 
+def _terminal() -> Console | None:
+    """A rich console when stdout is a terminal (or ``TTY_COMPATIBLE=1`` says to write as to
+    one), else None: plain text."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else None
+
+
 def _table(rows: Sequence[list[str]]) -> None:
-    if sys.stdout.isatty():
-        from rich.console import Console
+    console = _terminal()
+    if console is not None:
         from rich.table import Table
 
         table = Table()
         for name in _HEAD:
-            table.add_column(name.title(), justify="right" if name in (
-                "LATENCY", "CALLS", "TOKENS", "COST") else "left")
+            table.add_column(name.title(), overflow="fold", justify="right" if name in (
+                "LATENCY", "CALLS", "TOKENS", "COST") else "left")  # narrow: fold, never cut
         for row in rows:
             style = _STYLE.get(row[2])
             table.add_row(*row[:2], f"[{style}]{row[2]}[/]" if style else row[2], *row[3:])
-        Console().print(table)
+        console.print(table)
         return
     widths = [max(len(r[i]) for r in [_HEAD, *rows]) for i in range(len(_HEAD))]
     for row in [_HEAD, *rows]:
@@ -236,11 +248,11 @@ def _tree(stored: StoredRun) -> list[tuple[int, str]]:
 
 
 def _print_tree(lines: list[tuple[int, str]]) -> None:
-    if not sys.stdout.isatty():
+    console = _terminal()
+    if console is None:
         for depth, text in lines:
             click.echo("  " * depth + text)
         return
-    from rich.console import Console
     from rich.markup import escape
     from rich.tree import Tree
 
@@ -251,7 +263,7 @@ def _print_tree(lines: list[tuple[int, str]]) -> None:
         style = next((s for word, s in _STYLE.items() if f"  {word}" in text), None)
         label = escape(text)
         stack.append(stack[-1].add(f"[{style}]{label}[/]" if style else label))
-    Console().print(root)
+    console.print(root)
 
 
 @runs.command(short_help="One run as a tree of its steps.")
