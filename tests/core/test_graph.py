@@ -22,7 +22,8 @@ SHAPES = ["chain", "router", "fanout", "ensemble", "orchestrator", "nested"]
 def guide_examples() -> dict[str, tuple[str, str]]:
     """Each python block of the guide page and the mermaid block right after it, by the
     name of the pipeline the block builds."""
-    pairs = re.findall(r"```python\n(.*?)```\n\n```mermaid\n(.*?)```", GUIDE.read_text(),
+    shapes = GUIDE.read_text().split("## After a run")[0]  # a recorded run is drawn apart
+    pairs = re.findall(r"```python\n(.*?)```\n\n```mermaid\n(.*?)```", shapes,
                        re.DOTALL)
     found = {}
     for source, graph in pairs:

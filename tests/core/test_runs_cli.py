@@ -288,3 +288,27 @@ def test_on_a_terminal_list_and_show_fit_the_width_and_name_models(
     if width == 200:
         [row] = [line for line in invoke("runs").output.splitlines() if "agents" in line]
         assert [c.strip() for c in row.split("│")][2:4] == ["agents", "failed"]
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "guide"
+
+
+def test_the_docs_show_the_real_graph_and_tree_of_a_recorded_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    guide = (DOCS / "graphs.md").read_text().split("## After a run")[1]
+    source, graph = re.findall(r"```(?:python|mermaid)\n(.*?)```", guide, re.DOTALL)
+    name = f"haiku_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text(source)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PLAIT_STORE", str(tmp_path / "runs.db"))
+    assert invoke("run", f"{name}:pipe").exit_code == 1
+    [run] = listed()
+    assert invoke("runs", "show", str(run["run_id"]), "--graph").output == graph
+
+    def steps(text: str) -> list[str]:  # the tree below the run's line, latencies aside
+        return [re.sub(r"\d+\.\d\d s", "_ s", line) for line in text.splitlines()[1:]]
+
+    tree = (DOCS / "durability.md").read_text().split("$ plait runs show e9d9\n")[1]
+    shown = invoke("runs", "show", str(run["run_id"])).output
+    assert steps(shown) == steps(tree.split("```")[0])
