@@ -183,4 +183,5 @@ def test_a_status_map_colours_steps_and_clusters_and_marks_the_rest_not_run() ->
             '        "ingest_fetch" [label="fetch", shape=box, class="ok", color="#2b8a3e"') in dot
     assert '"report" [label="report", shape=box, class="not_run"' in dot
     assert render(pipe, "mermaid") == pipe.to_mermaid()  # no map: no colours
-    assert "classDef" not in pipe.to_mermaid() and "class=" not in pipe.to_dot()
+    assert "classDef" not in pipe.to_mermaid()
+    assert "class=" not in pipe.to_dot()
