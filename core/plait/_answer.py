@@ -49,5 +49,5 @@ async def answer(runtime: Runtime, plan: _Plan, request: ModelRequest, attempt: 
                           "plait.ModelResponse")
     call.usage = _HIT
     if plan.meter is not None:
-        plan.meter.add(_HIT)
+        plan.meter.add(_HIT, f"{plan.provider_name}:{plan.model}")  # the step used it
     return response, _HIT

@@ -26,7 +26,7 @@ from ._ensemble import Ensemble
 from ._fanout import FanOut
 from ._step import Step
 
-__all__ = ["Format", "render"]
+__all__ = ["STATUSES", "Format", "render"]
 
 Format = Literal["mermaid", "dot"]
 Shape = Literal["step", "agent", "decision", "aggregate", "stack", "plan"]
@@ -88,6 +88,7 @@ class _Builder:
 
     def __init__(self) -> None:
         self.edges: list[_Edge] = []
+        self.paths: dict[str, str] = {}  # a step's path in the run -> its node or cluster id
         self._ids: set[str] = set()
 
     def id(self, path: str) -> str:
@@ -104,6 +105,8 @@ class _Builder:
     def dag(self, pipe: _DAG, path: str) -> tuple[_Node | _Cluster, ...]:
         items = {sid: self.step(sid, st, f"{path}/{sid}" if path else sid)
                  for sid, st in pipe.steps.items()}
+        for sid, it in items.items():
+            self.paths[f"{path}/{sid}" if path else sid] = it.id
         for sid, deps in pipe.dependencies.items():
             for dep in deps:
                 self.edges.append(_Edge(items[dep], items[sid]))
@@ -183,14 +186,26 @@ class _Builder:
         return _Cluster(self.id(path), f"{label} · orchestrator", tuple(items))
 
 
-def render(pipe: _DAG, fmt: Format) -> str:
-    """``pipe`` as a Mermaid flowchart or a Graphviz digraph."""
+# A step's recorded status, and the colour it is drawn in (fill, stroke).
+STATUSES: dict[str, tuple[str, str]] = {
+    "ok": ("#d3f9d8", "#2b8a3e"), "failed": ("#ffe3e3", "#c92a2a"),
+    "stopped": ("#fff3bf", "#e67700"), "skipped": ("#f1f3f5", "#868e96"),
+    "cancelled": ("#ffe8cc", "#d9480f"), "not_run": ("#ffffff", "#adb5bd"),
+}
+
+
+def render(pipe: _DAG, fmt: Format, status: Mapping[str, str] | None = None) -> str:
+    """``pipe`` as a Mermaid flowchart or a Graphviz digraph. With ``status`` (a step's
+    path, ``a`` or ``outer/inner``, to its recorded status), every step is coloured by it
+    and a step missing from it is drawn as ``not_run``."""
     builder = _Builder()
     items = builder.dag(pipe, "")
+    classes = None if status is None else {
+        node: status.get(path, "not_run") for path, node in builder.paths.items()}
     if fmt == "mermaid":
-        return _mermaid(pipe.name or "pipeline", items, builder.edges)
+        return _mermaid(pipe.name or "pipeline", items, builder.edges, classes)
     if fmt == "dot":
-        return _dot(pipe.name or "pipeline", items, builder.edges)
+        return _dot(pipe.name or "pipeline", items, builder.edges, classes)
     raise ValueError(f"unknown graph format {fmt!r}; formats: mermaid, dot")
 
 
@@ -211,7 +226,8 @@ def _mermaid_text(text: str) -> str:
     return '"' + text.replace('"', "#quot;").replace("\n", "<br>") + '"'
 
 
-def _mermaid(title: str, items: tuple[_Node | _Cluster, ...], edges: list[_Edge]) -> str:
+def _mermaid(title: str, items: tuple[_Node | _Cluster, ...], edges: list[_Edge],
+             classes: Mapping[str, str] | None) -> str:
     lines = ["---", f"title: {title}", "---", "flowchart TD"]
 
     def item(it: _Node | _Cluster, indent: str) -> None:
@@ -230,6 +246,14 @@ def _mermaid(title: str, items: tuple[_Node | _Cluster, ...], edges: list[_Edge]
         arrow = "-.->" if e.dashed else "-->"
         label = f"|{_mermaid_text(e.label)}|" if e.label else ""
         lines.append(f"    {e.src.id} {arrow}{label} {e.dst.id}")
+    if classes is not None:
+        used = dict.fromkeys(classes.values())
+        for name in used:
+            fill, stroke = STATUSES.get(name, STATUSES["not_run"])
+            lines.append(f"    classDef {name} fill:{fill},stroke:{stroke}")
+        for name in used:
+            lines.append(f"    class {','.join(n for n, c in classes.items() if c == name)} "
+                         f"{name}")
     return "\n".join(lines) + "\n"
 
 
@@ -251,17 +275,31 @@ def _first_node(it: _Node | _Cluster) -> _Node:
     return it
 
 
-def _dot(title: str, items: tuple[_Node | _Cluster, ...], edges: list[_Edge]) -> str:
+def _dot_status(name: str | None) -> str:
+    """The attributes drawing a step's status: its class and an outline in its colour (the
+    outline leaves a shape's own style, rounded or not, as it is)."""
+    if name is None:
+        return ""
+    _, stroke = STATUSES.get(name, STATUSES["not_run"])
+    return f'class="{name}", color="{stroke}", fontcolor="{stroke}", penwidth=2'
+
+
+def _dot(title: str, items: tuple[_Node | _Cluster, ...], edges: list[_Edge],
+         classes: Mapping[str, str] | None) -> str:
     lines = [f"digraph {_dot_text(title)} {{", "    compound=true;",
              f"    label={_dot_text(title)};", "    labelloc=t;"]
+    found = classes or {}
 
     def item(it: _Node | _Cluster, indent: str) -> None:
+        drawn = _dot_status(found.get(it.id))
         if isinstance(it, _Node):
             lines.append(f'{indent}"{it.id}" [label={_dot_text(it.label)}, '
-                         f"{_DOT_SHAPES[it.shape]}];")
+                         f"{_DOT_SHAPES[it.shape]}{', ' + drawn if drawn else ''}];")
             return
         lines.append(f'{indent}subgraph "cluster_{it.id}" {{')
         lines.append(f"{indent}    label={_dot_text(it.label)};")
+        if drawn:
+            lines.append(f"{indent}    {drawn.replace(', ', '; ')};")
         for child in it.items:
             item(child, indent + "    ")
         lines.append(f"{indent}}}")

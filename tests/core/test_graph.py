@@ -22,7 +22,8 @@ SHAPES = ["chain", "router", "fanout", "ensemble", "orchestrator", "nested"]
 def guide_examples() -> dict[str, tuple[str, str]]:
     """Each python block of the guide page and the mermaid block right after it, by the
     name of the pipeline the block builds."""
-    pairs = re.findall(r"```python\n(.*?)```\n\n```mermaid\n(.*?)```", GUIDE.read_text(),
+    shapes = GUIDE.read_text().split("## After a run")[0]  # a recorded run is drawn apart
+    pairs = re.findall(r"```python\n(.*?)```\n\n```mermaid\n(.*?)```", shapes,
                        re.DOTALL)
     found = {}
     for source, graph in pairs:
@@ -162,3 +163,25 @@ def test_plait_graph_refuses_an_unknown_format() -> None:
     result = CliRunner().invoke(cli, ["graph", "x:y", "--format", "png"], prog_name="plait")
     assert result.exit_code == 2
     assert "'png' is not one of 'mermaid', 'dot'" in result.stderr
+
+
+def test_a_status_map_colours_steps_and_clusters_and_marks_the_rest_not_run() -> None:
+    from plait._graph import render
+
+    pipe, _ = build("nested")
+    status = {"ingest": "stopped", "ingest/fetch": "ok", "ingest/clean": "stopped"}
+    mermaid = render(pipe, "mermaid", status).splitlines()
+    assert mermaid[-6:] == ["    classDef ok fill:#d3f9d8,stroke:#2b8a3e",
+                            "    classDef stopped fill:#fff3bf,stroke:#e67700",
+                            "    classDef not_run fill:#ffffff,stroke:#adb5bd",
+                            "    class ingest_fetch ok",
+                            "    class ingest_clean,ingest stopped",
+                            "    class report not_run"]
+    dot = render(pipe, "dot", status)
+    assert ('    subgraph "cluster_ingest" {\n        label="ingest · pipeline";\n'
+            '        class="stopped"; color="#e67700"; fontcolor="#e67700"; penwidth=2;\n'
+            '        "ingest_fetch" [label="fetch", shape=box, class="ok", color="#2b8a3e"') in dot
+    assert '"report" [label="report", shape=box, class="not_run"' in dot
+    assert render(pipe, "mermaid") == pipe.to_mermaid()  # no map: no colours
+    assert "classDef" not in pipe.to_mermaid()
+    assert "class=" not in pipe.to_dot()

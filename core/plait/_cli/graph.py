@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import click
 
 from plait._graph import Format, render
@@ -10,6 +12,7 @@ from plait._targets import load_target
 __all__ = ["show_graph"]
 
 
-def show_graph(target: str, fmt: Format) -> None:
-    """Print the graph of the pipeline (or step) ``target`` names, in ``fmt``."""
-    click.echo(render(load_target(target), fmt), nl=False)
+def show_graph(target: str, fmt: Format, status: Mapping[str, str] | None = None) -> None:
+    """Print the graph of the pipeline (or step) ``target`` names, in ``fmt``, its steps
+    coloured by ``status`` when given."""
+    click.echo(render(load_target(target), fmt, status), nl=False)

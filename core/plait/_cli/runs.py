@@ -14,21 +14,26 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 import click
 
 from plait._console import cli_runtime, format_value
 from plait._errors import PlaitError
-from plait._money import format_usd
+from plait._graph import Format
+from plait._money import Usage, format_usd
 from plait._results import PipelineResult
 from plait._runtime import Runtime
 from plait._serialize import to_json
 from plait._store import RunRow, RunStore, StoredRun
 from plait._targets import load_target, parse_inputs
 
+from .graph import show_graph
 from .run import _report
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = ["runs"]
 
@@ -88,26 +93,36 @@ def _latency(run: RunRow) -> str:
 
 def _row(run: RunRow) -> list[str]:
     u = run.usage
+    calls = f"{u.calls} + {u.cache_hits} cached" if u.cache_hits else str(u.calls)
     return [run.run_id[:12], run.pipeline, run.status, _when(run.started_at), _latency(run),
-            str(u.calls), f"{u.input_tokens + u.output_tokens:,}", u.cost_text]
+            calls, f"{u.input_tokens + u.output_tokens:,}", u.cost_text]
 
 
 _HEAD = ["ID", "PIPELINE", "STATUS", "STARTED", "LATENCY", "CALLS", "TOKENS", "COST"]
 
 
+def _terminal() -> Console | None:
+    """A rich console when stdout is a terminal (or ``TTY_COMPATIBLE=1`` says to write as to
+    one), else None: plain text."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else None
+
+
 def _table(rows: Sequence[list[str]]) -> None:
-    if sys.stdout.isatty():
-        from rich.console import Console
+    console = _terminal()
+    if console is not None:
         from rich.table import Table
 
         table = Table()
         for name in _HEAD:
-            table.add_column(name.title(), justify="right" if name in (
-                "LATENCY", "CALLS", "TOKENS", "COST") else "left")
+            table.add_column(name.title(), overflow="fold", justify="right" if name in (
+                "LATENCY", "CALLS", "TOKENS", "COST") else "left")  # narrow: fold, never cut
         for row in rows:
             style = _STYLE.get(row[2])
             table.add_row(*row[:2], f"[{style}]{row[2]}[/]" if style else row[2], *row[3:])
-        Console().print(table)
+        console.print(table)
         return
     widths = [max(len(r[i]) for r in [_HEAD, *rows]) for i in range(len(_HEAD))]
     for row in [_HEAD, *rows]:
@@ -146,6 +161,13 @@ def runs(ctx: click.Context, status: str | None, pipeline: str | None, since: st
 # -- show ---------------------------------------------------------------------------------
 
 
+def _usage_text(u: Usage) -> str:
+    """Calls (cache hits are not among them: nothing was sent), tokens, cost."""
+    hits = f", {u.cache_hits} from cache" if u.cache_hits else ""
+    return (f"{u.calls} call{'s' if u.calls != 1 else ''}{hits}, "
+            f"{u.input_tokens:,}/{u.output_tokens:,} tokens, {u.cost_text}")
+
+
 def _step_line(path: str, stored: StoredRun) -> str:
     name = path.rsplit("/", 1)[-1]
     row = stored.steps.get(path)
@@ -159,9 +181,10 @@ def _step_line(path: str, stored: StoredRun) -> str:
     parts.append(f"{r.attempts} attempt{'s' if r.attempts != 1 else ''}")
     if r.latency_s is not None:
         parts.append(f"{r.latency_s:.2f} s")
-    if u.calls:
-        parts.append(f"{u.calls} call{'s' if u.calls != 1 else ''}, "
-                     f"{u.input_tokens:,}/{u.output_tokens:,} tokens, {u.cost_text}")
+    if u.calls or u.cache_hits:
+        parts.append(_usage_text(u))
+    if r.models:
+        parts.append("; ".join(f"{model}: {_usage_text(mu)}" for model, mu in r.models.items()))
     if r.error is not None:
         parts.append(f"{r.error.type}: {r.error.message}")
     return "  ".join(parts)
@@ -225,11 +248,11 @@ def _tree(stored: StoredRun) -> list[tuple[int, str]]:
 
 
 def _print_tree(lines: list[tuple[int, str]]) -> None:
-    if not sys.stdout.isatty():
+    console = _terminal()
+    if console is None:
         for depth, text in lines:
             click.echo("  " * depth + text)
         return
-    from rich.console import Console
     from rich.markup import escape
     from rich.tree import Tree
 
@@ -240,17 +263,28 @@ def _print_tree(lines: list[tuple[int, str]]) -> None:
         style = next((s for word, s in _STYLE.items() if f"  {word}" in text), None)
         label = escape(text)
         stack.append(stack[-1].add(f"[{style}]{label}[/]" if style else label))
-    Console().print(root)
+    console.print(root)
 
 
 @runs.command(short_help="One run as a tree of its steps.")
 @click.argument("run_id")
 @click.option("--json", "as_json", is_flag=True, help="Print everything recorded as JSON.")
-def show(run_id: str, as_json: bool) -> None:
-    """One run as a tree: steps (routes, attempts, latency, calls, tokens, cost), fan-outs
-    with their failed items, errors. RUN_ID may be a unique prefix."""
+@click.option("--graph", "as_graph", is_flag=True,
+              help="Draw the run's pipeline, each step coloured by its status.")
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid",
+              show_default=True, help="The --graph format: Mermaid or Graphviz DOT.")
+def show(run_id: str, as_json: bool, as_graph: bool, fmt: Format) -> None:
+    """One run as a tree: steps (routes, attempts, latency, models, calls, cache hits,
+    tokens, cost), fan-outs with their failed items, errors. RUN_ID may be a unique
+    prefix."""
     stored = _find(_store(), run_id)
-    if as_json:
+    if as_graph:
+        if stored.run.target is None:
+            raise click.UsageError(f"run {stored.run.run_id} does not say where its pipeline "
+                                   "lives (it was not run from a module): no graph to draw")
+        show_graph(stored.run.target, fmt,
+                   {path: row.record.status for path, row in stored.steps.items()})
+    elif as_json:
         click.echo(to_json(stored, indent=2))
     else:
         _print_tree(_tree(stored))

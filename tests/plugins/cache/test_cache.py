@@ -236,3 +236,37 @@ async def test_cache_stats_and_clear_commands(fake: FakeProvider, db: pathlib.Pa
     missing = runner.invoke(cli, ["cache", "stats"], env={"PLAIT_CACHE": ""})
     assert missing.exit_code == 2
     assert "PLAIT_CACHE" in missing.output
+
+
+def test_plait_runs_shows_a_hit_as_a_free_cache_hit_and_an_unpriced_call_as_unknown(
+        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "cached_flow.py").write_text(textwrap.dedent("""
+        import plait
+
+        echo = plait.Agent(model="fake:echo", temperature=0)
+
+        @plait.step
+        async def ask(ctx):
+            return (await ctx.ask(echo, "hi")).output
+
+        pipe = plait.Pipeline("cached", {"ask": ask})
+    """))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PLAIT_STORE", str(tmp_path / "runs.db"))
+    monkeypatch.setenv("PLAIT_CACHE", str(tmp_path / "replies.db"))
+    runner = CliRunner()
+    for _ in range(2):
+        assert runner.invoke(cli, ["run", "cached_flow:pipe"]).exit_code == 0
+        gc.collect()  # the cache writes what it holds when the Runtime goes
+    listed = runner.invoke(cli, ["runs"]).output.splitlines()
+    hit, sent = (line.split("  ") for line in listed[1:])
+    assert [c.strip() for c in hit if c.strip()][-3:] == ["0 + 1 cached", "0", "$0"]
+    assert [c.strip() for c in sent if c.strip()][-3:] == ["1", "2", "unknown"]
+    runs = json.loads(runner.invoke(cli, ["runs", "--json"]).output)
+    shown = runner.invoke(cli, ["runs", "show", runs[0]["run_id"]]).output.splitlines()
+    assert shown[1].endswith(" s  0 calls, 1 from cache, 0/0 tokens, $0  "
+                             "fake:echo: 0 calls, 1 from cache, 0/0 tokens, $0"), shown
+    sent_shown = runner.invoke(cli, ["runs", "show", runs[1]["run_id"]]).output.splitlines()
+    assert "1 call, 1/1 tokens, unknown  fake:echo: 1 call, 1/1 tokens, unknown" in sent_shown[1]
+    assert "call fake:echo" in sent_shown[2]
