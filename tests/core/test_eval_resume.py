@@ -174,3 +174,38 @@ def test_plait_eval_resume(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPat
     assert refused.exit_code == 1
     assert "case '0' changed" in refused.output
     assert "case '1' was removed" in refused.output
+
+
+async def test_an_eval_cancelled_part_way_keeps_what_finished(runtime: plait.Runtime) -> None:
+    ran: list[str] = []
+    blocking = True
+
+    @plait.step
+    async def slow(ctx: plait.StepContext) -> str:
+        ran.append(ctx.input("word"))
+        if ctx.input("word") == "w3" and blocking:
+            await anyio.sleep_forever()
+        return str(ctx.input("word"))
+
+    three_done = anyio.Event()
+
+    def progress(variant: str, done: int, total: int) -> None:
+        if done == 3:
+            three_done.set()
+
+    async with runtime:
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                async def interrupted() -> None:
+                    await plait.evaluate(slow, CASES[:4], runtime=runtime, progress=progress,
+                                         eval_id="ctrl-c")
+                tg.start_soon(interrupted)
+                await three_done.wait()
+                tg.cancel_scope.cancel()  # as Ctrl-C does
+            assert sorted(ran) == ["w0", "w1", "w2", "w3"]
+            blocking = False
+            ran.clear()
+            report = await plait.evaluate(slow, CASES[:4], runtime=runtime, resume="ctrl-c")
+    assert ran == ["w3"]
+    assert report.restored == 3
+    assert report.variants[0].accuracy == 1.0
