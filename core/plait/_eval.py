@@ -14,11 +14,13 @@ import inspect
 import itertools
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
 import anyio
+import attrs
 
 from ._budget import Budget
 from ._errors import BudgetExceeded, EvalError, PlaitError, UnknownPlugin
@@ -32,11 +34,13 @@ from ._eval_report import (
     percentile,
     wilson_interval,
 )
+from ._eval_resume import EvalLog, case_run_id, manifest
 from ._model import split_model
 from ._money import Usage
 from ._pipeline import Pipeline
 from ._plugins import KNOWN_DISTRIBUTIONS
 from ._results import ErrorInfo
+from ._resume import resume_run
 from ._runtime import Runtime, default_runtime
 from ._step import Step
 
@@ -57,6 +61,8 @@ async def evaluate(
     limit: int = 4,
     budget: Decimal | None = None,
     progress: Progress | None = None,
+    resume: str | None = None,
+    eval_id: str | None = None,
 ) -> EvalReport:
     """Run every case through every variant and score each output.
 
@@ -66,6 +72,11 @@ async def evaluate(
     contains, one_of, json_match, within) or functions ``(output, expected)``; the first
     one gives the accuracy. ``vary``: ``{key: [values]}``, every combination a variant.
     ``progress(variant, done, total)`` is called as cases finish.
+
+    With a run store each finished case is recorded under the eval's id (``eval_id``,
+    or a new one; the report's ``eval_id``): ``resume=EVAL_ID`` restores those and runs
+    only the rest, refusing (``ResumeError``) when the cases, variants, targets or
+    metrics differ from the recorded ones. The budget counts what restored cases spent.
     """
     runtime = runtime or default_runtime()
     targets = _targets(target)
@@ -77,16 +88,34 @@ async def evaluate(
     scorers = _metrics(metrics, runtime)
     variants = _variants(targets, vary or {})
     shared = None if budget is None else Budget(budget, EVAL_SCOPE)
+    the_id = resume or eval_id or uuid.uuid4().hex[:12]
+    log, done = await EvalLog.begin(runtime.store, the_id, manifest(case_list, variants,
+                                                                    list(scorers)),
+                                    resume is not None)
+    if shared is not None:  # what the restored cases spent counts against the budget
+        shared.spent += sum((r.usage.cost for r in done.values()), Decimal(0))
     reports: list[VariantReport] = []
     stopped: str | None = None
-    for name, pipe, settings in variants:
-        if stopped is not None:
-            break
-        results, stopped = await _run_variant(name, pipe, settings, case_list, scorers,
-                                              runtime, limit, shared, progress)
-        reports.append(_summary(name, settings, results, scorers))
+    try:
+        for name, pipe, settings in variants:
+            if stopped is not None:
+                break
+            record = _Record(the_id, log, {cid: r for (v, cid), r in done.items() if v == name},
+                             resume is not None)
+            results, stopped = await _run_variant(name, pipe, settings, case_list, scorers,
+                                                  runtime, limit, shared, progress, record)
+            reports.append(_summary(name, settings, results, scorers))
+    finally:
+        if log is not None:
+            with anyio.CancelScope(shield=True):  # an interrupted eval keeps what finished
+                if stopped is None and len(reports) == len(variants):
+                    log.mark("ok", sum((v.usage for v in reports), Usage()))
+                else:
+                    log.mark("stopped" if stopped else "running")
+                await log.store.flush()
     return EvalReport(tuple(scorers), tuple(reports), _differing(case_list, reports),
-                      budget, stopped)
+                      budget, stopped, the_id, sum(
+                          1 for v in reports for r in v.results if (v.name, r.id) in done))
 
 
 def parse_cases(lines: Iterable[str], source: str = "cases") -> list[EvalCase]:
@@ -110,28 +139,52 @@ def parse_cases(lines: Iterable[str], source: str = "cases") -> list[EvalCase]:
 # -- running --------------------------------------------------------------------------
 
 
+@attrs.frozen
+class _Record:
+    """Where a variant's cases are recorded (``log`` is ``None`` without a store) and the
+    ones restored from an earlier attempt, by case id."""
+
+    eval_id: str
+    log: EvalLog | None
+    restored: Mapping[str, CaseResult]
+    resuming: bool
+
+
 async def _run_variant(name: str, pipe: Pipeline, settings: Mapping[str, Any],
                        cases: Sequence[EvalCase], scorers: Mapping[str, Metric],
                        runtime: Runtime, limit: int, shared: Budget | None,
-                       progress: Progress | None) -> tuple[list[CaseResult], str | None]:
+                       progress: Progress | None,
+                       record: _Record) -> tuple[list[CaseResult], str | None]:
     extra = {k: v for k, v in settings.items() if k not in ("model", "target")}
     results: list[CaseResult | None] = [None] * len(cases)
     stopped: str | None = None
     done = 0
     limiter = anyio.CapacityLimiter(limit)
 
+    def finished(index: int, result: CaseResult) -> None:
+        nonlocal done
+        results[index] = result
+        done += 1
+        if progress is not None:
+            progress(name, done, len(cases))
+
     async def one(index: int, case: EvalCase) -> None:
-        nonlocal stopped, done
+        nonlocal stopped
+        restored = record.restored.get(str(case.id))
+        if restored is not None:  # finished in an earlier attempt: kept even if stopped
+            finished(index, restored)
+            return
         async with limiter:
             if stopped is not None:
                 return
-            result, exhausted = await _run_case(pipe, case, extra, scorers, runtime, shared)
-            results[index] = result
+            run_id = case_run_id(record.eval_id, name, str(case.id))
+            result, exhausted = await _run_case(pipe, case, extra, scorers, runtime,
+                                                shared, run_id, record.resuming)
+            if record.log is not None:
+                record.log.case(name, result)
             if exhausted and shared is not None:
                 stopped = f"the eval's budget of ${shared.limit} ran out"
-            done += 1
-            if progress is not None:
-                progress(name, done, len(cases))
+            finished(index, result)
 
     saved = runtime.model_override
     runtime.model_override = settings.get("model", saved)
@@ -146,13 +199,21 @@ async def _run_variant(name: str, pipe: Pipeline, settings: Mapping[str, Any],
 
 async def _run_case(pipe: Pipeline, case: EvalCase, extra: Mapping[str, Any],
                     scorers: Mapping[str, Metric], runtime: Runtime,
-                    shared: Budget | None) -> tuple[CaseResult, bool]:
-    """The case's result, and whether the eval's budget refused it."""
+                    shared: Budget | None, run_id: str,
+                    resuming: bool) -> tuple[CaseResult, bool]:
+    """The case's result, and whether the eval's budget refused it. When resuming, a run
+    recorded under ``run_id`` (an earlier attempt failed or was cut short) is resumed, so
+    its finished steps are not paid again."""
     inputs = {**case.inputs, **extra}
     started = time.perf_counter()
     try:
-        result = await pipe._start(inputs, deps=None, runtime=runtime, run_id=None,
-                                   within=shared)
+        store = runtime.store
+        if resuming and store is not None and await store.load(run_id) is not None:
+            result = await resume_run(pipe, run_id, inputs, deps=None, runtime=runtime,
+                                      force=False, within=shared)
+        else:
+            result = await pipe._start(inputs, deps=None, runtime=runtime, run_id=run_id,
+                                       within=shared)
     except PlaitError as exc:
         usage = exc.partial.usage if exc.partial is not None else Usage()
         exhausted = isinstance(exc, BudgetExceeded) and exc.scope == EVAL_SCOPE

@@ -101,6 +101,8 @@ class EvalReport:
     they were given, and the cases whose outputs differed between them.
 
     ``stopped`` says why cases were left unrun (the eval's budget ran out), else ``None``.
+    ``eval_id`` is what ``evaluate(..., resume=...)`` (``plait eval --resume``) continues;
+    ``restored`` counts the cases restored from the run store rather than run.
     """
 
     metrics: tuple[str, ...]
@@ -108,6 +110,8 @@ class EvalReport:
     differing: Sequence[CaseDiff] = ()
     budget: Decimal | None = None
     stopped: str | None = None
+    eval_id: str = ""
+    restored: int = 0
 
     @property
     def usage(self) -> Usage:

@@ -69,8 +69,12 @@ def show_report(report: EvalReport, console: Console, title: str | None = None) 
         console.print(f"{len(report.differing)} case(s) where the outputs differed"
                       + (f" (the first {shown})" if shown < len(report.differing) else ""))
         console.print(diffs)
+    if report.restored:
+        console.print(f"{report.restored} case result(s) restored from eval {report.eval_id}")
     if report.stopped:
         console.print(f"[red]stopped early: {report.stopped}[/]")
+        if report.eval_id:
+            console.print(f"continue with --resume {report.eval_id}")
 
 
 class EvalProgress:

@@ -21,6 +21,7 @@ from ._runtime import Runtime, default_runtime
 from ._store import StoredRun
 
 if TYPE_CHECKING:
+    from ._budget import Budget
     from ._pipeline import Pipeline
     from ._results import PipelineResult
 
@@ -70,7 +71,8 @@ def spent(stored: StoredRun) -> Usage:
 
 async def resume_run(pipeline: Pipeline, run_id: str, inputs: Mapping[str, Any] | None, *,
                      deps: Any, runtime: Runtime | None, force: bool,
-                     listeners: tuple[Listener, ...] = ()) -> PipelineResult:
+                     listeners: tuple[Listener, ...] = (),
+                     within: Budget | None = None) -> PipelineResult:
     runtime = runtime or default_runtime()
     store = runtime.store
     if store is None:
@@ -103,4 +105,4 @@ async def resume_run(pipeline: Pipeline, run_id: str, inputs: Mapping[str, Any] 
         recorder.resuming(run_id, memory, row.started_at)
     return await pipeline._start({**row.inputs, **(inputs or {})}, deps=deps,
                                  runtime=runtime, run_id=run_id, listeners=listeners,
-                                 memory=memory)
+                                 memory=memory, within=within)

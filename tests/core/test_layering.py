@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("engine", ["_step", "_scope", "_execution", "_fallback", "_tools", "_calls", "_stream",
                 "_agent", "_window", "_map", "_ensemble", "_answer", "_once"]),
     ("workflows", ["_context", "_router", "_fanout", "_orchestrator", "_graph", "_run_stream",
-                   "_pipeline", "_resume", "_eval"]),
+                   "_pipeline", "_resume", "_eval_resume", "_eval"]),
     ("faces", ["_sync", "_targets", "_console", "_eval_view", "_plot", "_builtin", "_demos",
                "_cli", "__init__"]),
 ]

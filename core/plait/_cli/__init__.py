@@ -159,14 +159,17 @@ def run(target: str, inputs: tuple[str, ...], input_json: Any, model: str | None
 @click.option("--budget", metavar="USD", help="A budget for the whole eval, e.g. 0.50.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--plot", metavar="FILE.png", help="Draw accuracy against cost (needs plait[plot]).")
+@click.option("--resume", metavar="EVAL_ID",
+              help="Continue this eval: restore its finished cases, run the rest.")
 def eval_(target: str | None, data: Any, targets: tuple[str, ...], metrics: tuple[str, ...],
           vary: tuple[str, ...], model: str | None, limit: int, budget: str | None,
-          as_json: bool, plot: str | None) -> None:
+          as_json: bool, plot: str | None, resume: str | None) -> None:
     """Run every case of --data through a pipeline (or several, or variants of one) and
     score each output: accuracy with a 95% interval, cost, calls, latency, failures, and
     the cases whose outputs differed.
     """
-    eval_command(target, targets, data, metrics, vary, model, limit, budget, as_json, plot)
+    eval_command(target, targets, data, metrics, vary, model, limit, budget, as_json, plot,
+                 resume)
 
 
 @cli.command(short_help="Run a worked example: faq, support, orchestrate or eval.")

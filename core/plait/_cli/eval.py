@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import uuid
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import IO, Any
@@ -30,7 +31,8 @@ __all__ = ["eval_command", "parse_vary"]
 
 def eval_command(target: str | None, targets: Sequence[str], data: IO[str],
                  metrics: Sequence[str], vary: Sequence[str], model: str | None, limit: int,
-                 budget: str | None, as_json: bool, plot: str | None) -> None:
+                 budget: str | None, as_json: bool, plot: str | None,
+                 resume: str | None = None) -> None:
     specs = [*([target] if target else []), *targets]
     if not specs:
         raise click.UsageError("name what to evaluate: MODULE:OBJECT or --target MODULE:OBJECT")
@@ -51,14 +53,17 @@ def eval_command(target: str | None, targets: Sequence[str], data: IO[str],
     from rich.console import Console
 
     err = Console(stderr=True)
+    eval_id = resume or uuid.uuid4().hex[:12]
 
     async def main() -> EvalReport:
         async with runtime:
+            err.print(f"eval {eval_id}" + (" (resumed)" if resume else ""))
             with EvalProgress(err) as progress:
                 return await evaluate(pipelines if len(pipelines) > 1 else pipelines[specs[0]],
                                       cases, metrics=list(metrics) or ["exact"],
                                       runtime=runtime, vary=variants, limit=limit,
-                                      budget=limit_usd, progress=progress)
+                                      budget=limit_usd, progress=progress, resume=resume,
+                                      eval_id=eval_id)
 
     try:
         report = anyio.run(main)
