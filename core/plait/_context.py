@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ._model import Message
     from ._runtime import Runtime
 
-__all__ = ["StepContext", "scope_of"]
+__all__ = ["ItemContext", "StepContext", "scope_of"]
 
 _MISSING: Any = object()
 
@@ -209,6 +209,33 @@ class StepContext:
 
     def __repr__(self) -> str:
         return f"<StepContext {self.path!r} run={self.run_id!r} attempt={self.attempt}>"
+
+
+class ItemContext(StepContext):
+    """A fan-out item's context: ``ctx.child(str(index), item=item)``, its scope made on
+    first use. A fan-out makes one per item, and a worker that only reads ``ctx.item``
+    (or ignores its context) never needs the scope: then an item costs this object."""
+
+    __slots__ = ("_index", "_made", "_parent", "_value")
+
+    def __init__(self, parent: StepContext, index: int, item: Any) -> None:
+        # not StepContext.__init__: there is no scope yet
+        self._parent = parent
+        self._index = index
+        self._value = item
+        self._made: StepScope | None = None
+
+    @property
+    def _scope(self) -> StepScope:  # type: ignore[override]  # the base's slot, made lazily
+        scope = self._made
+        if scope is None:
+            scope = self._made = self._parent._scope.item_child(self._index, self._value)
+            scope.ctx = self
+        return scope
+
+    @property
+    def item(self) -> Any:
+        return self._value
 
 
 def scope_of(ctx: StepContext) -> StepScope:

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from ._config import Config
-from ._context import StepContext, scope_of
+from ._context import ItemContext, StepContext, scope_of
 from ._errors import PipelineDefinitionError
 from ._execution import attempt_step
 from ._map import OnError, check_policy, map_items
@@ -107,23 +107,19 @@ def worker_call(worker: Any, ctx: StepContext) -> Callable[[int, Any], Awaitable
         if own.timeout is None and not own.retries and not own.validate:  # the fast path
             if hooks.only_default("plait_run_step"):  # what the default would do, per item
                 def call(i: int, item: Any) -> Awaitable[Any]:
-                    return worker.run(_item(ctx, i, item))
+                    return worker.run(ItemContext(ctx, i, item))
             else:
                 def call(i: int, item: Any) -> Awaitable[Any]:
                     return hooks.decide("plait_run_step", step=worker,
-                                        ctx=_item(ctx, i, item))
+                                        ctx=ItemContext(ctx, i, item))
         else:
             def call(i: int, item: Any) -> Awaitable[Any]:
                 return attempt_step(worker, scope_of(ctx.child(f"{i}", item=item, config=own)))
     elif inspect.iscoroutinefunction(worker):
         def call(i: int, item: Any) -> Awaitable[Any]:
-            return worker(_item(ctx, i, item), item)  # type: ignore[no-any-return]
+            return worker(ItemContext(ctx, i, item), item)  # type: ignore[no-any-return]
     else:
         def call(i: int, item: Any) -> Awaitable[Any]:
-            return run_in_thread(worker, _item(ctx, i, item), item)
+            return run_in_thread(worker, ItemContext(ctx, i, item), item)
     return call
 
-
-def _item(ctx: StepContext, index: int, item: Any) -> StepContext:
-    """Item ``index``'s context: ``ctx.child(str(index), item=item)``, made cheaply."""
-    return StepContext(scope_of(ctx).item_child(index, item))

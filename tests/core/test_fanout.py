@@ -573,6 +573,38 @@ async def test_an_item_scope_has_everything_a_child_scope_has(
             assert getattr(fast, slot) == getattr(slow, slot), slot
 
 
+
+async def test_an_item_context_shows_what_a_child_context_shows(
+        plait_runtime: plait.Runtime) -> None:
+    """A FanOut item's context makes its scope on first use; what it shows is what
+    ``ctx.child(str(index), item=item)`` shows, and one nobody reads makes no scope."""
+    from plait._context import ItemContext
+
+    public = ("step_id", "path", "idempotency_key", "attempt", "config", "item", "usage",
+              "budget_left", "route", "run_id", "pipeline", "inputs", "dependencies", "deps")
+    seen: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    untouched: list[ItemContext] = []
+
+    async def look(ctx: plait.StepContext) -> int:
+        lazy, child = ItemContext(ctx, 3, "x"), ctx.child("3", item="x")
+        assert lazy.item == "x" and lazy._made is None  # ctx.item needs no scope
+        seen.append(({n: getattr(lazy, n) for n in public},
+                     {n: getattr(child, n) for n in public}))
+        return 1
+
+    async def ignore(ctx: plait.StepContext, item: int) -> int:
+        assert isinstance(ctx, ItemContext)
+        untouched.append(ctx)
+        return item
+
+    await in_step(plait_runtime, look, {"q": 1})
+    assert seen[0][0] == seen[0][1]
+    assert seen[0][0]["path"] == "s/3"
+    pipe = plait.Pipeline("p", steps={"fan": plait.FanOut(ignore, over="items")})
+    assert (await pipe.run({"items": [1, 2]}, runtime=plait_runtime)).output.values == [1, 2]
+    assert [c._made for c in untouched] == [None, None]
+    assert [c.path for c in untouched] == ["fan/0", "fan/1"]  # made now, when asked
+
 # -- named executors -----------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import attrs
 import click
 
@@ -115,12 +116,34 @@ class DemoSession:
     async def warm_up(self) -> None:
         """One tiny call before the demo: a model that cannot be used (not installed, no
         API key, unknown name) stops the demo at once with why, and a model that loads on
-        first use (plait-local) is loaded before anything is timed. Its usage counts."""
+        first use (plait-local) is loaded before anything is timed: as many calls at once
+        as the provider runs in parallel, so that every instance of it is loaded. Their
+        usage counts."""
+        agent = Agent(model=self.model, max_tokens=1)
+        replies: list[Reply] = []
+
+        async def hello() -> None:
+            replies.append(await agent.ask("Hi", runtime=self.runtime))
+
         try:
-            reply = await Agent(model=self.model, max_tokens=1).ask("Hi", runtime=self.runtime)
-        except PlaitError as exc:
+            async with anyio.create_task_group() as tg:
+                for _ in range(self.parallel or 1):
+                    tg.start_soon(hello)
+        except* PlaitError as group:
+            exc = group.exceptions[0]
             raise click.ClickException(f"the demo cannot use its model: {exc}") from exc
-        self.usage = self.usage + reply.usage
+        for reply in replies:
+            self.usage = self.usage + reply.usage
+
+    @property
+    def parallel(self) -> int | None:
+        """How many calls the provider runs at once, when it says (plait-local does)."""
+        try:
+            provider = self.runtime.provider(self.provider)
+        except PlaitError:
+            return None  # the warm-up's call says why
+        parallel = getattr(provider, "parallel", None)
+        return parallel if isinstance(parallel, int) else None
 
     def finish(self) -> None:
         """What validation and retries caught, then usage and cost of the whole demo."""

@@ -264,7 +264,7 @@ async def main(session: DemoSession, questions: int = QUESTIONS) -> None:
         session.say(f"sequential:        {timings[0]:6.2f} s")
         session.say(f"fan-out (ctx.map): {timings[1]:6.2f} s")
         session.say(f"speed-up: {timings[0] / timings[1]:.2f}x")
-        parallel = getattr(session.runtime.provider(session.provider), "parallel", None)
+        parallel = session.parallel
         if session.provider == "local" and parallel is not None:
             session.say(f"[dim]plait-local ran up to {parallel} generations at once, one "
                         "model instance each (settings local.parallel); the fan-out "
