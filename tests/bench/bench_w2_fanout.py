@@ -2,9 +2,10 @@
 
 Targets: 2,000 items at limit 200 within 1.05x the ideal 0.5 s; 20,000 items at limit
 2,000 within 1.2x the ideal 0.5 s; a FanOut item's CPU within 1.1x a ctx.map item's (it
-also makes the item's own context, whose scope waits until it is used); under 1 KB of peak memory per item (tracemalloc,
-measured in a separate untimed run, since tracing allocations slows everything down).
-The baseline is the same work with no engine: ``limit`` anyio tasks pulling items.
+also makes the item's own context, whose scope waits until it is used); under 1 KB of
+peak memory per item (tracemalloc, measured in a separate untimed run, since tracing
+allocations slows everything down). The baseline is the same work with no engine:
+``limit`` anyio tasks pulling items.
 """
 
 from __future__ import annotations
