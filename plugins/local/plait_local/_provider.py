@@ -6,9 +6,9 @@ each its own context with one thread, all mapping the same weights from the file
 extra instance costs its KV cache and buffers, not the weights). Instances load on demand:
 a second one only when a request finds the first busy. Single-thread instances degrade
 gracefully when other processes share the cores, where one context with more threads
-collapses at llama.cpp's spinning thread barriers; what they give up against batching in
-one context is evaluating a shared prompt prefix once (measurements and the trade-off in
-docs/plugins/local.md).
+collapses at llama.cpp's thread barriers. A prompt prefix several instances need at once
+is evaluated once, by one of them on the threads of all of them, and copied to the others
+(``_prefix.py``; measurements in docs/plugins/local.md).
 
 A request goes to the idle instance whose last prompt shares the longest start with its
 own: llama-cpp-python then evaluates only the tokens after the shared prefix, so a chain
@@ -50,6 +50,7 @@ import attrs
 import plait
 
 from ._models import resolve_model
+from ._prefix import SharedPrefixes
 from ._tools import tool_arguments, tool_reply
 
 if TYPE_CHECKING:
@@ -89,6 +90,12 @@ class LlamaLoader:
     n_threads: int = 1
 
     def __call__(self, path: Path) -> ChatModel:
+        # llama.cpp's threads wait for each other after every operation of a prompt
+        # evaluated on several (a shared prefix is, see _prefix.py); spinning there, as
+        # OpenMP does by default, made two threads slower than one whenever another process
+        # wanted a core. Read by OpenMP when llama_cpp is first imported; a value the user
+        # set is kept.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
             from llama_cpp import Llama
         except ImportError as exc:
@@ -157,6 +164,8 @@ class _LoadedModel:
     name: str  # reported as ModelResponse.model
     parallel: int
     _queue: tuple[EventLoopToken, anyio.CapacityLimiter] | None = None
+    prefixes: SharedPrefixes = attrs.field(factory=SharedPrefixes)  # across its instances
+    requests: int = 0  # queued or running; changed on the event loop, read by the threads
 
     def queue(self) -> anyio.CapacityLimiter:
         """The limiter of the running event loop.
@@ -231,22 +240,26 @@ class LocalProvider:
             raise _no_reply(request) from None
         arguments = {**_chat_arguments(request), "stream": True}
         generation = _Generation(model, arguments)
-        async with model.queue():
-            try:
-                while True:
-                    try:
-                        with anyio.fail_after(request.timeout):
-                            piece = await anyio.to_thread.run_sync(generation.next,
-                                                                   abandon_on_cancel=True)
-                    except TimeoutError:
-                        raise _no_reply(request) from None
-                    if piece is None:
-                        return
-                    chunk = _piece(piece, model.name)
-                    if chunk is not None:
-                        yield chunk
-            finally:
-                generation.close()  # a thread still inside a token closes it after
+        model.requests += 1
+        try:
+            async with model.queue():
+                try:
+                    while True:
+                        try:
+                            with anyio.fail_after(request.timeout):
+                                piece = await anyio.to_thread.run_sync(generation.next,
+                                                                       abandon_on_cancel=True)
+                        except TimeoutError:
+                            raise _no_reply(request) from None
+                        if piece is None:
+                            return
+                        chunk = _piece(piece, model.name)
+                        if chunk is not None:
+                            yield chunk
+                finally:
+                    generation.close()  # a thread still inside a token closes it after
+        finally:
+            model.requests -= 1
 
     async def _model(self, name: str) -> _LoadedModel:
         model = self._by_name.get(name)
@@ -274,16 +287,22 @@ class LocalProvider:
             if instance is None:
                 return None
             try:
+                model.prefixes.prefill(instance.llama, arguments["messages"],
+                                       alone=model.requests < 2)
                 return _call(instance.llama, model.name, arguments)
             finally:
                 model.pool.release(instance, prompt)
 
-        async with model.queue():
-            try:
-                return await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
-            except anyio.get_cancelled_exc_class():
-                abandoned.set()
-                raise
+        model.requests += 1
+        try:
+            async with model.queue():
+                try:
+                    return await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
+                except anyio.get_cancelled_exc_class():
+                    abandoned.set()
+                    raise
+        finally:
+            model.requests -= 1
 
 
 class _Generation:
@@ -328,6 +347,8 @@ class _Generation:
             if self._instance is None:
                 self._done = True
                 return None
+            self._model.prefixes.prefill(self._instance.llama, self._arguments["messages"],
+                                         alone=self._model.requests < 2)
             self._pieces = _call(self._instance.llama, self._model.name, self._arguments)
         piece = None
         try:
