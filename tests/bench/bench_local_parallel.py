@@ -6,7 +6,9 @@ time):
 
 - decode: 8 requests that each write 48 tokens from a short prompt, total tokens/s;
 - FAQ: the ``plait demo faq`` workflow (4 questions, 12 calls, prefill-bound) with every
-  independent call fanned out, wall time; the sequential run is the demo's own.
+  independent call fanned out, wall time; the sequential run is the demo's own. At the
+  default ``parallel``, also the fan-out with prompt prefixes unshared (each instance
+  evaluating the three pages itself, as the pool did before ``plait_local._prefix``).
 
 Target: the FAQ fan-out at least 1.6x faster than sequential on 2 cores (the demo's
 speed-up, at the default ``parallel``). Every setup runs once per round, round-robin, so
@@ -25,6 +27,7 @@ import plait
 import plait_local
 from _harness import alternate, header, line, median, parse_args, verdict
 from plait._demos.faq import faq_pipeline
+from plait_local._prefix import SharedPrefixes
 
 DECODE_REQUESTS = 8
 DECODE_TOKENS = 48
@@ -61,11 +64,18 @@ def decode(rt: plait.Runtime, concurrent: int, tokens: list[int]) -> Callable[[]
     return run
 
 
-def faq(rt: plait.Runtime, *, fan_out: bool) -> Callable[[], Awaitable[None]]:
+def faq(rt: plait.Runtime, *, fan_out: bool, share: bool = True
+        ) -> Callable[[], Awaitable[None]]:
     pipeline = faq_pipeline(MODEL, fan_out=fan_out)
 
     async def run() -> None:
-        result = await pipeline.run({}, runtime=rt)
+        prefill = SharedPrefixes.prefill
+        if not share:  # setups run one at a time, so patching the class is safe here
+            SharedPrefixes.prefill = lambda *_, **__: None  # type: ignore[method-assign]
+        try:
+            result = await pipeline.run({}, runtime=rt)
+        finally:
+            SharedPrefixes.prefill = prefill  # type: ignore[method-assign]
         assert result.output.faqs, "the FAQ workflow answered nothing"
 
     return run
@@ -87,6 +97,8 @@ async def main(rounds: int) -> None:
     setups["faq sequential"] = faq(runtimes[1], fan_out=False)
     for n in CONCURRENCY:
         setups[f"faq fan-out x{n}"] = faq(runtimes[n], fan_out=True)
+    # its own Runtime, so its instances' caches do not carry over to the shared setup
+    setups["faq fan-out unshared"] = faq(runtime(default), fan_out=True, share=False)
     load_before = os.getloadavg()[0]
     samples = await alternate(setups, rounds)
     load_after = os.getloadavg()[0]
@@ -113,6 +125,10 @@ async def main(rounds: int) -> None:
         target = verdict(sequential / wall >= TARGET, f">= {TARGET}x") if n == default else ""
         line(f"FAQ fan-out, parallel={n}", f"{wall:6.2f} s = {sequential / wall:.2f}x",
              f"({spread(samples[name])}) {target}")
+    unshared = samples["faq fan-out unshared"]
+    line(f"FAQ fan-out, parallel={default}, prefixes unshared",
+         f"{median(unshared):6.2f} s = {sequential / median(unshared):.2f}x",
+         f"({spread(unshared)})")
 
 
 if __name__ == "__main__":

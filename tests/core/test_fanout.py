@@ -587,7 +587,8 @@ async def test_an_item_context_shows_what_a_child_context_shows(
 
     async def look(ctx: plait.StepContext) -> int:
         lazy, child = ItemContext(ctx, 3, "x"), ctx.child("3", item="x")
-        assert lazy.item == "x" and lazy._made is None  # ctx.item needs no scope
+        assert lazy.item == "x"
+        assert lazy._made is None
         seen.append(({n: getattr(lazy, n) for n in public},
                      {n: getattr(child, n) for n in public}))
         return 1

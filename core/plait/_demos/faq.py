@@ -268,7 +268,8 @@ async def main(session: DemoSession, questions: int = QUESTIONS) -> None:
         if session.provider == "local" and parallel is not None:
             session.say(f"[dim]plait-local ran up to {parallel} generations at once, one "
                         "model instance each (settings local.parallel); the fan-out "
-                        "overlaps them, the sequential run uses one at a time.[/]")
+                        "overlaps them and evaluates the pages its answers share once, on "
+                        "every core; the sequential run uses one instance at a time.[/]")
 
 
 def show_faqs(session: DemoSession, faqs: FAQs) -> None:

@@ -97,7 +97,8 @@ def test_a_follower_copies_the_prefix_its_leader_evaluates() -> None:
     assert follower.evaluated == 0
     assert follower.llama.n_tokens == shared
     # While the follower waited, its core was the leader's: two threads, then its own one.
-    assert leader.threads[0] == 1 and 2 in leader.threads
+    assert leader.threads[0] == 1
+    assert 2 in leader.threads
     assert lib.llama_n_threads_batch(leader.llama.ctx) == 1
     # The copied cells are the real thing: the same replies as contexts that evaluated
     # every token themselves.
@@ -160,12 +161,14 @@ async def test_concurrent_requests_evaluate_their_shared_pages_once() -> None:
         instance.evaluated = 0
     replies.clear()
     await together(SOLAR, WIND)
-    assert len(replies) == 2 and all(r.text.strip() for r in replies)
+    assert len(replies) == 2
+    assert all(r.text.strip() for r in replies)
     generated = sum(r.usage.output_tokens for r in replies)
     prompts = sum(r.usage.input_tokens for r in replies)
     solar = SharedPrefixes()._tokens(instances[0].llama, SOLAR)
     wind = SharedPrefixes()._tokens(instances[0].llama, WIND)
-    assert solar is not None and wind is not None
+    assert solar is not None
+    assert wind is not None
     shared = next(i for i, (a, b) in enumerate(zip(solar, wind, strict=False)) if a != b)
     # Unshared, every prompt token and every generated one but the last is evaluated
     # (less the few the warm-up left in common); shared, the pages are evaluated once.
