@@ -79,10 +79,15 @@ async def attempt_step(step: Step, scope: StepScope) -> Any:
     """Run ``step`` under its scope's config: each attempt (validation gate included) cut
     off at the timeout, failures retried with backoff. A pipeline's steps and a fan-out's
     worker steps both run this."""
-    for name in scope.config.validate:  # a misspelled validator fails before any work
+    cfg = scope.config
+    if cfg.timeout is None and not cfg.retries and not cfg.validate:
+        hooks = scope.runtime.hooks
+        if not hooks.trace and hooks.only_default("plait_run_step"):
+            return await step.run(scope.ctx)  # what one plain attempt would do: the hot path
+    for name in cfg.validate:  # a misspelled validator fails before any work
         if isinstance(name, str):
             scope.runtime.validator(name)
-    return await run_attempts(scope.config, scope.path, scope, _attempt, step, scope)
+    return await run_attempts(cfg, scope.path, scope, _attempt, step, scope)
 
 
 async def run_attempts(cfg: ResolvedConfig, where: str, scope: StepScope | None,

@@ -27,6 +27,8 @@ IN_PROCESS = {
     "test_map_takes_a_timeout_and_retries_per_item": "counts tries in a shared dict",
     "test_a_function_returning_an_awaitable_leaves_the_thread_after_one_item":
         "compares thread ids with the test's",
+    "test_an_item_context_shows_what_a_child_context_shows":
+        "keeps the item contexts the worker made in a shared list",
     "test_an_unknown_executor_names_the_installed_ones_and_the_distribution":
         "about a missing plait-ray, which is installed here",
 }
