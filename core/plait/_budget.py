@@ -18,7 +18,7 @@ from ._money import Usage
 
 __all__ = ["ITEM_METER", "Budget", "ItemMeter", "Reservation", "UsageMeter", "meter_for"]
 
-_NO_USAGE = Usage()  # frozen: one instance starts every meter
+NO_USAGE = Usage()  # frozen: one instance starts every meter
 
 
 class UsageMeter:
@@ -31,7 +31,7 @@ class UsageMeter:
 
     def __init__(self, parent: UsageMeter | None = None) -> None:
         self.parent = parent
-        self.usage = _NO_USAGE
+        self.usage = NO_USAGE
         self.models: dict[str, Usage] | None = None
 
     def add(self, usage: Usage, model: str | None = None) -> None:
@@ -41,7 +41,7 @@ class UsageMeter:
             if model is not None:
                 if meter.models is None:
                     meter.models = {}
-                meter.models[model] = meter.models.get(model, _NO_USAGE) + usage
+                meter.models[model] = meter.models.get(model, NO_USAGE) + usage
             meter = meter.parent
 
 
@@ -142,7 +142,7 @@ class ItemMeter:
 
     @property
     def usage(self) -> Usage:
-        return _NO_USAGE if self._meter is None else self._meter.usage
+        return NO_USAGE if self._meter is None else self._meter.usage
 
 
 ITEM_METER: contextvars.ContextVar[ItemMeter | None] = contextvars.ContextVar(

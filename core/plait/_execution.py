@@ -52,7 +52,8 @@ async def execute_step(step: Step, scope: StepScope) -> tuple[StepRecord, Any, E
                 lambda: _checked(step, scope),
             )
         else:  # nothing to wrap it in: the hot path of every step
-            value = await _checked(step, scope)
+            value = await attempt_step(step, scope)
+            _check(step, scope, value)
     except Exception as exc:
         error = exc
     status: StepStatus = ("failed" if error is not None
@@ -64,30 +65,35 @@ async def execute_step(step: Step, scope: StepScope) -> tuple[StepRecord, Any, E
 
 
 async def _checked(step: Step, scope: StepScope) -> Any:
-    """The step's attempts, then its output checked for what JSON can hold: walked, unless
-    the step declares a type whose every value JSON holds (then the check costs nothing,
-    however much state a chain of steps passes along)."""
+    """The step's attempts, then its output checked (the work a step wrapper wraps)."""
     value = await attempt_step(step, scope)
+    _check(step, scope, value)
+    return value
+
+
+def _check(step: Step, scope: StepScope, value: Any) -> None:
+    """A step's output checked for what JSON can hold: walked, unless the step declares a
+    type whose every value JSON holds (then the check costs nothing, however much state a
+    chain of steps passes along)."""
     if isinstance(value, Stop):
         check_serializable(scope.runtime.converter, value.data, scope.path)
     elif not step.declares_serializable:
         check_serializable(scope.runtime.converter, value, scope.path)
-    return value
 
 
-async def attempt_step(step: Step, scope: StepScope) -> Any:
+def attempt_step(step: Step, scope: StepScope) -> Awaitable[Any]:
     """Run ``step`` under its scope's config: each attempt (validation gate included) cut
     off at the timeout, failures retried with backoff. A pipeline's steps and a fan-out's
-    worker steps both run this."""
+    worker steps both run this. Returns the awaitable, not a coroutine awaiting it."""
     cfg = scope.config
     if cfg.timeout is None and not cfg.retries and not cfg.validate:
         hooks = scope.runtime.hooks
         if not hooks.trace and hooks.only_default("plait_run_step"):
-            return await step.run(scope.ctx)  # what one plain attempt would do: the hot path
+            return step.run(scope.ctx)  # what one plain attempt would do: the hot path
     for name in cfg.validate:  # a misspelled validator fails before any work
         if isinstance(name, str):
             scope.runtime.validator(name)
-    return await run_attempts(cfg, scope.path, scope, _attempt, step, scope)
+    return run_attempts(cfg, scope.path, scope, _attempt, step, scope)
 
 
 async def run_attempts(cfg: ResolvedConfig, where: str, scope: StepScope | None,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._budget import Budget, UsageMeter, meter_for
+from ._budget import NO_USAGE, Budget, UsageMeter, meter_for
 from ._config import ResolvedConfig
 from ._durable import RunMemory
 from ._events import Listener, RunEvent
@@ -127,8 +127,9 @@ class StepScope:
 
     def record(self, status: StepStatus, started: float, latency: float,
                error: BaseException | None) -> StepRecord:
+        meter = self._meter  # a step that never charged has no meter: nothing to make
         return StepRecord(self.step_id, status, self.attempt, started, started + latency,
-                          latency, self.meter.usage,
+                          latency, NO_USAGE if meter is None else meter.usage,
                           None if error is None else ErrorInfo.of(error), self.route,
                           {} if self.children is None else dict(self.children),
                           self._models())
