@@ -41,7 +41,7 @@ class StepContext:
       (inside a FanOut worker step), ``route`` (a router's branch, once chosen).
     """
 
-    __slots__ = ("_scope",)
+    __slots__ = ("__weakref__", "_scope")
 
     def __init__(self, scope: StepScope) -> None:
         self._scope = scope

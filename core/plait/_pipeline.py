@@ -267,6 +267,7 @@ class Pipeline(Step):
                         broken.append(exc)
                         tg.cancel_scope.cancel()
                         return
+                    scope.release()
                     if error is not None:
                         records[sid] = record
                         failures.append((sid, error, record.attempts))

@@ -203,3 +203,39 @@ async def test_a_function_step_can_be_called_directly_with_a_context(
     result = await plait.Pipeline("p", steps={"outer": outer}).run({"n": 21},
                                                                   runtime=plait_runtime)
     assert result.output == 42
+
+
+async def test_a_finished_steps_context_is_freed_without_the_cycle_collector(
+        plait_runtime: plait.Runtime) -> None:
+    """A step's scope lets go of its context when the step ends, so the two are freed by
+    reference counting (a chain of steps otherwise fed the cycle collector two objects a
+    step); a context kept past its step still works and still finds itself."""
+    import gc
+    import weakref
+
+    from plait._context import scope_of
+
+    seen: list[weakref.ref[plait.StepContext]] = []
+    kept: list[plait.StepContext] = []
+
+    async def first(ctx: plait.StepContext) -> int:
+        seen.append(weakref.ref(ctx))
+        return 1
+
+    async def second(ctx: plait.StepContext) -> int:
+        kept.append(ctx)
+        return 2
+
+    pipe = plait.Pipeline("p", steps={"a": first, "b": second}, deps={"b": ["a"]})
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        result = await pipe.run({}, runtime=plait_runtime)
+        assert seen[0]() is None  # freed at once, the collector off
+    finally:
+        if enabled:
+            gc.enable()
+    assert result.output == 2
+    ctx = kept[0]
+    assert ctx.path == "b"
+    assert scope_of(ctx).ctx is ctx
