@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import ctypes
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
 
-__all__ = ["SharedPrefixes"]
+__all__ = ["SharedPrefixes", "common_prefix"]
 
 # Tokens evaluated between two chances to hand the cells to a follower and to change the
 # thread count. The first chunk is short: a fan-out's followers arrive with their leader,
@@ -81,7 +82,7 @@ class SharedPrefixes:
         if tokens is None or len(tokens) >= llama.n_ctx():
             return  # the completion itself reports a prompt too long for the context
         end = len(tokens) - TAIL
-        held = _common(llama.input_ids[:llama.n_tokens], tokens)
+        held = common_prefix(llama.input_ids[:llama.n_tokens], tokens)
         if end - held < MIN_SHARED:
             return  # nothing worth sharing: the context holds (nearly) all of it already
         if llama.n_tokens != held:  # what follows is not this prompt's: evaluate after it
@@ -108,8 +109,9 @@ class SharedPrefixes:
         """Wait for the lead sharing the most with ``tokens`` and copy its cells; how
         many tokens ``llama`` then holds (0 if no lead was worth it)."""
         with self._changed:
-            best = max(self._leads, key=lambda lead: _common(lead.tokens, tokens), default=None)
-            want = _common(best.tokens, tokens) if best else 0
+            best = max(self._leads, key=lambda lead: common_prefix(lead.tokens, tokens),
+                       default=None)
+            want = common_prefix(best.tokens, tokens) if best else 0
             if best is None or want - held < MIN_SHARED:
                 return 0
             want = min(want, len(tokens) - TAIL, len(best.tokens) - TAIL)  # where both stop
@@ -180,8 +182,8 @@ class SharedPrefixes:
                                    add_bos=not result.added_special, special=True))
 
 
-def _common(a: Any, b: list[int]) -> int:
-    """How many leading tokens ``a`` and ``b`` have in common."""
+def common_prefix(a: Sequence[Any], b: Sequence[Any]) -> int:
+    """How many leading items (tokens, characters) ``a`` and ``b`` have in common."""
     n = 0
     for x, y in zip(a, b, strict=False):
         if x != y:

@@ -50,7 +50,7 @@ import attrs
 import plait
 
 from ._models import resolve_model
-from ._prefix import SharedPrefixes
+from ._prefix import SharedPrefixes, common_prefix
 from ._tools import tool_arguments, tool_reply
 
 if TYPE_CHECKING:
@@ -139,7 +139,7 @@ class _Pool:
             if abandoned.is_set():  # the caller gave up while this thread waited
                 return None
             if self._idle:
-                best = max(self._idle, key=lambda i: _shared(i.prompt, prompt))
+                best = max(self._idle, key=lambda i: common_prefix(i.prompt, prompt))
                 self._idle.remove(best)
                 return best
             self._loaded += 1
@@ -398,16 +398,6 @@ def _piece(chunk: Any, model: str) -> plait.StreamChunk | None:
     if not (text or finish_reason):
         return None
     return plait.StreamChunk(text, finish_reason=finish_reason, model=model)
-
-
-def _shared(a: str, b: str) -> int:
-    """How many leading characters ``a`` and ``b`` have in common."""
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def _call(llama: ChatModel, name: str, arguments: dict[str, Any]) -> Any:
