@@ -10,8 +10,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import platformdirs
-
 from ._errors import StoreError
 from ._plugins import Registry
 from ._store import RunStore
@@ -23,6 +21,8 @@ OFF = "off"
 
 def default_location() -> str:
     """``runs.db`` in plait's user data directory (``~/.local/share/plait`` on Linux)."""
+    import platformdirs  # 9 ms of every `import plait`, for a path asked when a Runtime is built
+
     return os.path.join(platformdirs.user_data_dir("plait", appauthor=False), "runs.db")
 
 
