@@ -26,13 +26,14 @@ holds and evaluates whatever differs, so a mismatch costs time, never a wrong re
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
 from collections.abc import Sequence
 from typing import Any
 
 import attrs
 
-__all__ = ["SharedPrefixes", "common_prefix"]
+__all__ = ["SharedPrefixes", "common_prefix", "usable_cores"]
 
 # Tokens evaluated between two chances to hand the cells to a follower and to change the
 # thread count. The first chunk is short: a fan-out's followers arrive with their leader,
@@ -150,7 +151,8 @@ class SharedPrefixes:
                     stop = min(end, lead.done + (CHUNK if lead.done > start else FIRST_CHUNK))
                     if lead.wanted > lead.done:
                         stop = min(stop, lead.wanted)
-                    wanted = own * (1 + sum(w > lead.done for w in lead.waits))
+                    wanted = min(own * (1 + sum(w > lead.done for w in lead.waits)),
+                                 max(own, usable_cores()))  # more threads than cores only wait
                 if lead.done >= end:
                     return
                 if wanted != threads:
@@ -180,6 +182,12 @@ class SharedPrefixes:
         result = self._formatter(messages=messages)
         return list(llama.tokenize(result.prompt.encode("utf-8"),
                                    add_bos=not result.added_special, special=True))
+
+
+def usable_cores() -> int:
+    """The cores this process may run on."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return cores or 1
 
 
 def common_prefix(a: Sequence[Any], b: Sequence[Any]) -> int:

@@ -50,7 +50,7 @@ import attrs
 import plait
 
 from ._models import resolve_model
-from ._prefix import SharedPrefixes, common_prefix
+from ._prefix import SharedPrefixes, common_prefix, usable_cores
 from ._tools import tool_arguments, tool_reply
 
 if TYPE_CHECKING:
@@ -69,8 +69,7 @@ _LOADING = threading.Lock()
 
 def default_parallel() -> int:
     """Instances per model when ``parallel`` is not set: one per usable core, at most 4."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(cores or 1, _MAX_DEFAULT_PARALLEL))
+    return min(usable_cores(), _MAX_DEFAULT_PARALLEL)
 
 
 class ChatModel(Protocol):

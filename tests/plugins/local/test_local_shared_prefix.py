@@ -12,6 +12,7 @@ import pytest
 from llama_cpp import Llama
 from llama_cpp import llama_cpp as lib
 from plait._demos import faq
+from plait_local import _prefix
 from plait_local._models import resolve_model
 from plait_local._prefix import TAIL, SharedPrefixes
 
@@ -64,7 +65,12 @@ def _until(condition: Callable[[], bool], thread: threading.Thread) -> None:
         time.sleep(0.005)
 
 
-def test_a_follower_copies_the_prefix_its_leader_evaluates() -> None:
+@pytest.mark.parametrize("cores", [2, 1])
+def test_a_follower_copies_the_prefix_its_leader_evaluates(
+        cores: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a core to spare, the leader evaluates on the waiting follower's too; never on
+    more threads than the process has cores."""
+    monkeypatch.setattr(_prefix, "usable_cores", lambda: cores)
     prefixes = SharedPrefixes()
     lined_up = threading.Event()
     leader, follower = Counted(lined_up), Counted()
@@ -98,7 +104,7 @@ def test_a_follower_copies_the_prefix_its_leader_evaluates() -> None:
     assert follower.llama.n_tokens == shared
     # While the follower waited, its core was the leader's: two threads, then its own one.
     assert leader.threads[0] == 1
-    assert 2 in leader.threads
+    assert max(leader.threads) == cores
     assert lib.llama_n_threads_batch(leader.llama.ctx) == 1
     # The copied cells are the real thing: the same replies as contexts that evaluated
     # every token themselves.
