@@ -37,12 +37,12 @@ class SharedClient:
         self._client: tuple[object, httpx.AsyncClient] | None = None
 
     def get(self) -> httpx.AsyncClient:
-        import urllib.request  # httpx imports it too
-
         import httpx  # on first need: registration and `plait --help` never load it
 
         token = _loop_token()
         if self._client is None or self._client[0] != token:
+            import urllib.request  # httpx imports it too
+
             transport = self._transport
             # A transport given to the client turns httpx's proxies from the environment
             # off, so with proxies configured the client keeps its own single pool.

@@ -17,10 +17,11 @@ from ._timeouts import timeout_scope
 
 if TYPE_CHECKING:
     from ._config import ResolvedConfig
+    from ._hooks import Hooks
     from ._scope import StepScope
     from ._step import Step
 
-__all__ = ["attempt_step", "execute_step", "run_attempts"]
+__all__ = ["attempt_step", "execute_step", "one_plain_attempt", "run_attempts", "runs_directly"]
 
 T = TypeVar("T")
 
@@ -86,14 +87,23 @@ def attempt_step(step: Step, scope: StepScope) -> Awaitable[Any]:
     off at the timeout, failures retried with backoff. A pipeline's steps and a fan-out's
     worker steps both run this. Returns the awaitable, not a coroutine awaiting it."""
     cfg = scope.config
-    if cfg.timeout is None and not cfg.retries and not cfg.validate:
-        hooks = scope.runtime.hooks
-        if not hooks.trace and hooks.only_default("plait_run_step"):
-            return step.run(scope.ctx)  # what one plain attempt would do: the hot path
+    if one_plain_attempt(cfg) and runs_directly(scope.runtime.hooks):
+        return step.run(scope.ctx)  # what one plain attempt would do: the hot path
     for name in cfg.validate:  # a misspelled validator fails before any work
         if isinstance(name, str):
             scope.runtime.validator(name)
     return run_attempts(cfg, scope.path, scope, _attempt, step, scope)
+
+
+def one_plain_attempt(cfg: ResolvedConfig) -> bool:
+    """No timeout, retries or validators: a step runs once, as it is."""
+    return cfg.timeout is None and not cfg.retries and not cfg.validate
+
+
+def runs_directly(hooks: Hooks) -> bool:
+    """Whether ``plait_run_step`` would only call ``step.run``: plait's own answer is the
+    only one and nobody traces the hooks, so the engine may call it itself."""
+    return not hooks.trace and hooks.only_default("plait_run_step")
 
 
 async def run_attempts(cfg: ResolvedConfig, where: str, scope: StepScope | None,

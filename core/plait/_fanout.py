@@ -10,7 +10,7 @@ from typing import Any
 from ._config import Config
 from ._context import ItemContext, StepContext, scope_of
 from ._errors import PipelineDefinitionError
-from ._execution import attempt_step
+from ._execution import attempt_step, one_plain_attempt, runs_directly
 from ._map import OnError, check_policy, map_items
 from ._results import FanOutResult
 from ._serialize import check_serializable, serializable_type
@@ -104,8 +104,8 @@ def worker_call(worker: Any, ctx: StepContext) -> Callable[[int, Any], Awaitable
     call: Callable[[int, Any], Awaitable[Any]]
     if isinstance(worker, Step):
         own = Config.layered(worker.config).resolve()
-        if own.timeout is None and not own.retries and not own.validate:  # the fast path
-            if hooks.only_default("plait_run_step"):  # what the default would do, per item
+        if one_plain_attempt(own):  # the fast path: no attempt loop, a lazy item context
+            if runs_directly(hooks):  # what the default would do, per item
                 def call(i: int, item: Any) -> Awaitable[Any]:
                     return worker.run(ItemContext(ctx, i, item))
             else:
