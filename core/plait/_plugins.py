@@ -98,7 +98,12 @@ class Registry:
 class Plugins:
     """The plugin manager of one Runtime and what its plugins registered."""
 
-    def __init__(self, *, autoload: bool, tracers: list[str] | None) -> None:
+    def __init__(self, *, autoload: bool | None, tracers: list[str] | None) -> None:
+        """``autoload``: load installed plugins (``None``: unless
+        ``PLAIT_DISABLE_PLUGIN_AUTOLOAD`` is set); ``tracers``: the tracers to enable
+        (``None``: every one registered as default)."""
+        if autoload is None:
+            autoload = not os.environ.get("PLAIT_DISABLE_PLUGIN_AUTOLOAD")
         self.pm = pluggy.PluginManager("plait")
         self.pm.add_hookspecs(hookspecs)
         self.pm.register(importlib.import_module(_BUILTIN_MODULE), name=BUILTINS)

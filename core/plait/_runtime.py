@@ -87,8 +87,6 @@ class Runtime:
         listeners: Iterable[Listener] = (),
         context_windows: Mapping[str, int] | None = None,
     ) -> None:
-        if entry_points is None:
-            entry_points = not os.environ.get("PLAIT_DISABLE_PLUGIN_AUTOLOAD")
         # every setting is checked here, so a mistake fails now and not at a later call
         self._plugins = Plugins(autoload=entry_points, tracers=_names("tracers", tracers))
         self.hooks: Hooks = self._plugins.hooks

@@ -186,6 +186,24 @@ def test_builtin_commands_do_not_load_plugins(install: Callable[..., str],
     assert name not in sys.modules
 
 
+def test_help_loads_the_plugins_but_no_engine() -> None:
+    """`plait --help` lists every installed plugin's commands, so it loads the plugins:
+    their registration, and the built-in plugin's, import nothing of the engine (the
+    start-up benchmark is tests/bench/bench_startup.py)."""
+    code = ("import contextlib, io, sys\n"
+            "from plait._cli import cli\n"
+            "with contextlib.redirect_stdout(io.StringIO()) as out, "
+            "contextlib.suppress(SystemExit):\n"
+            "    cli(['--help'], prog_name='plait')\n"
+            "engine = ('plait._runtime', 'plait._pipeline', 'plait._agent', 'plait._context',"
+            " 'plait._calls', 'plait._results', 'httpx', 'cattrs', 'rich')\n"
+            "print('Commands:' in out.getvalue(), 'plait._plugins' in sys.modules,"
+            " [m for m in engine if m in sys.modules])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "PLAIT_STORE": "off"})
+    assert done.stdout.strip() == "True True []", done.stderr
+
+
 def test_unknown_command_names_the_commands(monkeypatch: pytest.MonkeyPatch) -> None:
     only(monkeypatch)  # no plugins
     result = invoke("frobnicate")

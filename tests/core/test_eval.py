@@ -13,8 +13,10 @@ import plait
 import pytest
 from click.testing import CliRunner
 from plait._builtin.metrics import contains, exact, json_match, one_of, within
+from plait._calls import estimate_input_tokens
 from plait._cli import cli
 from plait._console import usage_line
+from plait._eval import parse_cases
 from plait._eval_report import percentile, wilson_interval
 
 AGENT = plait.Agent("fake:priced", max_tokens=10)
@@ -152,7 +154,7 @@ async def test_bad_input_is_a_typed_error(plait_runtime: plait.Runtime) -> None:
     with pytest.raises(plait.EvalError, match="limit"):
         await plait.evaluate(doubling(), CASES, limit=0, runtime=plait_runtime)
     with pytest.raises(plait.EvalError, match="line 2: not valid JSON"):
-        plait._eval.parse_cases(['{"inputs": {}}', "{oops"])
+        parse_cases(['{"inputs": {}}', "{oops"])
 
 
 async def test_cases_run_at_most_limit_at_a_time(plait_runtime: plait.Runtime) -> None:
@@ -184,7 +186,7 @@ async def test_one_budget_covers_the_whole_eval(plait_runtime: plait.Runtime,
     # a call reserves its worst case, far above what it costs: this budget lets calls in
     # until 5 calls have been paid for, then exactly one more
     worst = plait.Price.per_million("1", "2").worst_case(
-        plait._calls.estimate_input_tokens(fake_provider.requests[0]), 10)
+        estimate_input_tokens(fake_provider.requests[0]), 10)
     budget = worst + cost * 5
     cases = [{"inputs": {}, "expected": "hi"}] * 20
     report = await plait.evaluate(ask, cases, runtime=plait_runtime, budget=budget, limit=1)

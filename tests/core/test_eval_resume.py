@@ -11,6 +11,7 @@ import attrs
 import plait
 import pytest
 from click.testing import CliRunner
+from plait._calls import estimate_input_tokens
 from plait._cli import cli
 from plait_testing import PRICES, FakeProvider, provider_plugin
 
@@ -59,7 +60,7 @@ async def test_a_budget_stop_then_resume_runs_only_the_missing_cases(
             cost = straight.variants[0].results[0].usage.cost
             # a call reserves its worst case: this budget lets 6 cases of the 24 finish
             budget = plait.Price.per_million("1", "2").worst_case(
-                plait._calls.estimate_input_tokens(fake.requests[0]), 10) + cost * 5
+                estimate_input_tokens(fake.requests[0]), 10) + cost * 5
             fake.requests.clear()
             first = await plait.evaluate(ask, CASES, runtime=runtime, limit=1,
                                          vary={"n": [1, 2]}, budget=budget)

@@ -34,6 +34,15 @@ DEFERRED = {
     ("plait._agent", "plait._structured"): "cattrs loads on the first Agent, not on import",
     ("plait._inputs", "plait._structured"): "cattrs loads with the first schema, not on import",
     ("plait._tools", "plait._structured"): "cattrs loads on the first tool, not on import",
+    **{("plait._builtin", f"plait.{module}"): "the built-in plugin is registered by every "
+       "plugin manager; what it registers loads on first use"
+       for module in ("_context", "_map", "_sqlite_store")},
+    **{(f"plait._builtin.{tracer}", "plait._results"): "a built-in tracer is registered by "
+       "every plugin manager; results load when it traces"
+       for tracer in ("progress", "steplog")},
+    **{("plait._cli", f"plait._cli.{command}"): "a command's module loads when it runs, so "
+       "`plait --help` does not import the engine"
+       for command in ("demo", "eval", "graph", "plugins", "run", "runs")},
 }
 
 

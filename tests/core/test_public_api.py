@@ -7,8 +7,11 @@ tests/test_exported_members.py, plus docs that cannot drift).
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import pkgutil
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -17,9 +20,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# In the order ruff's RUF022 keeps __all__: constants, then classes, then functions.
+# Sorted, as plait.__all__ is.
 EXPORTED = [
-    "NOTSET",
     "Agent",
     "AgentStep",
     "Aggregation",
@@ -59,6 +61,7 @@ EXPORTED = [
     "ModelRequest",
     "ModelResponse",
     "ModelStream",
+    "NOTSET",
     "OnceRow",
     "Orchestrator",
     "OrchestratorResult",
@@ -148,7 +151,44 @@ def test_the_public_namespace_is_exactly_the_locked_list() -> None:
     assert sorted(plait.__all__) == sorted(EXPORTED), (
         f"added: {sorted(set(plait.__all__) - set(EXPORTED))}, "
         f"removed: {sorted(set(EXPORTED) - set(plait.__all__))}")
-    assert plait.__all__ == EXPORTED  # and in the same (RUF022) order, without duplicates
+    assert plait.__all__ == EXPORTED  # and in the same order, without duplicates
+
+
+def test_import_plait_loads_nothing_behind_the_namespace() -> None:
+    """`import plait` costs a millisecond: a name's module loads when the name is first used
+    (a plugin that registers a provider, or `plait --help`, pays only for what it uses)."""
+    code = ("import sys, plait\n"
+            "loaded = lambda: sorted(m for m in sys.modules if m.startswith('plait')"
+            " or m in ('attrs', 'pluggy', 'anyio', 'httpx', 'rich', 'opentelemetry'))\n"
+            "before = loaded()\n"
+            "price = plait.Price\n"
+            "print(before, 'plait._money' in sys.modules, 'plait._agent' in sys.modules,"
+            " 'attrs' in sys.modules, plait.Price is price)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60).stdout.strip()
+    assert out == "['plait', 'plait._version'] True False True True"
+
+
+def test_the_type_checked_names_are_the_namespace() -> None:
+    """Type checkers read the ``if TYPE_CHECKING:`` imports of plait/__init__.py; run time
+    reads ``_EXPORTS``: the two list the same names from the same modules."""
+    tree = ast.parse(Path(plait.__file__).read_text(encoding="utf-8"))
+    block = next(node for node in tree.body if isinstance(node, ast.If))
+    typed = {(alias.asname, node.module) for node in block.body
+             if isinstance(node, ast.ImportFrom) for alias in node.names}
+    assert all(alias.name == alias.asname for node in block.body
+               if isinstance(node, ast.ImportFrom) for alias in node.names)  # re-exported
+    assert typed - {("hookspecs", None)} == {
+        (name, module) for module, names in plait._EXPORTS.items() for name in names}
+    assert len(plait.__all__) == sum(map(len, plait._EXPORTS.values()))  # no name twice
+
+
+def test_a_name_that_is_not_public_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="module 'plait' has no attribute 'Agnet'"):
+        _ = plait.Agnet  # type: ignore[attr-defined]  # the misspelling is the point
+    assert not hasattr(plait, "_agent_private_name")
+    assert set(plait.__all__) <= set(dir(plait))
+    assert plait.hookspecs.hookimpl is plait.hookimpl
 
 
 def test_every_exported_name_exists() -> None:

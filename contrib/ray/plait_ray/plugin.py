@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from plait import FanOutJob, ItemOutcome, StepContext, hookimpl
-from plait.hookspecs import RegisterExecutor
+from plait import hookimpl
+
+if TYPE_CHECKING:  # registration imports no engine: `plait --help` loads every plugin
+    from plait import FanOutJob, ItemOutcome, StepContext
+    from plait.hookspecs import RegisterExecutor
 
 
 @hookimpl

@@ -1,4 +1,8 @@
-"""plait's own behaviour, registered as a plugin that runs last so any plugin can take over."""
+"""plait's own behaviour, registered as a plugin that runs last so any plugin can take over.
+
+Registered by every plugin manager, so it imports only what registration needs: the local
+executor and the SQLite store load on their first use (``plait --help`` loads no engine).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,7 @@ import os
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from plait._context import StepContext, scope_of
-from plait._map import local_executor
 from plait._money import Price, price_in
-from plait._sqlite_store import SQLiteStore
 from plait.hookspecs import RegisterExecutor, RegisterStore, RegisterTracer, hookimpl
 
 from .metrics import plait_register_metrics as plait_register_metrics
@@ -18,10 +19,12 @@ from .progress import ProgressDisplay
 from .steplog import StepLog
 
 if TYPE_CHECKING:
+    from plait._context import StepContext
     from plait._ensemble import AggregationJob
     from plait._model import ModelResponse
     from plait._results import Aggregation, FanOutJob
     from plait._router import Router
+    from plait._sqlite_store import SQLiteStore
     from plait._step import Step
 
 
@@ -37,6 +40,9 @@ def plait_register_executors(register: RegisterExecutor) -> None:
 
 
 def _local(job: FanOutJob, ctx: StepContext) -> Any:
+    from plait._context import scope_of
+    from plait._map import local_executor
+
     return local_executor(job, scope_of(ctx))
 
 
@@ -47,7 +53,13 @@ def plait_price(model: str, table: Mapping[str, Price]) -> Price | None:
 
 @hookimpl
 def plait_register_stores(register: RegisterStore) -> None:
-    register("sqlite", SQLiteStore)
+    register("sqlite", _sqlite)
+
+
+def _sqlite(location: str) -> SQLiteStore:
+    from plait._sqlite_store import SQLiteStore
+
+    return SQLiteStore(location)
 
 
 @hookimpl(trylast=True)

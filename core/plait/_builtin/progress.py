@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from plait._results import Stop
 from plait.hookspecs import Wrapper, hookimpl
 
 if TYPE_CHECKING:
@@ -87,6 +86,8 @@ class ProgressDisplay:
             self._stop()
 
     def _step(self, ctx: StepContext) -> Wrapper:
+        from plait._results import Stop  # at use: every plugin manager registers this one
+
         progress = self._progress
         assert progress is not None
         path = escape(ctx.path)

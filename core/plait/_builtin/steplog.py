@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import anyio
 
-from plait._results import Stop
 from plait.hookspecs import Wrapper, hookimpl
 
 if TYPE_CHECKING:
@@ -72,6 +71,8 @@ class StepLog:
 
     @hookimpl
     def plait_wrap_step(self, step: Step, ctx: StepContext) -> Wrapper:
+        from plait._results import Stop  # at use: every plugin manager registers this one
+
         started, t0 = time.time(), time.perf_counter()
         try:
             value = yield

@@ -1,9 +1,10 @@
 """The ``plait`` command: ``plugins``, ``run``, ``demo``, and whatever plugins add.
 
-Start-up stays fast: what the commands import is light (rich, cattrs and the providers'
-libraries load when first used), and plugins (which may add commands through
-``plait_register_commands``) are loaded only when a name that is not a built-in is asked
-for, or when the help lists every command.
+Every built-in command is declared here, and its work is done by a module of its own
+(``run``, ``eval``, ``runs``...), imported when the command runs: ``plait --help`` loads
+only click and the plugins (which may add commands through ``plait_register_commands``),
+and those only when a name that is not a built-in is asked for, or when the help lists
+every command (``tests/bench/bench_startup.py``).
 """
 
 from __future__ import annotations
@@ -13,18 +14,9 @@ from typing import Any
 
 import click
 
-from plait._demos import run_demo
 from plait._demos.faq import MAX_QUESTIONS, QUESTIONS
-from plait._plugins import PluginWarning
-from plait._runtime import Runtime
-from plait._targets import parse_settings
+from plait._plugins import Plugins, PluginWarning
 from plait._version import __version__
-
-from .eval import eval_command
-from .graph import show_graph
-from .plugins import show_plugins
-from .run import run_target
-from .runs import runs
 
 __all__ = ["main"]
 
@@ -59,7 +51,7 @@ class PlaitGroup(click.Group):
             found: dict[str, click.Command] = {}
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", PluginWarning)
-                registry = Runtime(tracers=[]).registry
+                registry = Plugins(autoload=None, tracers=[]).registry
                 registered = registry.commands
                 self.providers = frozenset(registry.providers)
             for w in caught:
@@ -114,6 +106,8 @@ def cli() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def plugins(show_all: bool, hook: str | None, as_json: bool) -> None:
     """List installed plugins: version, hooks, what each registered, and broken ones."""
+    from .plugins import show_plugins
+
     show_plugins(show_all=show_all, hook=hook, as_json=as_json)
 
 
@@ -139,8 +133,10 @@ def run(target: str, inputs: tuple[str, ...], input_json: Any, model: str | None
     Prints the output on stdout and a table of the steps (status, attempts, latency,
     tokens, cost) on stderr.
     """
+    from .run import run_target
+
     run_target(target, inputs, input_json, model, as_json=as_json,
-               show_traceback=show_traceback, settings=parse_settings(settings), stream=stream)
+               show_traceback=show_traceback, settings=settings, stream=stream)
 
 
 @cli.command("eval", short_help="Score a pipeline on labelled cases, variants side by side.")
@@ -168,6 +164,8 @@ def eval_(target: str | None, data: Any, targets: tuple[str, ...], metrics: tupl
     score each output: accuracy with a 95% interval, cost, calls, latency, failures, and
     the cases whose outputs differed.
     """
+    from .eval import eval_command
+
     eval_command(target, targets, data, metrics, vary, model, limit, budget, as_json, plot,
                  resume)
 
@@ -203,7 +201,9 @@ def demo(name: str, model: str, questions: int, plot: str | None,
     options: dict[str, Any] = {"questions": questions} if name == "faq" else {}
     if name == "eval":
         options["plot"] = plot
-    run_demo(name, model, settings=parse_settings(settings), **options)
+    from .demo import run_demo
+
+    run_demo(name, model, settings, **options)
 
 
 @cli.command(short_help="Draw a pipeline as a graph (MODULE:OBJECT).")
@@ -213,10 +213,81 @@ def demo(name: str, model: str, questions: int, plot: str | None,
 def graph(target: str, fmt: Any) -> None:
     """Print the DAG of a pipeline: routers, fan-outs, ensembles, orchestrators and nested
     pipelines drawn as such. Paste Mermaid into a Markdown ```mermaid block."""
+    from .graph import show_graph
+
     show_graph(target, fmt)
 
 
-cli.add_command(runs)
+@cli.group(invoke_without_command=True,
+           short_help="Recorded runs: list, show, resume, rm, prune.")
+@click.option("--status", type=click.Choice(["running", "ok", "failed", "stopped"]),
+              help="Only runs with this status.")
+@click.option("--pipeline", metavar="NAME", help="Only runs of this pipeline.")
+@click.option("--since", metavar="DURATION", help="Only runs started this long ago (12h, 7d).")
+@click.option("--limit", type=click.IntRange(1), default=20, show_default=True,
+              help="At most this many runs, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def runs(ctx: click.Context, status: str | None, pipeline: str | None, since: str | None,
+         limit: int, as_json: bool) -> None:
+    """Recent runs from the run store: id, pipeline, status, start, latency, model calls,
+    tokens and cost."""
+    if ctx.invoked_subcommand is None:
+        from .runs import list_runs
+
+        list_runs(status, pipeline, since, limit, as_json)
+
+
+@runs.command(short_help="One run as a tree of its steps.")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print everything recorded as JSON.")
+@click.option("--graph", "as_graph", is_flag=True,
+              help="Draw the run's pipeline, each step coloured by its status.")
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid",
+              show_default=True, help="The --graph format: Mermaid or Graphviz DOT.")
+def show(run_id: str, as_json: bool, as_graph: bool, fmt: Any) -> None:
+    """One run as a tree: steps (routes, attempts, latency, models, calls, cache hits,
+    tokens, cost), fan-outs with their failed items, errors. RUN_ID may be a unique
+    prefix."""
+    from .runs import show_run
+
+    show_run(run_id, as_json, as_graph, fmt)
+
+
+@runs.command(short_help="Continue a crashed, failed or stopped run.")
+@click.argument("run_id")
+@click.option("--target", metavar="MODULE:OBJECT",
+              help="The pipeline to resume the run with (default: the one recorded).")
+@click.option("--input", "-i", "inputs", multiple=True, metavar="KEY=VALUE",
+              help="An input merged over the recorded ones (repeatable).")
+@click.option("--force", is_flag=True, help="Resume even if the pipeline changed.")
+def resume(run_id: str, target: str | None, inputs: tuple[str, ...], force: bool) -> None:
+    """Continue RUN_ID: steps and fan-out items already done are restored, the rest runs.
+
+    Prints the output on stdout and the step table on stderr, as ``plait run`` does.
+    """
+    from .runs import resume_run
+
+    resume_run(run_id, target, inputs, force)
+
+
+@runs.command(short_help="Remove runs.")
+@click.argument("run_ids", nargs=-1, required=True)
+def rm(run_ids: tuple[str, ...]) -> None:
+    """Remove these runs (full ids or unique prefixes) and everything recorded of them."""
+    from .runs import remove_runs
+
+    remove_runs(run_ids)
+
+
+@runs.command(short_help="Remove runs older than a duration.")
+@click.option("--older-than", "older", metavar="DURATION", required=True,
+              help="Remove runs started longer ago than this (30d, 12h).")
+def prune(older: str) -> None:
+    """Remove every run started longer ago than --older-than."""
+    from .runs import prune_runs
+
+    prune_runs(older)
 
 
 def main() -> None:

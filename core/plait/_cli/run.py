@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 import time
 import traceback
-from collections.abc import Mapping
 from typing import IO, Any
 
 import anyio
@@ -27,24 +26,25 @@ from plait._errors import PlaitError, StepFailed, UnknownInput
 from plait._events import RunEvent, TextDelta
 from plait._results import PipelineResult
 from plait._runtime import Runtime
-from plait._targets import load_target, parse_inputs
+from plait._targets import load_target, parse_inputs, parse_settings
 
 __all__ = ["run_target"]
 
 
 def run_target(target: str, pairs: tuple[str, ...], input_json: IO[str] | None,
                model: str | None, *, as_json: bool, show_traceback: bool = False,
-               settings: Mapping[str, Mapping[str, Any]] | None = None,
-               stream: bool = False) -> None:
+               settings: tuple[str, ...] = (), stream: bool = False) -> None:
+    """``plait run``: ``pairs`` are the ``--input`` options, ``settings`` the ``--set``."""
+    provider_settings = parse_settings(settings)
     pipeline = load_target(target)
     inputs = parse_inputs(pairs, input_json)
     _check_input_names(pipeline, inputs)
     try:
-        runtime = cli_runtime(model_override=model, settings=settings)
+        runtime = cli_runtime(model_override=model, settings=provider_settings)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="'--model'") from None
     check_model(model, runtime)
-    check_settings(settings or {}, runtime)
+    check_settings(provider_settings, runtime)
 
     printer = _OutputText(pipeline.output) if stream and not as_json else None
 

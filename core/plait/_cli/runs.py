@@ -35,7 +35,7 @@ from .run import _report
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["runs"]
+__all__ = ["list_runs", "prune_runs", "remove_runs", "resume_run", "show_run"]
 
 T = TypeVar("T")
 
@@ -130,22 +130,8 @@ def _table(rows: Sequence[list[str]]) -> None:
                    .rstrip())
 
 
-@click.group(invoke_without_command=True,
-             short_help="Recorded runs: list, show, resume, rm, prune.")
-@click.option("--status", type=click.Choice(["running", "ok", "failed", "stopped"]),
-              help="Only runs with this status.")
-@click.option("--pipeline", metavar="NAME", help="Only runs of this pipeline.")
-@click.option("--since", metavar="DURATION", help="Only runs started this long ago (12h, 7d).")
-@click.option("--limit", type=click.IntRange(1), default=20, show_default=True,
-              help="At most this many runs, newest first.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@click.pass_context
-def runs(ctx: click.Context, status: str | None, pipeline: str | None, since: str | None,
-         limit: int, as_json: bool) -> None:
-    """Recent runs from the run store: id, pipeline, status, start, latency, model calls,
-    tokens and cost."""
-    if ctx.invoked_subcommand is not None:
-        return
+def list_runs(status: str | None, pipeline: str | None, since: str | None, limit: int,
+              as_json: bool) -> None:
     after = None if since is None else time.time() - _seconds(since, "'--since'")
     store = _store()
     found = _call(lambda: store.runs(status=status, pipeline=pipeline, since=after,
@@ -266,17 +252,7 @@ def _print_tree(lines: list[tuple[int, str]]) -> None:
     console.print(root)
 
 
-@runs.command(short_help="One run as a tree of its steps.")
-@click.argument("run_id")
-@click.option("--json", "as_json", is_flag=True, help="Print everything recorded as JSON.")
-@click.option("--graph", "as_graph", is_flag=True,
-              help="Draw the run's pipeline, each step coloured by its status.")
-@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid",
-              show_default=True, help="The --graph format: Mermaid or Graphviz DOT.")
-def show(run_id: str, as_json: bool, as_graph: bool, fmt: Format) -> None:
-    """One run as a tree: steps (routes, attempts, latency, models, calls, cache hits,
-    tokens, cost), fan-outs with their failed items, errors. RUN_ID may be a unique
-    prefix."""
+def show_run(run_id: str, as_json: bool, as_graph: bool, fmt: Format) -> None:
     stored = _find(_store(), run_id)
     if as_graph:
         if stored.run.target is None:
@@ -290,18 +266,7 @@ def show(run_id: str, as_json: bool, as_graph: bool, fmt: Format) -> None:
         _print_tree(_tree(stored))
 
 
-@runs.command(short_help="Continue a crashed, failed or stopped run.")
-@click.argument("run_id")
-@click.option("--target", metavar="MODULE:OBJECT",
-              help="The pipeline to resume the run with (default: the one recorded).")
-@click.option("--input", "-i", "inputs", multiple=True, metavar="KEY=VALUE",
-              help="An input merged over the recorded ones (repeatable).")
-@click.option("--force", is_flag=True, help="Resume even if the pipeline changed.")
-def resume(run_id: str, target: str | None, inputs: tuple[str, ...], force: bool) -> None:
-    """Continue RUN_ID: steps and fan-out items already done are restored, the rest runs.
-
-    Prints the output on stdout and the step table on stderr, as ``plait run`` does.
-    """
+def resume_run(run_id: str, target: str | None, inputs: tuple[str, ...], force: bool) -> None:
     stored = _find(_store(), run_id)
     spec = target or stored.run.target
     if spec is None:
@@ -332,21 +297,14 @@ def resume(run_id: str, target: str | None, inputs: tuple[str, ...], force: bool
     _report(result, runtime, time.perf_counter() - t0)
 
 
-@runs.command(short_help="Remove runs.")
-@click.argument("run_ids", nargs=-1, required=True)
-def rm(run_ids: tuple[str, ...]) -> None:
-    """Remove these runs (full ids or unique prefixes) and everything recorded of them."""
+def remove_runs(run_ids: tuple[str, ...]) -> None:
     store = _store()
     ids = [_find(store, run_id).run.run_id for run_id in run_ids]
     removed = _call(lambda: store.delete(ids))
     click.echo(f"removed {removed} run{'s' if removed != 1 else ''}")
 
 
-@runs.command(short_help="Remove runs older than a duration.")
-@click.option("--older-than", "older", metavar="DURATION", required=True,
-              help="Remove runs started longer ago than this (30d, 12h).")
-def prune(older: str) -> None:
-    """Remove every run started longer ago than --older-than."""
+def prune_runs(older: str) -> None:
     before = time.time() - _seconds(older, "'--older-than'")
     store = _store()
     removed = _call(lambda: store.prune(before))

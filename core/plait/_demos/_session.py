@@ -24,13 +24,15 @@ from plait._errors import PlaitError
 from plait._money import Price, Usage
 from plait.hookspecs import Wrapper, hookimpl
 
+from ._text import escape
+
 if TYPE_CHECKING:
     from plait._context import StepContext
     from plait._model import ModelRequest
     from plait._pipeline import Pipeline
     from plait._results import PipelineResult, Reply
 
-__all__ = ["Caught", "CaughtLog", "DemoSession", "complete_sentences", "escape"]
+__all__ = ["Caught", "CaughtLog", "DemoSession"]
 
 @attrs.frozen
 class Caught:
@@ -159,16 +161,6 @@ class DemoSession:
                      "decimal dollars)")
 
 
-def complete_sentences(reply: Reply) -> str:
-    """A text reply; one that ``max_tokens`` cut off is trimmed back to its last full
-    sentence (small models ramble until stopped)."""
-    text = str(reply.output).strip()
-    end = max(text.rfind(". "), text.rfind("! "), text.rfind("? "), text.rfind(".\n"))
-    if reply.finish_reason != "length" or text.endswith((".", "!", "?")) or end < 0:
-        return text
-    return text[: end + 1]
-
-
 def _reason(reask: str) -> str:
     """The problem a re-ask message states, without plait's standard framing."""
     text = _first_line(reask).removeprefix("Your previous reply could not be used: ")
@@ -178,10 +170,3 @@ def _reason(reask: str) -> str:
 def _first_line(text: str, limit: int = 400) -> str:
     line = text.strip().splitlines()[0] if text.strip() else ""
     return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def escape(text: str) -> str:
-    """Text shown as it is, never read as rich markup (model output, step ids, errors)."""
-    from rich.markup import escape as rich_escape
-
-    return rich_escape(text)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 import enum
 import importlib.resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import plait
 from plait._errors import EvalError
@@ -20,7 +20,10 @@ from plait._eval import evaluate, parse_cases
 from plait._eval_view import EvalProgress, show_report
 from plait._plot import EXTRA, plot_curve
 
-from ._session import DemoSession, escape
+from ._text import escape
+
+if TYPE_CHECKING:
+    from ._session import DemoSession
 
 FAKE_LATENCY = 0.0
 SIZES = (1, 3, 5)

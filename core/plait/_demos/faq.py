@@ -17,13 +17,16 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
 import plait
 
-from ._session import DemoSession, complete_sentences, escape
+from ._text import complete_sentences, escape
+
+if TYPE_CHECKING:
+    from ._session import DemoSession
 
 T = TypeVar("T")
 U = TypeVar("U")

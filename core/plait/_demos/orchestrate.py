@@ -13,13 +13,16 @@ import enum
 import json
 import re
 import zlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 import plait
 
-from ._session import DemoSession, complete_sentences, escape
+from ._text import complete_sentences, escape
+
+if TYPE_CHECKING:
+    from ._session import DemoSession
 
 FAKE_LATENCY = 0.05
 PLAN_RETRIES = 3  # re-asks of the planner before the step fails

@@ -11,13 +11,16 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 import plait
 
-from ._session import DemoSession, escape
+from ._text import escape
+
+if TYPE_CHECKING:
+    from ._session import DemoSession
 
 FAKE_LATENCY = 0.0
 CLASSIFY_RETRIES = 2

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import anyio
 import plait
 from opentelemetry import context as otel_context
-from opentelemetry import metrics, trace
+from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from plait.hookspecs import Wrapper
@@ -28,6 +28,7 @@ from . import _names as n
 from ._version import __version__
 
 if TYPE_CHECKING:
+    from opentelemetry import metrics
     from opentelemetry.util.types import AttributeValue
 
 __all__ = ["OtelTracer"]
@@ -104,6 +105,8 @@ class OtelTracer:
     def instruments(self) -> tuple[metrics.Histogram, metrics.Histogram]:
         """The token-usage and operation-duration histograms, made on first use."""
         if self._instruments is None:
+            from opentelemetry import metrics  # 4 ms, left out of `plait --help`
+
             meter = metrics.get_meter("plait_otel", __version__, self.meter_provider)
             self._instruments = (
                 meter.create_histogram(n.TOKEN_USAGE, "{token}", "Number of input and "
