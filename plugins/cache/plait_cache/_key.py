@@ -8,7 +8,6 @@ the key is the same in every process and on every machine.
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 import plait
@@ -39,4 +38,6 @@ def request_key(provider: str, request: plait.ModelRequest) -> str | None:
                           allow_nan=False)
     except (TypeError, ValueError):
         return None
+    import hashlib  # OpenSSL's 3 ms, at the first cached call: `plait --help` loads plugins
+
     return hashlib.sha256(text.encode()).hexdigest()

@@ -25,7 +25,6 @@ holds and evaluates whatever differs, so a mismatch costs time, never a wrong re
 
 from __future__ import annotations
 
-import ctypes
 import os
 import threading
 from collections.abc import Sequence
@@ -201,6 +200,8 @@ def common_prefix(a: Sequence[Any], b: Sequence[Any]) -> int:
 
 
 def _get_cells(llama: Any) -> bytes:
+    import ctypes  # with llama_cpp, which loads it anyway: registration stays light
+
     from llama_cpp import llama_cpp as lib
 
     size = lib.llama_state_seq_get_size(llama.ctx, 0)
@@ -210,6 +211,8 @@ def _get_cells(llama: Any) -> bytes:
 
 
 def _set_cells(llama: Any, cells: bytes) -> bool:
+    import ctypes
+
     from llama_cpp import llama_cpp as lib
 
     buffer = (ctypes.c_uint8 * len(cells)).from_buffer_copy(cells)
