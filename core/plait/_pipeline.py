@@ -28,6 +28,7 @@ from ._errors import (
 from ._events import Listener, RunFailed, RunFinished, RunStarted
 from ._execution import execute_step
 from ._graph import render
+from ._in_context import in_context
 from ._inputs import InputSpec, type_schema
 from ._money import Usage
 from ._results import ErrorInfo, PipelineResult, RunInfo, StepRecord, Stop
@@ -289,8 +290,12 @@ class Pipeline(Step):
                         tg.start_soon(run_from, d)
                     sid = ready[0] if ready else None
 
-            for sid in self._roots:  # in tasks: context variables steps set stay in the run
+            first, *others = self._roots
+            for sid in others:
                 tg.start_soon(run_from, sid)
+            # the first root in this task, and in a context of its own as in a task (context
+            # variables steps set stay in the run): a chain starts no task at all
+            await in_context(run_from(first))
 
         if broken:
             raise broken[0]
