@@ -1,7 +1,8 @@
 """plait's own behaviour, registered as a plugin that runs last so any plugin can take over.
 
 Registered by every plugin manager, so it imports only what registration needs: the local
-executor and the SQLite store load on their first use (``plait --help`` loads no engine).
+executor, the SQLite store and what the tracers check a step's value against load on
+first use (``plait --help`` loads no engine).
 """
 
 from __future__ import annotations

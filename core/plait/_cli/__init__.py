@@ -1,10 +1,10 @@
 """The ``plait`` command: ``plugins``, ``run``, ``demo``, and whatever plugins add.
 
-Every built-in command is declared here, and its work is done by a module of its own
-(``run``, ``eval``, ``runs``...), imported when the command runs: ``plait --help`` loads
-only click and the plugins (which may add commands through ``plait_register_commands``),
-and those only when a name that is not a built-in is asked for, or when the help lists
-every command (``tests/bench/bench_startup.py``).
+Every built-in command is declared here and does its work in a module of its own
+(``run``, ``eval``, ``runs``...), imported when the command runs. Installed plugins, which
+may add commands (``plait_register_commands``), are loaded only when the help lists every
+command or a name that is not built in is asked for. So ``plait --help`` imports click
+and the plugins, and nothing of the engine (``tests/bench/bench_startup.py`` times it).
 """
 
 from __future__ import annotations
