@@ -5,7 +5,14 @@ of this session's temporary directory."""
 import os
 import tempfile
 
+import plait
 import pytest
+
+# pytester's inline runs put sys.modules back as they found it: a module of plait first
+# imported inside one would be imported afresh after it, its classes beside those plait's
+# lazy namespace had already handed out. So the suite loads the namespace whole, first.
+for _name in plait.__all__:
+    getattr(plait, _name)
 
 _STORE_DIR = tempfile.TemporaryDirectory(prefix="plait-test-store-")
 os.environ["PLAIT_STORE"] = os.path.join(_STORE_DIR.name, "runs.db")
