@@ -127,10 +127,18 @@ WRITER = textwrap.dedent("""
 
 async def test_eight_processes_share_one_file_without_losing_a_row(tmp_path: Path) -> None:
     path = str(tmp_path / "runs.db")
+    failed: list[str] = []
+
+    async def write(n: int) -> None:
+        done = await anyio.run_process([sys.executable, "-c", WRITER, path, str(n)], check=False)
+        if done.returncode:
+            failed.append(f"writer {n} exited {done.returncode}: {done.stderr.decode()[-2000:]}")
+
     with anyio.fail_after(120):
         async with anyio.create_task_group() as tg:
-            for n in range(8):  # run_process fails on a non-zero exit
-                tg.start_soon(anyio.run_process, [sys.executable, "-c", WRITER, path, str(n)])
+            for n in range(8):
+                tg.start_soon(write, n)
+    assert not failed, "\n".join(failed)
     store = plait.SQLiteStore(path)
     runs = await store.runs()
     assert len(runs) == 40
